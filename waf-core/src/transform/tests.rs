@@ -1,0 +1,303 @@
+//! Table-driven cases from `tests/data/transforms.tsv`, plus properties that
+//! must hold for any input.
+//!
+//! The table has one case per line: a transformation name, the input and the
+//! expected output, separated by tabs. Blank lines and lines starting with
+//! `#` are ignored. Input and output use these escapes so any bytes can be
+//! written: `\\` (backslash), `\t`, `\n`, `\r`, `\0`, and `\xHH`.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+
+use super::Transform;
+
+const TABLE: &str = include_str!("../../tests/data/transforms.tsv");
+
+/// Every transformation must have at least this many table cases.
+const MIN_CASES: usize = 8;
+
+fn unescape(field: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(field.len());
+    let mut bytes = field.bytes();
+    while let Some(b) = bytes.next() {
+        if b != b'\\' {
+            out.push(b);
+            continue;
+        }
+        match bytes.next() {
+            Some(b'\\') => out.push(b'\\'),
+            Some(b't') => out.push(b'\t'),
+            Some(b'n') => out.push(b'\n'),
+            Some(b'r') => out.push(b'\r'),
+            Some(b'0') => out.push(0),
+            Some(b'x') => {
+                let hex = [bytes.next(), bytes.next()];
+                let [Some(hi), Some(lo)] = hex else {
+                    return Err("`\\x` needs two hex digits".to_string());
+                };
+                let Some(byte) = super::hex_pair(hi, lo) else {
+                    return Err(format!("`\\x{}{}` is not hex", hi as char, lo as char));
+                };
+                out.push(byte);
+            }
+            Some(other) => return Err(format!("unknown escape `\\{}`", other as char)),
+            None => return Err("lone `\\` at the end of a field".to_string()),
+        }
+    }
+    Ok(out)
+}
+
+/// Shows bytes the way the table writes them, so a failure can be compared
+/// with the line at a glance.
+fn escape(bytes: &[u8]) -> String {
+    let mut s = String::new();
+    for &b in bytes {
+        match b {
+            b'\\' => s.push_str("\\\\"),
+            b'\t' => s.push_str("\\t"),
+            b'\n' => s.push_str("\\n"),
+            b'\r' => s.push_str("\\r"),
+            0x20..=0x7e => s.push(b as char),
+            _ => s.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    s
+}
+
+struct Case {
+    line: usize,
+    transform: Transform,
+    input: Vec<u8>,
+    expected: Vec<u8>,
+}
+
+/// The parsed cases, and the lines that could not be parsed (line number
+/// and message).
+fn parse_table() -> (Vec<Case>, Vec<(usize, String)>) {
+    let mut cases = Vec::new();
+    let mut errors = Vec::new();
+    for (index, line) in TABLE.lines().enumerate() {
+        let line_no = index + 1;
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = line.split('\t').collect();
+        let [name, input, expected] = fields[..] else {
+            let found = fields.len();
+            errors.push((
+                line_no,
+                format!("expected 3 tab-separated fields, found {found}"),
+            ));
+            continue;
+        };
+        let parsed = name
+            .parse::<Transform>()
+            .map_err(|e| e.to_string())
+            .and_then(|t| Ok((t, unescape(input)?, unescape(expected)?)));
+        match parsed {
+            Ok((transform, input, expected)) => cases.push(Case {
+                line: line_no,
+                transform,
+                input,
+                expected,
+            }),
+            Err(e) => errors.push((line_no, e)),
+        }
+    }
+    (cases, errors)
+}
+
+#[test]
+fn table_cases() {
+    let (cases, mut failures) = parse_table();
+    for case in &cases {
+        let output = case.transform.apply(&case.input);
+        if output.as_ref() != case.expected.as_slice() {
+            failures.push((
+                case.line,
+                format!(
+                    "{}(\"{}\")\n    expected \"{}\"\n    got      \"{}\"",
+                    case.transform,
+                    escape(&case.input),
+                    escape(&case.expected),
+                    escape(&output),
+                ),
+            ));
+        }
+    }
+    failures.sort();
+    let report: Vec<String> = failures
+        .iter()
+        .map(|(line, msg)| format!("line {line}: {msg}"))
+        .collect();
+    assert!(
+        report.is_empty(),
+        "{} bad lines in the table ({} cases parsed):\n{}",
+        report.len(),
+        cases.len(),
+        report.join("\n")
+    );
+}
+
+#[test]
+fn table_covers_every_transform() {
+    let (cases, _) = parse_table();
+    let mut counts: BTreeMap<Transform, usize> = Transform::ALL.iter().map(|&t| (t, 0)).collect();
+    for case in &cases {
+        *counts.entry(case.transform).or_default() += 1;
+    }
+    let thin: Vec<String> = counts
+        .iter()
+        .filter(|&(_, &n)| n < MIN_CASES)
+        .map(|(t, n)| format!("{t}: {n}"))
+        .collect();
+    assert!(
+        thin.is_empty(),
+        "fewer than {MIN_CASES} table cases: {}",
+        thin.join(", ")
+    );
+}
+
+#[test]
+fn all_lists_each_variant_once() {
+    let mut seen = std::collections::BTreeSet::new();
+    for t in Transform::ALL {
+        assert!(seen.insert(*t), "{t} listed twice");
+    }
+    assert_eq!(seen.len(), 31);
+}
+
+#[test]
+fn names_parse_back() {
+    for &t in Transform::ALL {
+        assert_eq!(t.name().parse(), Ok(t), "{}", t.name());
+        assert_eq!(t.modsec_name().parse(), Ok(t), "{}", t.modsec_name());
+        assert_eq!(t.name().to_ascii_uppercase().parse(), Ok(t));
+        assert_eq!(t.modsec_name().to_ascii_lowercase().parse(), Ok(t));
+        assert_eq!(t.to_string(), t.name());
+        assert!(t
+            .name()
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'));
+    }
+}
+
+#[test]
+fn aliases_parse() {
+    let aliases = [
+        ("normalisePath", Transform::NormalizePath),
+        ("normalisepath", Transform::NormalizePath),
+        ("normalise_path", Transform::NormalizePath),
+        ("normalizePath", Transform::NormalizePath),
+        ("normalisePathWin", Transform::NormalizePathWin),
+        ("normalise_path_win", Transform::NormalizePathWin),
+        ("normalizePathWin", Transform::NormalizePathWin),
+        ("utf8toUnicode", Transform::Utf8ToUnicode),
+        ("utf8ToUnicode", Transform::Utf8ToUnicode),
+        ("utf8_to_unicode", Transform::Utf8ToUnicode),
+        ("url_decode", Transform::UrlDecode),
+        ("urlDecode", Transform::UrlDecode),
+        ("URLDECODEUNI", Transform::UrlDecodeUni),
+        ("cmdline", Transform::CmdLine),
+        ("SHA1", Transform::Sha1),
+    ];
+    for (name, t) in aliases {
+        assert_eq!(name.parse(), Ok(t), "{name}");
+    }
+}
+
+#[test]
+fn unknown_names_are_rejected() {
+    for name in [
+        "",
+        "none",
+        "url decode",
+        "urlDecode ",
+        "sha256",
+        "lower_case_x",
+    ] {
+        let err = name.parse::<Transform>().unwrap_err();
+        assert_eq!(err, super::UnknownTransform(name.to_string()));
+        assert_eq!(err.to_string(), format!("unknown transformation `{name}`"));
+    }
+}
+
+/// Bytes that start or end escapes, comments and path segments, so that
+/// random inputs reach the interesting branches of every decoder.
+fn interesting_byte() -> impl Strategy<Value = u8> {
+    prop_oneof![
+        any::<u8>(),
+        proptest::sample::select(
+            b"%+&#;\\/*-<!>xXuU0123456789abcdefABCDEF=. \t\n\r\x00\xa0\xc3\xe2\xf0\x80\xbf"
+                .to_vec()
+        ),
+    ]
+}
+
+fn inputs() -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec(interesting_byte(), 0..64)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn borrowed_exactly_when_unchanged(input in inputs()) {
+        for t in Transform::ALL {
+            match t.apply(&input) {
+                Cow::Borrowed(out) => prop_assert_eq!(out, input.as_slice(), "{} borrowed a changed value", t),
+                Cow::Owned(out) => prop_assert_ne!(&out, &input, "{} copied an unchanged value", t),
+            }
+        }
+    }
+
+    #[test]
+    fn length_is_the_decimal_byte_count(input in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        let out = Transform::Length.apply(&input).into_owned();
+        prop_assert_eq!(out, input.len().to_string().into_bytes());
+    }
+
+    #[test]
+    fn digests_have_fixed_sizes(input in inputs()) {
+        prop_assert_eq!(Transform::Md5.apply(&input).len(), 16);
+        prop_assert_eq!(Transform::Sha1.apply(&input).len(), 20);
+    }
+
+    #[test]
+    fn hex_and_base64_round_trip(input in proptest::collection::vec(any::<u8>(), 0..128)) {
+        let hex = Transform::HexEncode.apply(&input);
+        prop_assert_eq!(Transform::HexDecode.apply(&hex).into_owned(), input.clone());
+        let b64 = Transform::Base64Encode.apply(&input);
+        prop_assert_eq!(Transform::Base64Decode.apply(&b64).into_owned(), input.clone());
+        prop_assert_eq!(Transform::Base64DecodeExt.apply(&b64).into_owned(), input);
+    }
+
+    #[test]
+    fn case_and_whitespace_are_idempotent(input in inputs()) {
+        for t in [
+            Transform::Lowercase,
+            Transform::Uppercase,
+            Transform::RemoveNulls,
+            Transform::ReplaceNulls,
+            Transform::RemoveWhitespace,
+            Transform::CompressWhitespace,
+            Transform::Trim,
+            Transform::TrimLeft,
+            Transform::TrimRight,
+            Transform::NormalizePath,
+            Transform::NormalizePathWin,
+        ] {
+            let once = t.apply(&input).into_owned();
+            let twice = t.apply(&once);
+            prop_assert!(matches!(twice, Cow::Borrowed(_)), "{} is not idempotent on {:?}", t, input);
+        }
+    }
+
+    #[test]
+    fn utf8_to_unicode_leaves_only_ascii_for_valid_text(text in "\\PC{0,16}") {
+        let out = Transform::Utf8ToUnicode.apply(text.as_bytes());
+        prop_assert!(out.is_ascii());
+    }
+}

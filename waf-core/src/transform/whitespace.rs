@@ -1,0 +1,101 @@
+//! `removeWhitespace`, `compressWhitespace` and the `trim` family.
+//!
+//! Whitespace means C's `isspace` (space, `\t \n \v \f \r`). Removing and
+//! compressing also count the non-breaking space, both as the byte 0xA0
+//! (Latin-1) and as its UTF-8 form C2 A0, which HTML and many SQL engines
+//! treat as a separator: `UNION\xa0SELECT` must not slip past a rule written
+//! for `UNION SELECT`. Trimming keeps ModSecurity's narrower set.
+
+use std::borrow::Cow;
+
+use super::{finish, is_c_space};
+
+const NBSP: u8 = 0xa0;
+
+/// The length of the whitespace at the start of `rest`, 0 if none. The
+/// UTF-8 encoding of the non-breaking space (C2 A0) counts as one unit, so
+/// no orphaned lead byte is left behind.
+fn whitespace_len(rest: &[u8]) -> usize {
+    match rest {
+        [0xc2, NBSP, ..] => 2,
+        [b, ..] if is_c_space(*b) || *b == NBSP => 1,
+        _ => 0,
+    }
+}
+
+/// Whether `input` has anything `whitespace_len` would match; every match
+/// contains a C space or 0xA0, so a byte scan decides it.
+fn has_whitespace(input: &[u8]) -> bool {
+    input.iter().any(|&b| is_c_space(b) || b == NBSP)
+}
+
+pub(super) fn remove_whitespace(input: &[u8]) -> Cow<'_, [u8]> {
+    if !has_whitespace(input) {
+        return Cow::Borrowed(input);
+    }
+    let mut out = Vec::with_capacity(input.len());
+    let mut rest = input;
+    while let [b, after @ ..] = rest {
+        match whitespace_len(rest) {
+            0 => {
+                out.push(*b);
+                rest = after;
+            }
+            n => rest = rest.get(n..).unwrap_or_default(),
+        }
+    }
+    finish(input, out)
+}
+
+pub(super) fn compress_whitespace(input: &[u8]) -> Cow<'_, [u8]> {
+    if !has_whitespace(input) {
+        return Cow::Borrowed(input);
+    }
+    let mut out = Vec::with_capacity(input.len());
+    let mut rest = input;
+    let mut in_run = false;
+    while let [b, after @ ..] = rest {
+        match whitespace_len(rest) {
+            0 => {
+                out.push(*b);
+                in_run = false;
+                rest = after;
+            }
+            n => {
+                if !in_run {
+                    out.push(b' ');
+                }
+                in_run = true;
+                rest = rest.get(n..).unwrap_or_default();
+            }
+        }
+    }
+    finish(input, out)
+}
+
+pub(super) fn trim(input: &[u8], left: bool, right: bool) -> Cow<'_, [u8]> {
+    let start = if left {
+        input
+            .iter()
+            .position(|&b| !is_c_space(b))
+            .unwrap_or(input.len())
+    } else {
+        0
+    };
+    let end = if right {
+        input
+            .iter()
+            .rposition(|&b| !is_c_space(b))
+            .map_or(0, |i| i + 1)
+    } else {
+        input.len()
+    };
+    let kept = input.get(start..end.max(start)).unwrap_or_default();
+    // A shorter slice of the input is still a different value: the engine
+    // reads `Borrowed` as "unchanged", so a trimmed value is returned owned.
+    if kept.len() == input.len() {
+        Cow::Borrowed(input)
+    } else {
+        Cow::Owned(kept.to_vec())
+    }
+}
