@@ -1,0 +1,522 @@
+//! Operators: the test a rule applies to each (transformed) value.
+//!
+//! [`Operator`] is the rule-language side: plain data, as written in a rule file. [`Matcher`] is
+//! the compiled side: regexes built, phrase lists in an automaton, address sets parsed. The
+//! compiled program and the reference evaluator both confirm a match with the same `Matcher`, so
+//! they can only disagree about *which* values they test, which is what the differential test
+//! is for.
+//!
+//! Regexes match bytes, not text: Unicode classes are off and a pattern may match invalid UTF-8,
+//! exactly like PCRE in ModSecurity without its UTF-8 flag.
+//!
+//! ```
+//! use waf_core::operator::{Matcher, Operator};
+//! use waf_core::rules::Macro;
+//!
+//! let m = Matcher::new(&Operator::Rx("(?i)union\\s+select".into())).unwrap();
+//! assert!(m.matches(b"1 UNION  SELECT 2", &mut |_| None).is_some());
+//! let m = Matcher::new(&Operator::Ge(Macro::parse("5"))).unwrap();
+//! assert!(m.matches(b"7", &mut |_| None).is_some());
+//! ```
+
+pub mod injection;
+pub mod ip;
+pub mod validate;
+
+use std::fmt;
+
+use aho_corasick::AhoCorasick;
+use regex_automata::meta::Regex;
+use regex_automata::util::syntax;
+
+use crate::rules::{Macro, MacroPart};
+
+/// A rule's operator, as written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Operator {
+    /// A regular expression (Rust `regex` syntax, matching bytes).
+    Rx(String),
+    /// Any of these phrases, case-insensitively (ModSecurity's `@pm`).
+    Pm(Vec<Vec<u8>>),
+    /// Contains the text (case-sensitive).
+    Contains(Macro),
+    /// Contains the text as a whole word.
+    ContainsWord(Macro),
+    /// Starts with the text.
+    BeginsWith(Macro),
+    /// Ends with the text.
+    EndsWith(Macro),
+    /// Equals the text.
+    StrEq(Macro),
+    /// The value is one of the space-separated words of the text (`@within`: the value must be
+    /// a substring of the text, as in ModSecurity).
+    Within(Macro),
+    /// Numerically equal.
+    Eq(Macro),
+    /// Numerically greater or equal.
+    Ge(Macro),
+    /// Numerically greater.
+    Gt(Macro),
+    /// Numerically less or equal.
+    Le(Macro),
+    /// Numerically less.
+    Lt(Macro),
+    /// The value is an IP address inside one of these networks.
+    IpMatch(String),
+    /// Some byte is outside these ranges (`"1-255"`).
+    ValidateByteRange(String),
+    /// Some `%` escape is invalid.
+    ValidateUrlEncoding,
+    /// Some UTF-8 sequence is invalid.
+    ValidateUtf8Encoding,
+    /// libinjection says SQL injection.
+    DetectSqli,
+    /// libinjection says cross-site scripting.
+    DetectXss,
+    /// Always matches.
+    Unconditional,
+    /// Never matches.
+    NoMatch,
+}
+
+impl Operator {
+    /// ModSecurity's name for the operator, such as `rx` or `pm`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Operator::Rx(_) => "rx",
+            Operator::Pm(_) => "pm",
+            Operator::Contains(_) => "contains",
+            Operator::ContainsWord(_) => "containsWord",
+            Operator::BeginsWith(_) => "beginsWith",
+            Operator::EndsWith(_) => "endsWith",
+            Operator::StrEq(_) => "streq",
+            Operator::Within(_) => "within",
+            Operator::Eq(_) => "eq",
+            Operator::Ge(_) => "ge",
+            Operator::Gt(_) => "gt",
+            Operator::Le(_) => "le",
+            Operator::Lt(_) => "lt",
+            Operator::IpMatch(_) => "ipMatch",
+            Operator::ValidateByteRange(_) => "validateByteRange",
+            Operator::ValidateUrlEncoding => "validateUrlEncoding",
+            Operator::ValidateUtf8Encoding => "validateUtf8Encoding",
+            Operator::DetectSqli => "detectSQLi",
+            Operator::DetectXss => "detectXSS",
+            Operator::Unconditional => "unconditionalMatch",
+            Operator::NoMatch => "noMatch",
+        }
+    }
+}
+
+impl fmt::Display for Operator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "@{}", self.name())?;
+        match self {
+            Operator::Rx(p) => write!(f, " {p}"),
+            Operator::Pm(list) => write!(f, " ({} phrases)", list.len()),
+            Operator::Contains(m)
+            | Operator::ContainsWord(m)
+            | Operator::BeginsWith(m)
+            | Operator::EndsWith(m)
+            | Operator::StrEq(m)
+            | Operator::Within(m)
+            | Operator::Eq(m)
+            | Operator::Ge(m)
+            | Operator::Gt(m)
+            | Operator::Le(m)
+            | Operator::Lt(m) => write!(f, " {m}"),
+            Operator::IpMatch(s) | Operator::ValidateByteRange(s) => write!(f, " {s}"),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Why an operator could not be compiled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OperatorError(String);
+
+impl fmt::Display for OperatorError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for OperatorError {}
+
+/// What made a value match: shown by `waf explain` and in the audit log.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Evidence {
+    /// The part of the value that matched (the regex match, the phrase, the libinjection
+    /// fingerprint), when the operator has one.
+    pub fragment: Vec<u8>,
+    /// Capture groups 0–9 of a regex match, when captures were asked for.
+    pub captures: Vec<Vec<u8>>,
+}
+
+/// Builds the byte-oriented regex every rule uses.
+pub(crate) fn build_regex(pattern: &str) -> Result<Regex, OperatorError> {
+    Regex::builder()
+        .syntax(syntax::Config::new().unicode(false).utf8(false))
+        .configure(
+            Regex::config()
+                .utf8_empty(false)
+                .nfa_size_limit(Some(64 << 20))
+                .hybrid_cache_capacity(4 << 20),
+        )
+        .build(pattern)
+        .map_err(|e| {
+            // The builder's own message only says "error parsing pattern 0"; the parser's
+            // says what is wrong. Rust's syntax has no lookaround or backreferences.
+            let why = match regex_syntax::ParserBuilder::new()
+                .unicode(false)
+                .utf8(false)
+                .build()
+                .parse(pattern)
+            {
+                Err(regex_syntax::Error::Parse(p)) => p.kind().to_string(),
+                Err(other) => other.to_string(),
+                Ok(_) => e.to_string(),
+            };
+            OperatorError(format!("regex does not compile: {}", one_line(&why)))
+        })
+}
+
+/// Folds a multi-line message onto one line, so errors keep the `file:line:col: ...` shape.
+pub(crate) fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A compiled operator.
+#[derive(Clone, Debug)]
+pub struct Matcher {
+    kind: MatcherKind,
+}
+
+#[derive(Clone, Debug)]
+enum MatcherKind {
+    Rx(Regex),
+    Pm(AhoCorasick),
+    Text(TextOp, Macro),
+    Numeric(NumOp, Macro),
+    IpMatch(ip::IpSet),
+    ByteRange(validate::ByteRanges),
+    UrlEncoding,
+    Utf8,
+    Sqli,
+    Xss,
+    Always,
+    Never,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TextOp {
+    Contains,
+    ContainsWord,
+    BeginsWith,
+    EndsWith,
+    StrEq,
+    Within,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum NumOp {
+    Eq,
+    Ge,
+    Gt,
+    Le,
+    Lt,
+}
+
+/// Looks up a macro variable, such as `tx.paranoia_level`; `None` when unset (it expands to
+/// nothing).
+pub type Lookup<'a> = dyn FnMut(&MacroPart) -> Option<Vec<u8>> + 'a;
+
+/// Expands a macro with a lookup.
+pub fn expand(m: &Macro, lookup: &mut Lookup<'_>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for part in &m.parts {
+        match part {
+            MacroPart::Literal(l) => out.extend_from_slice(l),
+            var => {
+                if let Some(v) = lookup(var) {
+                    out.extend_from_slice(&v);
+                }
+            }
+        }
+    }
+    out
+}
+
+impl Matcher {
+    /// Compiles an operator.
+    ///
+    /// ```
+    /// use waf_core::operator::{Matcher, Operator};
+    /// assert!(Matcher::new(&Operator::Rx("(".into())).is_err());
+    /// ```
+    pub fn new(op: &Operator) -> Result<Matcher, OperatorError> {
+        let kind = match op {
+            Operator::Rx(p) => MatcherKind::Rx(build_regex(p)?),
+            Operator::Pm(phrases) => MatcherKind::Pm(
+                AhoCorasick::builder()
+                    .ascii_case_insensitive(true)
+                    .build(phrases)
+                    .map_err(|e| OperatorError(format!("phrase list: {e}")))?,
+            ),
+            Operator::Contains(m) => MatcherKind::Text(TextOp::Contains, m.clone()),
+            Operator::ContainsWord(m) => MatcherKind::Text(TextOp::ContainsWord, m.clone()),
+            Operator::BeginsWith(m) => MatcherKind::Text(TextOp::BeginsWith, m.clone()),
+            Operator::EndsWith(m) => MatcherKind::Text(TextOp::EndsWith, m.clone()),
+            Operator::StrEq(m) => MatcherKind::Text(TextOp::StrEq, m.clone()),
+            Operator::Within(m) => MatcherKind::Text(TextOp::Within, m.clone()),
+            Operator::Eq(m) => MatcherKind::Numeric(NumOp::Eq, m.clone()),
+            Operator::Ge(m) => MatcherKind::Numeric(NumOp::Ge, m.clone()),
+            Operator::Gt(m) => MatcherKind::Numeric(NumOp::Gt, m.clone()),
+            Operator::Le(m) => MatcherKind::Numeric(NumOp::Le, m.clone()),
+            Operator::Lt(m) => MatcherKind::Numeric(NumOp::Lt, m.clone()),
+            Operator::IpMatch(list) => MatcherKind::IpMatch(
+                ip::IpSet::parse(list).map_err(|e| OperatorError(e.to_string()))?,
+            ),
+            Operator::ValidateByteRange(r) => MatcherKind::ByteRange(
+                validate::ByteRanges::parse(r).map_err(|e| OperatorError(e.to_string()))?,
+            ),
+            Operator::ValidateUrlEncoding => MatcherKind::UrlEncoding,
+            Operator::ValidateUtf8Encoding => MatcherKind::Utf8,
+            Operator::DetectSqli => MatcherKind::Sqli,
+            Operator::DetectXss => MatcherKind::Xss,
+            Operator::Unconditional => MatcherKind::Always,
+            Operator::NoMatch => MatcherKind::Never,
+        };
+        Ok(Matcher { kind })
+    }
+
+    /// Tests a value. `lookup` resolves the macros in the operator's argument.
+    ///
+    /// Returns the evidence of a match, or `None`.
+    pub fn matches(&self, value: &[u8], lookup: &mut Lookup<'_>) -> Option<Evidence> {
+        self.matches_with(value, lookup, false)
+    }
+
+    /// Like [`matches`](Self::matches), also filling [`Evidence::captures`] when `capture`.
+    pub fn matches_with(
+        &self,
+        value: &[u8],
+        lookup: &mut Lookup<'_>,
+        capture: bool,
+    ) -> Option<Evidence> {
+        let fragment = |bytes: &[u8]| {
+            Some(Evidence {
+                fragment: bytes.to_vec(),
+                captures: Vec::new(),
+            })
+        };
+        match &self.kind {
+            MatcherKind::Rx(re) => {
+                if capture {
+                    let mut caps = re.create_captures();
+                    re.captures(value, &mut caps);
+                    let m = caps.get_match()?;
+                    let captures = (0..caps.group_len().min(10))
+                        .map(|i| {
+                            caps.get_group(i)
+                                .and_then(|s| value.get(s.range()))
+                                .unwrap_or_default()
+                                .to_vec()
+                        })
+                        .collect();
+                    Some(Evidence {
+                        fragment: value.get(m.range()).unwrap_or_default().to_vec(),
+                        captures,
+                    })
+                } else {
+                    let m = re.find(value)?;
+                    fragment(value.get(m.range()).unwrap_or_default())
+                }
+            }
+            MatcherKind::Pm(ac) => {
+                let m = ac.find(value)?;
+                let hit = value.get(m.range()).unwrap_or_default();
+                Some(Evidence {
+                    fragment: hit.to_vec(),
+                    captures: if capture { vec![hit.to_vec()] } else { vec![] },
+                })
+            }
+            MatcherKind::Text(op, arg) => {
+                let arg = expand(arg, lookup);
+                text_match(*op, value, &arg).and_then(|_| fragment(&arg))
+            }
+            MatcherKind::Numeric(op, arg) => {
+                let lhs = to_number(value);
+                let rhs = to_number(&expand(arg, lookup));
+                let hit = match op {
+                    NumOp::Eq => lhs == rhs,
+                    NumOp::Ge => lhs >= rhs,
+                    NumOp::Gt => lhs > rhs,
+                    NumOp::Le => lhs <= rhs,
+                    NumOp::Lt => lhs < rhs,
+                };
+                hit.then(|| Evidence {
+                    fragment: value.to_vec(),
+                    captures: Vec::new(),
+                })
+            }
+            MatcherKind::IpMatch(set) => set.contains_text(value).then(|| Evidence {
+                fragment: value.to_vec(),
+                captures: Vec::new(),
+            }),
+            MatcherKind::ByteRange(ranges) => {
+                let at = ranges.first_outside(value)?;
+                fragment(value.get(at..at + 1).unwrap_or_default())
+            }
+            MatcherKind::UrlEncoding => {
+                let at = validate::find_invalid_url_encoding(value)?;
+                fragment(value.get(at..(at + 3).min(value.len())).unwrap_or_default())
+            }
+            MatcherKind::Utf8 => {
+                let at = validate::find_invalid_utf8(value)?;
+                fragment(value.get(at..(at + 4).min(value.len())).unwrap_or_default())
+            }
+            MatcherKind::Sqli => {
+                let fingerprint = injection::detect_sqli(value)?;
+                Some(Evidence {
+                    fragment: fingerprint.clone().into_bytes(),
+                    captures: if capture {
+                        vec![fingerprint.into_bytes()]
+                    } else {
+                        vec![]
+                    },
+                })
+            }
+            MatcherKind::Xss => injection::detect_xss(value).then(Evidence::default),
+            MatcherKind::Always => Some(Evidence::default()),
+            MatcherKind::Never => None,
+        }
+    }
+}
+
+fn text_match(op: TextOp, value: &[u8], arg: &[u8]) -> Option<()> {
+    let hit = match op {
+        TextOp::Contains => memchr::memmem::find(value, arg).is_some(),
+        TextOp::ContainsWord => contains_word(value, arg),
+        TextOp::BeginsWith => value.starts_with(arg),
+        TextOp::EndsWith => value.ends_with(arg),
+        TextOp::StrEq => value == arg,
+        // ModSecurity's @within: the *value* is searched for in the argument.
+        TextOp::Within => !value.is_empty() && memchr::memmem::find(arg, value).is_some(),
+    };
+    hit.then_some(())
+}
+
+fn contains_word(value: &[u8], word: &[u8]) -> bool {
+    if word.is_empty() {
+        return true;
+    }
+    let is_word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    memchr::memmem::find_iter(value, word).any(|at| {
+        let before = at.checked_sub(1).and_then(|i| value.get(i));
+        let after = value.get(at + word.len());
+        !before.is_some_and(|&b| is_word(b)) && !after.is_some_and(|&b| is_word(b))
+    })
+}
+
+/// ModSecurity's numeric reading of a value: optional sign, leading digits, anything else
+/// stops the number; no digits at all is 0. Saturates instead of overflowing.
+pub(crate) fn to_number(bytes: &[u8]) -> i64 {
+    let s = bytes.trim_ascii();
+    let (negative, digits) = match s.first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let mut n: i64 = 0;
+    for &b in digits.iter().take_while(|b| b.is_ascii_digit()) {
+        n = n.saturating_mul(10).saturating_add(i64::from(b - b'0'));
+    }
+    if negative {
+        -n
+    } else {
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hit(op: Operator, value: &str) -> bool {
+        Matcher::new(&op)
+            .unwrap()
+            .matches(value.as_bytes(), &mut |_| None)
+            .is_some()
+    }
+
+    #[test]
+    fn operator_table() {
+        let lit = |s: &str| Macro::parse(s);
+        let cases: Vec<(Operator, &str, bool)> = vec![
+            (Operator::Rx("a+b".into()), "xaab", true),
+            (Operator::Rx("^a$".into()), "ba", false),
+            (Operator::Pm(vec![b"Select".to_vec()]), "xSELECTx", true),
+            (Operator::Pm(vec![b"union".to_vec()]), "onion", false),
+            (Operator::Contains(lit("../")), "/a/../b", true),
+            (Operator::Contains(lit("ABC")), "abc", false),
+            (Operator::ContainsWord(lit("or")), "1 or 2", true),
+            (Operator::ContainsWord(lit("or")), "for", false),
+            (Operator::BeginsWith(lit("/api")), "/api/x", true),
+            (Operator::EndsWith(lit(".php")), "a.php", true),
+            (Operator::StrEq(lit("GET")), "GET", true),
+            (Operator::StrEq(lit("GET")), "GETX", false),
+            (Operator::Within(lit("GET POST HEAD")), "POST", true),
+            (Operator::Within(lit("GET POST HEAD")), "PUT", false),
+            (Operator::Within(lit("GET")), "", false),
+            (Operator::Eq(lit("0")), "abc", true),
+            (Operator::Gt(lit("3")), "10 apples", true),
+            (Operator::Lt(lit("-1")), "-5", true),
+            (Operator::Ge(lit("99999999999999999999999")), "1", false),
+            (Operator::IpMatch("10.0.0.0/8".into()), "10.1.2.3", true),
+            (Operator::IpMatch("10.0.0.0/8".into()), "11.1.2.3", false),
+            (Operator::ValidateByteRange("32-126".into()), "abc", false),
+            (Operator::ValidateByteRange("32-126".into()), "a\tb", true),
+            (Operator::ValidateUrlEncoding, "%zz", true),
+            (Operator::ValidateUrlEncoding, "%41", false),
+            (Operator::DetectSqli, "1' or '1'='1", true),
+            (Operator::DetectSqli, "O'Brien", false),
+            (Operator::DetectXss, "<script>alert(1)</script>", true),
+            (Operator::DetectXss, "I <3 this", false),
+            (Operator::Unconditional, "", true),
+            (Operator::NoMatch, "x", false),
+        ];
+        for (op, value, expected) in cases {
+            assert_eq!(hit(op.clone(), value), expected, "{op} on {value:?}");
+        }
+    }
+
+    #[test]
+    fn macros_in_arguments_expand() {
+        let m = Matcher::new(&Operator::Ge(Macro::parse("%{tx.threshold}"))).unwrap();
+        let mut lookup = |p: &MacroPart| match p {
+            MacroPart::Var { key: Some(k), .. } if k == "threshold" => Some(b"5".to_vec()),
+            _ => None,
+        };
+        assert!(m.matches(b"5", &mut lookup).is_some());
+        assert!(m.matches(b"4", &mut lookup).is_none());
+    }
+
+    #[test]
+    fn captures_are_collected() {
+        let m = Matcher::new(&Operator::Rx("(a)(b)?c".into())).unwrap();
+        let e = m.matches_with(b"xacx", &mut |_| None, true).unwrap();
+        assert_eq!(
+            e.captures,
+            vec![b"ac".to_vec(), b"a".to_vec(), b"".to_vec()]
+        );
+    }
+
+    #[test]
+    fn regexes_match_invalid_utf8() {
+        assert!(!hit(Operator::Rx("\\xff".into()), "a"));
+        let m = Matcher::new(&Operator::Rx("\\xff".into())).unwrap();
+        assert!(m.matches(b"a\xffb", &mut |_| None).is_some());
+    }
+}
