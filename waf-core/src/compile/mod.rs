@@ -1,0 +1,645 @@
+//! The compiler: a [`RuleSet`] in, one immutable [`Program`] out.
+//!
+//! Three ideas make the program fast, and all three are invisible in its verdicts:
+//!
+//! 1. **Transformation chains are shared.** Every distinct transformation sequence used by any
+//!    rule becomes a node in a trie (`url_decode_uni` → `url_decode_uni, lowercase` → ...). Per
+//!    request, a value is transformed once per node and cached under its slot, so a hundred
+//!    rules asking for `ARGS` with `url_decode_uni, lowercase` cost one decode and one
+//!    lowercase per argument, and a chain extending another starts from its cached result.
+//! 2. **Literals gate regexes.** Every chain node carries one Aho-Corasick automaton over the
+//!    [required literals](literals) of every condition tested at that node — phrase lists,
+//!    `contains` strings and literals extracted from regexes. A value is scanned once per node;
+//!    a condition whose literals did not occur is known not to match without running its
+//!    regex. Conditions with no usable literal (the residual set) always run.
+//! 3. **Evaluation stops early** once a blocking decision is certain.
+//!
+//! ```
+//! use waf_core::{compile, Request, RuleSet};
+//!
+//! let set = RuleSet::from_yaml_str(r#"
+//! rules:
+//!   - id: 1
+//!     targets: [args]
+//!     transforms: [url_decode_uni, lowercase]
+//!     match: { rx: 'union\s+select' }
+//! "#, "inline.yaml").unwrap();
+//! let program = compile(&set).unwrap();
+//! assert_eq!(program.rule_count(), 1);
+//! assert!(program.inspect(&Request::builder().uri("/?q=1%20UNION%20SELECT%202").build()).is_blocking());
+//! assert!(!program.inspect(&Request::builder().uri("/?q=union%20station").build()).is_blocking());
+//! ```
+
+pub(crate) mod literals;
+
+use std::collections::HashMap;
+
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+
+use crate::engine::values::RequestData;
+use crate::engine::{self, Evaluate, Plan, Probe};
+use crate::error::{Error, ErrorKind};
+use crate::operator::{Evidence, Lookup};
+use crate::request::Request;
+use crate::rules::{Collection, RuleSet};
+use crate::transform::Transform;
+use crate::verdict::Verdict;
+
+/// Compiles a ruleset.
+///
+/// Errors name the file, line and rule: a regex that does not compile, a `skip_after` without
+/// its marker, a duplicate id.
+pub fn compile(set: &RuleSet) -> Result<Program, Error> {
+    Program::new(set)
+}
+
+type ChainId = u32;
+
+/// A node of the transformation trie.
+#[derive(Debug)]
+struct Chain {
+    parent: Option<ChainId>,
+    /// The transformation this node adds to its parent's value (`None` for the root).
+    transform: Option<Transform>,
+}
+
+/// The literals of every gated condition, in one automaton.
+#[derive(Debug)]
+struct Prefilter {
+    ac: AhoCorasick,
+    /// Pattern id → gate ids (sorted).
+    gates: Vec<Vec<u32>>,
+}
+
+/// How one condition is tested.
+#[derive(Debug)]
+struct CondPlan {
+    /// The chain node of each stage tested (several with multi-match).
+    stages: Vec<(ChainId, usize)>,
+    /// The condition's gate id, when its operator has required literals.
+    gate: Option<u32>,
+    /// For libinjection operators: bytes one of which any value they flag contains. Values
+    /// without any skip the (costly) detector. See [`injection_gate`].
+    needs_byte: Option<&'static [bool; 256]>,
+    /// What must be scanned before the gate's bit can be trusted: each stage's node with each
+    /// targeted collection, as indices into [`Cache::scanned`].
+    scans: Vec<(ChainId, Collection, usize)>,
+}
+
+/// The byte-class gates of the libinjection operators.
+///
+/// libinjection is the costliest operator per value, and most values cannot trigger it:
+///
+/// - SQL injection needs more than one token, and a value made only of ASCII letters, digits
+///   and `_` is a single word or number token;
+/// - cross-site scripting needs a tag (`<`), an attribute (whitespace, `=`) or a way out of
+///   a quoted attribute value (`'`, `"`, `` ` ``) — libinjection tests the value in HTML text
+///   and in each attribute-value context, and without these bytes every context yields one
+///   text or value token, which it never flags.
+///
+/// These are claims about the detector, so a test holds the detector to them on millions of
+/// generated values (`injection_gates_hold` below); the differential tests check the engine.
+fn injection_gate(op: &crate::operator::Operator) -> Option<&'static [bool; 256]> {
+    use crate::operator::Operator;
+    static SQLI: [bool; 256] = {
+        let mut t = [true; 256];
+        let mut b = 0;
+        while b < 256 {
+            let c = b as u8;
+            if c.is_ascii_alphanumeric() || c == b'_' {
+                t[b] = false;
+            }
+            b += 1;
+        }
+        t
+    };
+    static XSS: [bool; 256] = {
+        let mut t = [false; 256];
+        let bytes = b"<>'\"`= \t\n\x0b\x0c\r\0";
+        let mut i = 0;
+        while i < bytes.len() {
+            t[bytes[i] as usize] = true;
+            i += 1;
+        }
+        t
+    };
+    match op {
+        Operator::DetectSqli => Some(&SQLI),
+        Operator::DetectXss => Some(&XSS),
+        _ => None,
+    }
+}
+
+/// A compiled ruleset: immutable, `Send + Sync`, shared by every request.
+///
+/// ```
+/// fn assert_send_sync<T: Send + Sync>() {}
+/// assert_send_sync::<waf_core::Program>();
+/// ```
+#[derive(Debug)]
+pub struct Program {
+    plan: Plan,
+    chains: Vec<Chain>,
+    prefilter: Option<Prefilter>,
+    conds: Vec<Vec<CondPlan>>,
+    gated: usize,
+    /// Distinct `(node, collection)` pairs that gated conditions need scanned.
+    scan_count: usize,
+}
+
+impl Program {
+    fn new(set: &RuleSet) -> Result<Program, Error> {
+        let plan = Plan::new(set)?;
+        let mut trie: HashMap<(ChainId, Transform), ChainId> = HashMap::new();
+        let mut chains = vec![Chain {
+            parent: None,
+            transform: None,
+        }];
+        let mut node_of = |transforms: &[Transform], chains: &mut Vec<Chain>| -> Vec<ChainId> {
+            // The node after each prefix: [root, t1, t1t2, ...].
+            let mut path = vec![0];
+            let mut at: ChainId = 0;
+            for &t in transforms {
+                at = *trie.entry((at, t)).or_insert_with(|| {
+                    chains.push(Chain {
+                        parent: Some(at),
+                        transform: Some(t),
+                    });
+                    (chains.len() - 1) as ChainId
+                });
+                path.push(at);
+            }
+            path
+        };
+        // Every gate's literals: literal → gate ids.
+        let mut literals: HashMap<Vec<u8>, Vec<u32>> = HashMap::new();
+        let mut conds = Vec::with_capacity(plan.rules.len());
+        let mut gated = 0u32;
+        let mut scan_slots: HashMap<(ChainId, Collection), usize> = HashMap::new();
+        for rule in &plan.rules {
+            let mut cps = Vec::with_capacity(rule.conditions.len());
+            for cond in &rule.conditions {
+                let path = node_of(&cond.transforms, &mut chains);
+                let stages: Vec<(ChainId, usize)> = if cond.multi_match {
+                    path.iter().copied().zip(0..).collect()
+                } else {
+                    vec![(path[path.len() - 1], path.len() - 1)]
+                };
+                // Conditions over transaction variables run on values that change during
+                // the request and are never cached: they are not gated.
+                let dynamic = cond
+                    .targets
+                    .iter()
+                    .any(|t| t.collection.is_dynamic() || t.count);
+                let gate = match literals::gate_literals(&cond.operator) {
+                    Some(lits) if !dynamic => {
+                        let id = gated;
+                        gated += 1;
+                        for l in lits {
+                            literals.entry(l).or_default().push(id);
+                        }
+                        Some(id)
+                    }
+                    _ => None,
+                };
+                let mut scans = Vec::new();
+                if gate.is_some() {
+                    for &(node, _) in &stages {
+                        for t in &cond.targets {
+                            let key = (node, t.collection);
+                            let next = scan_slots.len();
+                            let index = *scan_slots.entry(key).or_insert(next);
+                            if !scans.iter().any(|&(_, _, i)| i == index) {
+                                scans.push((node, t.collection, index));
+                            }
+                        }
+                    }
+                }
+                cps.push(CondPlan {
+                    stages,
+                    gate,
+                    needs_byte: injection_gate(&cond.operator),
+                    scans,
+                });
+            }
+            conds.push(cps);
+        }
+        let prefilter = if literals.is_empty() {
+            None
+        } else {
+            let mut patterns: Vec<Vec<u8>> = literals.keys().cloned().collect();
+            patterns.sort();
+            let gates = patterns
+                .iter()
+                .map(|p| {
+                    let mut g = literals.get(p).cloned().unwrap_or_default();
+                    g.sort_unstable();
+                    g.dedup();
+                    g
+                })
+                .collect();
+            let ac = AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .match_kind(MatchKind::Standard)
+                // A DFA is the fastest scan; past several thousand patterns its memory grows
+                // large, and the contiguous NFA is nearly as fast at a fraction of the size.
+                .kind(Some(if patterns.len() <= 10_000 {
+                    AhoCorasickKind::DFA
+                } else {
+                    AhoCorasickKind::ContiguousNFA
+                }))
+                .build(&patterns)
+                .map_err(|e| Error::new(ErrorKind::Rule, format!("literal automaton: {e}")))?;
+            Some(Prefilter { ac, gates })
+        };
+        Ok(Program {
+            plan,
+            chains,
+            prefilter,
+            conds,
+            gated: gated as usize,
+            scan_count: scan_slots.len(),
+        })
+    }
+
+    /// Inspects a request: both phases, headers then body.
+    pub fn inspect(&self, request: &Request) -> Verdict {
+        engine::run(self, request)
+    }
+
+    /// How many rules the program runs (after the paranoia level filtered them).
+    pub fn rule_count(&self) -> usize {
+        self.plan.rules.len()
+    }
+
+    /// How many conditions are gated by literals (the rest always run their operator).
+    pub fn gated_condition_count(&self) -> usize {
+        self.gated
+    }
+
+    /// The regex conditions that no literal gates — the residual set, which runs on every value
+    /// its targets select — as `(rule id, condition index)`. Rule authors should keep this short.
+    ///
+    /// ```
+    /// use waf_core::{compile, RuleSet};
+    /// let set = RuleSet::from_yaml_str(
+    ///     "rules:\n  - id: 1\n    targets: [args]\n    match: {rx: '[0-9]{20}'}\n",
+    ///     "inline.yaml",
+    /// ).unwrap();
+    /// assert_eq!(compile(&set).unwrap().residual_conditions().collect::<Vec<_>>(), vec![(1, 0)]);
+    /// ```
+    pub fn residual_conditions(&self) -> impl Iterator<Item = (u32, usize)> + '_ {
+        self.plan
+            .rules
+            .iter()
+            .zip(&self.conds)
+            .flat_map(|(rule, conds)| {
+                conds.iter().enumerate().filter_map(move |(i, c)| {
+                    let is_regex = matches!(
+                        rule.conditions.get(i).map(|c| &c.operator),
+                        Some(crate::operator::Operator::Rx(_))
+                    );
+                    (is_regex && c.gate.is_none()).then_some((rule.id, i))
+                })
+            })
+    }
+
+    /// The settings the program was compiled with.
+    pub fn settings(&self) -> &crate::rules::Settings {
+        &self.plan.settings
+    }
+}
+
+/// A transformed value of one slot at one chain node, and the gates its scan opened.
+#[derive(Debug)]
+struct CachedValue {
+    /// `None`: same bytes as the parent node's value.
+    bytes: Option<Vec<u8>>,
+    /// Gate ids whose literals occur in the value (sorted); `None`: the same as the parent's
+    /// (the bytes are the same up to ASCII case, which the automaton ignores).
+    open: Option<Vec<u32>>,
+}
+
+/// Per-request cache: for each chain node, the values computed so far, by slot; and which
+/// gates any scanned value opened.
+#[derive(Default, Debug)]
+pub(crate) struct Cache {
+    nodes: Vec<Vec<Option<CachedValue>>>,
+    seen: Vec<bool>,
+    /// Bit set over gate ids: some value scanned so far contains one of the gate's literals.
+    open: Vec<u64>,
+    /// For each `(node, collection)` scan: 0 not yet, 1 done with the head's values, 2 done
+    /// with the body's too.
+    scanned: Vec<u8>,
+}
+
+impl Program {
+    /// Makes sure `(node, slot)` is cached; computes parents first.
+    ///
+    /// One automaton holds every literal, so a value is scanned only where its bytes differ
+    /// from its parent's in more than ASCII case: for clean traffic most transformations
+    /// (`url_decode` of a value with no `%`, `lowercase` always) change nothing the scan can
+    /// see, and the root's scan serves the whole chain.
+    fn fill(&self, cache: &mut Cache, node: ChainId, slot: u32, raw: &[u8], slots: usize) {
+        let n = node as usize;
+        if cache.nodes.len() < self.chains.len() {
+            cache.nodes.resize_with(self.chains.len(), Vec::new);
+        }
+        let s = slot as usize;
+        if cache.nodes[n].get(s).is_some_and(Option::is_some) {
+            return;
+        }
+        let chain = &self.chains[n];
+        let (bytes, rescan) = match (chain.parent, chain.transform) {
+            (Some(parent), Some(t)) => {
+                self.fill(cache, parent, slot, raw, slots);
+                let input = self.bytes(cache, parent, slot, raw);
+                match t.apply(input) {
+                    std::borrow::Cow::Borrowed(_) => (None, false),
+                    std::borrow::Cow::Owned(v) => {
+                        let case_only = matches!(t, Transform::Lowercase | Transform::Uppercase);
+                        (Some(v), !case_only)
+                    }
+                }
+            }
+            // The root: the raw value, scanned once.
+            _ => (None, true),
+        };
+        let open = match (&self.prefilter, rescan) {
+            (Some(pf), true) => {
+                let mut seen = std::mem::take(&mut cache.seen);
+                let value = bytes
+                    .as_deref()
+                    .unwrap_or_else(|| self.bytes(cache, node, slot, raw));
+                let open = scan(pf, value, &mut seen);
+                cache.seen = seen;
+                Some(open)
+            }
+            (None, true) => Some(Vec::new()),
+            (_, false) => None,
+        };
+        let row = &mut cache.nodes[n];
+        if row.len() < slots.max(s + 1) {
+            row.resize_with(slots.max(s + 1), || None);
+        }
+        row[s] = Some(CachedValue { bytes, open });
+    }
+
+    fn entry<'a>(&self, cache: &'a Cache, node: ChainId, slot: u32) -> Option<&'a CachedValue> {
+        cache
+            .nodes
+            .get(node as usize)
+            .and_then(|row| row.get(slot as usize))
+            .and_then(Option::as_ref)
+    }
+
+    /// The bytes of a cached `(node, slot)`, following `None`s up to the raw value.
+    fn bytes<'a>(&self, cache: &'a Cache, mut node: ChainId, slot: u32, raw: &'a [u8]) -> &'a [u8] {
+        loop {
+            if let Some(CachedValue { bytes: Some(b), .. }) = self.entry(cache, node, slot) {
+                return b;
+            }
+            match self.chains.get(node as usize).and_then(|c| c.parent) {
+                Some(parent) => node = parent,
+                None => return raw,
+            }
+        }
+    }
+
+    /// The gates a cached `(node, slot)` opened, following `None`s up the chain.
+    fn open<'a>(&self, cache: &'a Cache, mut node: ChainId, slot: u32) -> &'a [u32] {
+        loop {
+            if let Some(CachedValue { open: Some(o), .. }) = self.entry(cache, node, slot) {
+                return o;
+            }
+            match self.chains.get(node as usize).and_then(|c| c.parent) {
+                Some(parent) => node = parent,
+                None => return &[],
+            }
+        }
+    }
+}
+
+/// Which gates a value opens.
+fn scan(pf: &Prefilter, value: &[u8], seen: &mut Vec<bool>) -> Vec<u32> {
+    let mut open = Vec::new();
+    let mut any = false;
+    for m in pf.ac.find_overlapping_iter(value) {
+        let p = m.pattern().as_usize();
+        if !any {
+            seen.clear();
+            seen.resize(pf.gates.len(), false);
+            any = true;
+        }
+        if let Some(flag) = seen.get_mut(p) {
+            if !*flag {
+                *flag = true;
+                open.extend_from_slice(pf.gates.get(p).map_or(&[][..], Vec::as_slice));
+            }
+        }
+    }
+    open.sort_unstable();
+    open.dedup();
+    open
+}
+
+impl Evaluate for Program {
+    type Cache = Cache;
+
+    fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// The heart of the speed-up: a gated condition is decided by one bit. Every value of every
+    /// collection it targets is scanned (once per chain node, shared with every other
+    /// condition there) before the bit is read, so an unset bit means none of those values
+    /// contains a literal the operator needs — no match, without visiting a value. Negated
+    /// conditions match precisely when the literals are absent, so they are never skipped.
+    fn may_match(
+        &self,
+        cache: &mut Cache,
+        data: &RequestData<'_>,
+        rule: usize,
+        cond: usize,
+    ) -> bool {
+        let (Some(plan), Some(c)) = (
+            self.conds.get(rule).and_then(|r| r.get(cond)),
+            self.plan
+                .rules
+                .get(rule)
+                .and_then(|r| r.conditions.get(cond)),
+        ) else {
+            return true;
+        };
+        let Some(gate) = plan.gate else { return true };
+        if c.negated {
+            return true;
+        }
+        let done = if data.body_parsed() { 2 } else { 1 };
+        let slots = data.slot_count();
+        if cache.scanned.len() < self.scan_count {
+            cache.scanned.resize(self.scan_count, 0);
+        }
+        for &(node, collection, index) in &plan.scans {
+            match cache.scanned.get_mut(index) {
+                Some(state) if *state < done => *state = done,
+                _ => continue,
+            }
+            {
+                data.for_each(collection, |v| {
+                    self.fill(cache, node, v.slot, v.value, slots);
+                    let mut bits = std::mem::take(&mut cache.open);
+                    for &g in self.open(cache, node, v.slot) {
+                        let word = (g / 64) as usize;
+                        if bits.len() <= word {
+                            bits.resize(word + 1, 0);
+                        }
+                        bits[word] |= 1 << (g % 64);
+                    }
+                    cache.open = bits;
+                });
+            }
+        }
+        cache
+            .open
+            .get((gate / 64) as usize)
+            .is_some_and(|w| w & (1 << (gate % 64)) != 0)
+    }
+
+    fn test(
+        &self,
+        cache: &mut Cache,
+        data: &RequestData<'_>,
+        probe: Probe<'_>,
+        lookup: &mut Lookup<'_>,
+    ) -> Option<(Vec<u8>, usize, Evidence)> {
+        let (rule, cond) = (probe.rule, probe.cond);
+        let c = &self.plan.rules[rule].conditions[cond];
+        let matcher = &self.plan.matchers[rule][cond];
+        let Some(slot) = probe.slot else {
+            // Dynamic values: transformed on the spot, never cached.
+            return engine::test_stages(&c.transforms, c.multi_match, probe.value, |v| {
+                matcher
+                    .matches_with(v, lookup, c.capture)
+                    .xor(c.negated.then(Evidence::default))
+            });
+        };
+        let plan = &self.conds[rule][cond];
+        let slots = data.slot_count();
+        for &(node, stage) in &plan.stages {
+            self.fill(cache, node, slot, probe.value, slots);
+            let possible = match plan.gate {
+                Some(g) => self.open(cache, node, slot).binary_search(&g).is_ok(),
+                None => true,
+            };
+            if !possible && !c.negated {
+                // The common case, kept cheap: the literals are not in this value.
+                continue;
+            }
+            let bytes = self.bytes(cache, node, slot, probe.value);
+            let possible = possible
+                && plan
+                    .needs_byte
+                    .is_none_or(|table| bytes.iter().any(|&b| table[usize::from(b)]));
+            let found = if possible {
+                matcher.matches_with(bytes, lookup, c.capture)
+            } else {
+                None
+            };
+            if let Some(evidence) = found.xor(c.negated.then(Evidence::default)) {
+                return Some((bytes.to_vec(), stage, evidence));
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::injection_gate;
+    use crate::operator::{injection, Operator};
+    use proptest::prelude::*;
+
+    /// Values built from SQL and HTML keywords and every byte a gate lets through.
+    fn gated_value(needs: &'static [bool; 256]) -> impl Strategy<Value = Vec<u8>> {
+        let words = prop::sample::select(vec![
+            "union",
+            "select",
+            "or",
+            "and",
+            "1",
+            "0x41",
+            "sleep",
+            "benchmark",
+            "from",
+            "where",
+            "admin",
+            "null",
+            "char",
+            "concat",
+            "having",
+            "order",
+            "exec",
+            "xp_cmdshell",
+            "waitfor",
+            "drop",
+            "into",
+            "outfile",
+            "version",
+            "like",
+            "not",
+            "case",
+            "when",
+            "sp_password",
+            "limit",
+            "javascript:alert(1)",
+            "onerror",
+            "script",
+            "alert(1)",
+            "vbscript:",
+            "expression(",
+            "data:text/html",
+            "img",
+            "svg",
+            "iframe",
+            "onload",
+            "document.cookie",
+            "eval",
+            "src",
+            "href",
+            "#",
+            "--",
+            "/*",
+            "*/",
+            "@@",
+            ";",
+            "(",
+        ]);
+        let allowed: Vec<u8> = (0u8..=255).filter(|&b| !needs[usize::from(b)]).collect();
+        let piece = prop_oneof![
+            words.prop_map(|w| w.as_bytes().to_vec()),
+            prop::collection::vec(prop::sample::select(allowed), 0..6),
+        ];
+        prop::collection::vec(piece, 0..8).prop_map(move |pieces| {
+            pieces
+                .concat()
+                .into_iter()
+                .filter(|&b| !needs[usize::from(b)])
+                .collect()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 20_000, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn injection_gates_hold_for_sqli(v in gated_value(injection_gate(&Operator::DetectSqli).unwrap_or(&[true; 256]))) {
+            prop_assert!(injection::detect_sqli(&v).is_none(), "{:?}", String::from_utf8_lossy(&v));
+        }
+
+        #[test]
+        fn injection_gates_hold_for_xss(v in gated_value(injection_gate(&Operator::DetectXss).unwrap_or(&[true; 256]))) {
+            prop_assert!(!injection::detect_xss(&v), "{:?}", String::from_utf8_lossy(&v));
+        }
+    }
+}

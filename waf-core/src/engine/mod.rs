@@ -1,0 +1,925 @@
+//! Running rules against a request: the part every evaluator shares.
+//!
+//! Rule evaluation is split along one seam. The *driver* in this module walks the rules in
+//! order — phases, chains, `setvar`, `ctl`, `skip_after`, anomaly scoring, early exit — and
+//! enumerates the values each target selects. How one value is transformed and tested is asked
+//! of an [`Evaluate`] implementation:
+//!
+//! - the compiled [`Program`](crate::Program) shares transformed values between rules and skips
+//!   rules whose literals an Aho-Corasick scan did not find;
+//! - the [`Reference`](crate::reference::Reference) evaluator transforms every value from
+//!   scratch for every rule and runs every operator.
+//!
+//! Both must reach identical verdicts; the differential tests hold them to it.
+
+pub(crate) mod values;
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use regex_automata::meta::Regex;
+
+use crate::error::{Error, ErrorKind};
+use crate::operator::{expand, Evidence, Matcher};
+use crate::request::Request;
+use crate::rules::{
+    Collection, Ctl, Disruptive, Effect, Exclusion, Flow, Item, MacroPart, Mode, Phase, Rule,
+    RuleRef, RuleSet, Selector, SetOp, Settings,
+};
+use crate::transform::Transform;
+use crate::verdict::{Action, MatchedValue, RuleMatch, Verdict};
+use values::{RequestData, Value};
+
+/// Most values recorded per matching rule in a verdict; a rule matching every argument of a
+/// large form should not make the verdict as large as the form.
+const MAX_VALUES_PER_MATCH: usize = 8;
+
+/// The rules of a ruleset in evaluation order, with everything both evaluators need:
+/// compiled operators, compiled selector regexes, resolved markers.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    /// Rules of the headers phase, then of the body phase, each in file order.
+    pub(crate) rules: Vec<Rule>,
+    /// One matcher per condition of each rule.
+    pub(crate) matchers: Vec<Vec<Matcher>>,
+    /// Index ranges of `rules` for each phase.
+    phases: [(Phase, Range<usize>); 2],
+    /// For rules with `skip_after`: the index to continue at.
+    jumps: Vec<Option<usize>>,
+    /// Every regex selector of targets, exclusions and `ctl`, compiled once.
+    selectors: HashMap<String, Regex>,
+    /// Compiled scope regexes of exclusions, by exclusion index.
+    scope_regexes: Vec<Option<Regex>>,
+    pub(crate) settings: Settings,
+    exclusions: Vec<Exclusion>,
+}
+
+impl Plan {
+    /// Orders the rules, drops those above the paranoia level, compiles operators and selectors.
+    pub(crate) fn new(set: &RuleSet) -> Result<Plan, Error> {
+        let settings = set.settings.clone();
+        let mut seen = HashMap::new();
+        for rule in set.rules() {
+            if let Some(first) = seen.insert(rule.id, rule.source.clone()) {
+                return Err(Error::new(
+                    ErrorKind::Rule,
+                    format!("duplicate rule id (first defined at {first})"),
+                )
+                .at(rule.source.clone())
+                .rule(rule.id));
+            }
+        }
+        let mut rules = Vec::new();
+        let mut phases = [(Phase::Headers, 0..0), (Phase::Body, 0..0)];
+        // Marker positions per phase: the index of the first rule after the marker.
+        let mut markers: Vec<HashMap<&str, usize>> = vec![HashMap::new(), HashMap::new()];
+        for (p, (phase, range)) in phases.iter_mut().enumerate() {
+            range.start = rules.len();
+            for item in &set.items {
+                match item {
+                    Item::Rule(rule)
+                        if rule.phase == *phase
+                            && rule.paranoia.unwrap_or(1) <= settings.paranoia =>
+                    {
+                        rules.push((**rule).clone());
+                    }
+                    Item::Marker { name, .. } => {
+                        markers[p].insert(name.as_str(), rules.len());
+                    }
+                    _ => {}
+                }
+            }
+            range.end = rules.len();
+        }
+        let mut jumps = Vec::with_capacity(rules.len());
+        for (i, rule) in rules.iter().enumerate() {
+            let jump = match &rule.flow {
+                Flow::SkipAfter(name) => {
+                    let p = usize::from(rule.phase == Phase::Body);
+                    match markers[p].get(name.as_str()) {
+                        Some(&at) if at > i => Some(at),
+                        Some(_) => {
+                            return Err(Error::new(
+                                ErrorKind::Rule,
+                                format!("skip_after `{name}`: the marker comes before the rule"),
+                            )
+                            .at(rule.source.clone())
+                            .rule(rule.id))
+                        }
+                        None if set
+                            .items
+                            .iter()
+                            .any(|it| matches!(it, Item::Marker { name: n, .. } if n == name)) =>
+                        {
+                            // The marker exists but no rule of this phase follows it.
+                            Some(phases[p].1.end)
+                        }
+                        None => {
+                            return Err(Error::new(
+                                ErrorKind::Rule,
+                                format!("skip_after names unknown marker `{name}`"),
+                            )
+                            .at(rule.source.clone())
+                            .rule(rule.id))
+                        }
+                    }
+                }
+                _ => None,
+            };
+            jumps.push(jump);
+        }
+        let mut matchers = Vec::with_capacity(rules.len());
+        let mut selectors = HashMap::new();
+        let mut add_selector = |s: &Selector| -> Result<(), String> {
+            if let Selector::Regex(r) = s {
+                if !selectors.contains_key(r) {
+                    let re = crate::operator::build_regex(&format!("(?i){r}"))
+                        .map_err(|e| format!("selector /{r}/: {e}"))?;
+                    selectors.insert(r.clone(), re);
+                }
+            }
+            Ok(())
+        };
+        for rule in &rules {
+            let fail = |m: String| {
+                Error::new(ErrorKind::Rule, m)
+                    .at(rule.source.clone())
+                    .rule(rule.id)
+            };
+            let mut ms = Vec::with_capacity(rule.conditions.len());
+            for c in &rule.conditions {
+                ms.push(Matcher::new(&c.operator).map_err(|e| fail(e.to_string()))?);
+                for t in &c.targets {
+                    add_selector(&t.selector).map_err(fail)?;
+                    for e in &t.exclude {
+                        add_selector(e).map_err(fail)?;
+                    }
+                }
+            }
+            for e in &rule.effects {
+                if let Effect::Ctl(Ctl::RemoveTarget { selector, .. }) = e {
+                    add_selector(selector).map_err(fail)?;
+                }
+            }
+            matchers.push(ms);
+        }
+        let mut scope_regexes = Vec::new();
+        for ex in &set.exclusions {
+            for rt in &ex.remove_targets {
+                for (_, s) in &rt.targets {
+                    add_selector(s).map_err(|m| Error::new(ErrorKind::Rule, m))?;
+                }
+            }
+            scope_regexes.push(match &ex.scope.path_regex {
+                Some(r) => Some(
+                    crate::operator::build_regex(r)
+                        .map_err(|e| Error::new(ErrorKind::Rule, format!("path_regex: {e}")))?,
+                ),
+                None => None,
+            });
+        }
+        Ok(Plan {
+            rules,
+            matchers,
+            phases,
+            jumps,
+            selectors,
+            scope_regexes,
+            settings,
+            exclusions: set.exclusions.clone(),
+        })
+    }
+
+    fn selector_matches(&self, selector: &Selector, name: &[u8]) -> bool {
+        match selector {
+            Selector::All => true,
+            Selector::Name(n) => n.as_bytes().eq_ignore_ascii_case(name),
+            Selector::Regex(r) => self.selectors.get(r).is_some_and(|re| re.is_match(name)),
+        }
+    }
+
+    /// Rule indices a [`RuleRef`] names.
+    fn resolve(&self, r: &RuleRef) -> impl Iterator<Item = usize> + '_ {
+        let r = r.clone();
+        self.rules
+            .iter()
+            .enumerate()
+            .filter(move |(_, rule)| match &r {
+                RuleRef::Id(range) => range.contains(rule.id),
+                RuleRef::Tag(tag) => rule.tags.iter().any(|t| t == tag),
+            })
+            .map(|(i, _)| i)
+    }
+}
+
+/// One value to test against one condition.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Probe<'a> {
+    /// Index of the rule in the plan.
+    pub(crate) rule: usize,
+    /// Index of the condition in the rule.
+    pub(crate) cond: usize,
+    /// The untransformed value.
+    pub(crate) value: &'a [u8],
+    /// The value's stable slot in the request; `None` for values of dynamic collections, which
+    /// change while rules run and must not be cached.
+    pub(crate) slot: Option<u32>,
+}
+
+/// How an evaluator tests one value against one condition.
+pub(crate) trait Evaluate {
+    /// Per-request scratch state (the compiled program's transformation cache).
+    type Cache: Default;
+
+    /// The plan the evaluator runs.
+    fn plan(&self) -> &Plan;
+
+    /// Whether condition `cond` of rule `rule` can hold at all in this request. `false` lets
+    /// the driver skip the condition without enumerating a single value; it must only be
+    /// returned when testing every value would have found no match. The reference evaluator
+    /// always answers `true`.
+    fn may_match(
+        &self,
+        _cache: &mut Self::Cache,
+        _data: &RequestData<'_>,
+        _rule: usize,
+        _cond: usize,
+    ) -> bool {
+        true
+    }
+
+    /// Transforms the probed value for its condition and tests it. Returns the transformed
+    /// value that matched, how many transformations had been applied to it, and the evidence.
+    fn test(
+        &self,
+        cache: &mut Self::Cache,
+        data: &RequestData<'_>,
+        probe: Probe<'_>,
+        lookup: &mut crate::operator::Lookup<'_>,
+    ) -> Option<(Vec<u8>, usize, Evidence)>;
+}
+
+/// Applies `transforms` to `value` one stage at a time, testing after each stage when
+/// `multi_match` (the untransformed value counts as a stage), else only at the end. This is the
+/// plain definition the compiled program's cache must agree with.
+pub(crate) fn test_stages(
+    transforms: &[Transform],
+    multi_match: bool,
+    value: &[u8],
+    mut test: impl FnMut(&[u8]) -> Option<Evidence>,
+) -> Option<(Vec<u8>, usize, Evidence)> {
+    let mut current = value.to_vec();
+    if multi_match || transforms.is_empty() {
+        if let Some(e) = test(&current) {
+            return Some((current, 0, e));
+        }
+    }
+    for (i, t) in transforms.iter().enumerate() {
+        current = t.apply(&current).into_owned();
+        if multi_match || i + 1 == transforms.len() {
+            if let Some(e) = test(&current) {
+                return Some((current, i + 1, e));
+            }
+        }
+    }
+    None
+}
+
+/// One value that made a condition hold.
+#[derive(Clone, Debug)]
+struct Hit {
+    collection: Collection,
+    name: Vec<u8>,
+    value: Vec<u8>,
+    stages: usize,
+    cond: usize,
+    evidence: Evidence,
+}
+
+/// The state of one request's inspection.
+struct TxState<'r> {
+    data: RequestData<'r>,
+    tx: HashMap<Vec<u8>, Vec<u8>>,
+    matched: Vec<Hit>,
+    removed_rules: Vec<bool>,
+    removed_targets: Vec<(usize, Collection, Selector)>,
+    mode: Mode,
+    verdict: Verdict,
+    decided: bool,
+}
+
+/// Runs a plan on a request.
+pub(crate) fn run<E: Evaluate>(eval: &E, request: &Request) -> Verdict {
+    let plan = eval.plan();
+    let settings = &plan.settings;
+    let mut state = TxState {
+        data: RequestData::new(request, &settings.parse_limits),
+        tx: HashMap::new(),
+        matched: Vec::new(),
+        removed_rules: vec![false; plan.rules.len()],
+        removed_targets: Vec::new(),
+        mode: settings.mode,
+        verdict: Verdict {
+            enforced: settings.mode == Mode::Block,
+            ..Verdict::default()
+        },
+        decided: false,
+    };
+    if state.mode == Mode::Off {
+        return state.verdict;
+    }
+    for (k, v) in &settings.tx_defaults {
+        state
+            .tx
+            .insert(k.as_bytes().to_ascii_lowercase(), v.clone().into_bytes());
+    }
+    for (i, ex) in plan.exclusions.iter().enumerate() {
+        if scope_matches(plan, i, ex, request, &state.data) {
+            apply_exclusion(plan, ex, &mut state);
+        }
+    }
+    let mut cache = E::Cache::default();
+    'phases: for (phase, range) in plan.phases.iter().cloned() {
+        if phase == Phase::Body {
+            state.data.parse_body(&settings.parse_limits);
+        }
+        let mut i = range.start;
+        while i < range.end {
+            if state.removed_rules.get(i).copied().unwrap_or(true) {
+                i += 1;
+                continue;
+            }
+            let rule = &plan.rules[i];
+            if !rule_matches(eval, &mut cache, i, &mut state) {
+                i += 1;
+                continue;
+            }
+            let stop = act(plan, i, &mut state);
+            if stop {
+                break 'phases;
+            }
+            i = match (&rule.flow, plan.jumps.get(i).copied().flatten()) {
+                (Flow::SkipAfter(_), Some(at)) => at,
+                (Flow::Skip(n), _) => i + 1 + *n as usize,
+                _ => i + 1,
+            };
+        }
+    }
+    state.verdict
+}
+
+fn scope_matches(
+    plan: &Plan,
+    index: usize,
+    ex: &Exclusion,
+    request: &Request,
+    data: &RequestData<'_>,
+) -> bool {
+    let scope = &ex.scope;
+    if !scope.methods.is_empty()
+        && !scope
+            .methods
+            .iter()
+            .any(|m| m.as_bytes().eq_ignore_ascii_case(request.method()))
+    {
+        return false;
+    }
+    if !scope.hosts.is_empty() {
+        let host = request.headers().get("host").unwrap_or_default();
+        let host = strip_port(host);
+        let ok = scope.hosts.iter().any(|h| match h.strip_prefix("*.") {
+            Some(suffix) => {
+                host.len() > suffix.len() + 1
+                    && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+                    && host[host.len() - suffix.len() - 1] == b'.'
+            }
+            None => h.as_bytes().eq_ignore_ascii_case(host),
+        });
+        if !ok {
+            return false;
+        }
+    }
+    let mut decoded: &[u8] = b"";
+    data.for_each(Collection::RequestFilename, |v| decoded = v.value);
+    // Normalised, so `/healthz/../authorize` is not mistaken for `/healthz`.
+    let normalized = Transform::NormalizePath.apply(decoded);
+    let path: &[u8] = &normalized;
+    if !scope.path_prefixes.is_empty()
+        && !scope
+            .path_prefixes
+            .iter()
+            .any(|p| path.starts_with(p.as_bytes()))
+    {
+        return false;
+    }
+    if let Some(Some(re)) = plan.scope_regexes.get(index) {
+        if !re.is_match(path) {
+            return false;
+        }
+    }
+    true
+}
+
+fn strip_port(host: &[u8]) -> &[u8] {
+    if host.starts_with(b"[") {
+        // [v6]:port
+        return match host.iter().position(|&b| b == b']') {
+            Some(end) => &host[..=end],
+            None => host,
+        };
+    }
+    match host.iter().rposition(|&b| b == b':') {
+        Some(colon) => &host[..colon],
+        None => host,
+    }
+}
+
+fn apply_exclusion(plan: &Plan, ex: &Exclusion, state: &mut TxState<'_>) {
+    for range in &ex.remove_rules {
+        apply_ctl(plan, &Ctl::RemoveRules(RuleRef::Id(*range)), state);
+    }
+    for tag in &ex.remove_tags {
+        apply_ctl(plan, &Ctl::RemoveRules(RuleRef::Tag(tag.clone())), state);
+    }
+    for rt in &ex.remove_targets {
+        for rules in &rt.rules {
+            for (collection, selector) in &rt.targets {
+                apply_ctl(
+                    plan,
+                    &Ctl::RemoveTarget {
+                        rules: rules.clone(),
+                        collection: *collection,
+                        selector: selector.clone(),
+                    },
+                    state,
+                );
+            }
+        }
+    }
+}
+
+fn apply_ctl(plan: &Plan, ctl: &Ctl, state: &mut TxState<'_>) {
+    match ctl {
+        Ctl::RemoveRules(r) => {
+            for i in plan.resolve(r) {
+                if let Some(slot) = state.removed_rules.get_mut(i) {
+                    *slot = true;
+                }
+            }
+        }
+        Ctl::RemoveTarget {
+            rules,
+            collection,
+            selector,
+        } => {
+            for i in plan.resolve(rules) {
+                state
+                    .removed_targets
+                    .push((i, *collection, selector.clone()));
+            }
+        }
+        Ctl::EngineMode(mode) => {
+            state.mode = *mode;
+            state.verdict.enforced = *mode == Mode::Block;
+        }
+    }
+}
+
+/// Evaluates every condition of rule `i`; on success `state.matched` holds the hits.
+fn rule_matches<E: Evaluate>(
+    eval: &E,
+    cache: &mut E::Cache,
+    i: usize,
+    state: &mut TxState<'_>,
+) -> bool {
+    let plan = eval.plan();
+    let rule = &plan.rules[i];
+    state.matched.clear();
+    for (c, cond) in rule.conditions.iter().enumerate() {
+        if !eval.may_match(cache, &state.data, i, c) {
+            return false;
+        }
+        let mut hits = Vec::new();
+        for target in &cond.targets {
+            if target.count {
+                let mut n = 0usize;
+                for_each_selected(plan, state, i, target, |_| n += 1);
+                let count = n.to_string().into_bytes();
+                let value = Value {
+                    slot: 0,
+                    name: b"",
+                    value: &count,
+                };
+                let found = {
+                    let mut lookup = |p: &MacroPart| lookup(plan, state, i, p);
+                    eval.test(
+                        cache,
+                        &state.data,
+                        Probe {
+                            rule: i,
+                            cond: c,
+                            value: value.value,
+                            slot: None,
+                        },
+                        &mut lookup,
+                    )
+                };
+                if let Some((v, stages, evidence)) = found {
+                    hits.push(Hit {
+                        collection: target.collection,
+                        name: Vec::new(),
+                        value: v,
+                        stages,
+                        cond: c,
+                        evidence,
+                    });
+                }
+                continue;
+            }
+            let dynamic = target.collection.is_dynamic();
+            let mut selected: Vec<(u32, Vec<u8>, Vec<u8>)> = Vec::new();
+            if dynamic {
+                // Copied out: rules may change these collections while they are inspected.
+                for_each_selected(plan, state, i, target, |v| {
+                    selected.push((v.slot, v.name.to_vec(), v.value.to_vec()))
+                });
+                for (slot, name, value) in selected {
+                    let value = Value {
+                        slot,
+                        name: &name,
+                        value: &value,
+                    };
+                    let found = {
+                        let mut lookup = |p: &MacroPart| lookup(plan, state, i, p);
+                        eval.test(
+                            cache,
+                            &state.data,
+                            Probe {
+                                rule: i,
+                                cond: c,
+                                value: value.value,
+                                slot: None,
+                            },
+                            &mut lookup,
+                        )
+                    };
+                    if let Some((v, stages, evidence)) = found {
+                        hits.push(Hit {
+                            collection: target.collection,
+                            name: name.clone(),
+                            value: v,
+                            stages,
+                            cond: c,
+                            evidence,
+                        });
+                    }
+                }
+                continue;
+            }
+            let st: &TxState<'_> = state;
+            for_each_selected(plan, st, i, target, |v| {
+                let mut lookup = |p: &MacroPart| lookup(plan, st, i, p);
+                if let Some((value, stages, evidence)) = eval.test(
+                    cache,
+                    &st.data,
+                    Probe {
+                        rule: i,
+                        cond: c,
+                        value: v.value,
+                        slot: Some(v.slot),
+                    },
+                    &mut lookup,
+                ) {
+                    hits.push(Hit {
+                        collection: target.collection,
+                        name: v.name.to_vec(),
+                        value,
+                        stages,
+                        cond: c,
+                        evidence,
+                    });
+                }
+            });
+        }
+        if hits.is_empty() {
+            return false;
+        }
+        if cond.capture {
+            if let Some(first) = hits.first() {
+                for (n, cap) in first.evidence.captures.iter().enumerate() {
+                    state.tx.insert(n.to_string().into_bytes(), cap.clone());
+                }
+            }
+        }
+        state.matched.extend(hits);
+    }
+    true
+}
+
+/// Calls `f` with each value a target selects for rule `rule`, minus exclusions.
+fn for_each_selected(
+    plan: &Plan,
+    state: &TxState<'_>,
+    rule: usize,
+    target: &crate::rules::Target,
+    mut f: impl FnMut(Value<'_>),
+) {
+    let keep = |name: &[u8]| {
+        plan.selector_matches(&target.selector, name)
+            && !target
+                .exclude
+                .iter()
+                .any(|e| plan.selector_matches(e, name))
+            && !state.removed_targets.iter().any(|(r, c, s)| {
+                *r == rule && *c == target.collection && plan.selector_matches(s, name)
+            })
+    };
+    match target.collection {
+        Collection::Tx => {
+            let mut vars: Vec<(&Vec<u8>, &Vec<u8>)> = state.tx.iter().collect();
+            vars.sort();
+            for (k, v) in vars {
+                if keep(k) {
+                    f(Value {
+                        slot: 0,
+                        name: k,
+                        value: v,
+                    });
+                }
+            }
+        }
+        Collection::MatchedVar | Collection::MatchedVarName => {
+            if let Some(h) = state.matched.last() {
+                let name = display_name(h.collection, &h.name);
+                let value = if target.collection == Collection::MatchedVar {
+                    h.value.clone()
+                } else {
+                    name.into_bytes()
+                };
+                f(Value {
+                    slot: 0,
+                    name: b"",
+                    value: &value,
+                });
+            }
+        }
+        Collection::MatchedVars | Collection::MatchedVarsNames => {
+            for h in &state.matched {
+                let name = display_name(h.collection, &h.name);
+                let value = if target.collection == Collection::MatchedVars {
+                    h.value.clone()
+                } else {
+                    name.clone().into_bytes()
+                };
+                if keep(name.as_bytes()) {
+                    f(Value {
+                        slot: 0,
+                        name: name.as_bytes(),
+                        value: &value,
+                    });
+                }
+            }
+        }
+        // Scalars have an empty name: only `Selector::All` exclusions (`except:
+        // [request_uri]`, `ctl:ruleRemoveTargetById=1;REQUEST_URI`) remove them.
+        c => state.data.for_each(c, |v| {
+            if keep(v.name) {
+                f(v)
+            }
+        }),
+    }
+}
+
+fn display_name(collection: Collection, name: &[u8]) -> String {
+    if name.is_empty() {
+        collection.name().to_string()
+    } else {
+        format!("{}:{}", collection.name(), String::from_utf8_lossy(name))
+    }
+}
+
+/// Resolves a `%{...}` macro variable.
+fn lookup(plan: &Plan, state: &TxState<'_>, rule: usize, part: &MacroPart) -> Option<Vec<u8>> {
+    let MacroPart::Var { collection, key } = part else {
+        return None;
+    };
+    let key = key.as_deref().unwrap_or("");
+    match collection.as_str() {
+        "tx" => state.tx.get(key.as_bytes()).cloned(),
+        "matched_var" => state.matched.last().map(|h| h.value.clone()),
+        "matched_var_name" => state
+            .matched
+            .last()
+            .map(|h| display_name(h.collection, &h.name).into_bytes()),
+        "rule" => {
+            let r = plan.rules.get(rule)?;
+            match key {
+                "id" => Some(r.id.to_string().into_bytes()),
+                "severity" => r.severity.map(|s| s.name().as_bytes().to_vec()),
+                "msg" => r.message.as_ref().map(|m| m.to_string().into_bytes()),
+                _ => None,
+            }
+        }
+        "request_headers" => state
+            .data
+            .request()
+            .headers()
+            .get(key.as_bytes())
+            .map(<[u8]>::to_vec),
+        other => {
+            let c: Collection = other.parse().ok()?;
+            let mut found = None;
+            state.data.for_each(c, |v| {
+                if found.is_none() && (c.is_scalar() || v.name.eq_ignore_ascii_case(key.as_bytes()))
+                {
+                    found = Some(v.value.to_vec());
+                }
+            });
+            found
+        }
+    }
+}
+
+/// Runs a matching rule's effects, records it and applies its action. Returns whether
+/// evaluation stops here.
+fn act(plan: &Plan, i: usize, state: &mut TxState<'_>) -> bool {
+    let rule = &plan.rules[i];
+    let settings = &plan.settings;
+    for effect in &rule.effects {
+        match effect {
+            Effect::SetVar(sv) => {
+                let name = {
+                    let mut l = |p: &MacroPart| lookup(plan, state, i, p);
+                    expand(&sv.name, &mut l).to_ascii_lowercase()
+                };
+                let new = {
+                    let mut l = |p: &MacroPart| lookup(plan, state, i, p);
+                    match &sv.op {
+                        SetOp::Set(m) => Some(expand(m, &mut l)),
+                        SetOp::Add(m) | SetOp::Sub(m) => {
+                            let current = state
+                                .tx
+                                .get(&name)
+                                .map_or(0, |v| crate::operator::to_number(v));
+                            let delta = crate::operator::to_number(&expand(m, &mut l));
+                            let n = if matches!(sv.op, SetOp::Add(_)) {
+                                current.saturating_add(delta)
+                            } else {
+                                current.saturating_sub(delta)
+                            };
+                            Some(n.to_string().into_bytes())
+                        }
+                        _ => None,
+                    }
+                };
+                match new {
+                    Some(v) => {
+                        state.tx.insert(name, v);
+                    }
+                    None => {
+                        state.tx.remove(&name);
+                    }
+                }
+            }
+            Effect::Ctl(ctl) => apply_ctl(plan, ctl, state),
+        }
+    }
+    let score = match rule.action {
+        Disruptive::Block => rule
+            .score
+            .unwrap_or_else(|| settings.severity_scores.score(rule.severity)),
+        _ => 0,
+    };
+    if rule.log {
+        let record = record_match(plan, i, state, score);
+        state.verdict.matches.push(record);
+    }
+    let mut decision = None;
+    match rule.action {
+        Disruptive::Block => {
+            let category = rule.category.as_deref().unwrap_or("anomaly");
+            let total = {
+                let v = &mut state.verdict;
+                v.anomaly_score = v.anomaly_score.saturating_add(score);
+                let c = v.scores.entry(category.to_string()).or_insert(0);
+                *c = c.saturating_add(score);
+                *c
+            };
+            let over_category = settings
+                .category_thresholds
+                .get(category)
+                .is_some_and(|&t| total >= t);
+            let over_total = settings.inbound_threshold > 0
+                && state.verdict.anomaly_score >= settings.inbound_threshold;
+            if over_total || over_category {
+                decision = Some(Action::Block {
+                    status: settings.block_status,
+                });
+            }
+        }
+        Disruptive::Deny { status } => {
+            decision = Some(Action::Block {
+                status: status.unwrap_or(settings.block_status),
+            })
+        }
+        Disruptive::Allow => {
+            if !state.decided {
+                state.verdict.action = Action::Allow;
+                state.verdict.decided_by = Some(rule.id);
+                state.decided = true;
+            }
+            return true;
+        }
+        Disruptive::Pass => {}
+    }
+    if state.mode == Mode::Off {
+        return true;
+    }
+    if let Some(action) = decision {
+        if !state.decided {
+            state.verdict.action = action;
+            state.verdict.decided_by = Some(rule.id);
+            state.decided = true;
+        }
+        // Once a blocking decision is certain, nothing later can change it: stop, unless the
+        // whole point is to see everything (detection only).
+        return state.mode == Mode::Block;
+    }
+    false
+}
+
+fn record_match(plan: &Plan, i: usize, state: &TxState<'_>, score: i64) -> RuleMatch {
+    let rule = &plan.rules[i];
+    let settings = &plan.settings;
+    let last_is_sensitive = state
+        .matched
+        .last()
+        .is_some_and(|h| is_sensitive(settings, &h.name));
+    // Messages and log data go to logs: a matched password must not leak through
+    // `%{MATCHED_VAR}` any more than through the value itself.
+    let mut l = |p: &MacroPart| match p {
+        MacroPart::Var { collection, .. } if collection == "matched_var" && last_is_sensitive => {
+            Some(b"[redacted]".to_vec())
+        }
+        _ => lookup(plan, state, i, p),
+    };
+    let message = rule
+        .message
+        .as_ref()
+        .map(|m| String::from_utf8_lossy(&expand(m, &mut l)).into_owned())
+        .unwrap_or_default();
+    let logdata = rule
+        .logdata
+        .as_ref()
+        .map(|m| String::from_utf8_lossy(&expand(m, &mut l)).into_owned())
+        .unwrap_or_default();
+    // The last condition decided the match; show its values first.
+    let mut hits: Vec<&Hit> = state.matched.iter().collect();
+    hits.sort_by_key(|h| std::cmp::Reverse(h.cond));
+    let values = hits
+        .into_iter()
+        .take(MAX_VALUES_PER_MATCH)
+        .map(|h| {
+            let cond = &rule.conditions[h.cond];
+            let sensitive = is_sensitive(settings, &h.name);
+            MatchedValue {
+                target: display_name(h.collection, &h.name),
+                value: shown(settings, &h.value, sensitive),
+                transforms: cond.transforms[..h.stages.min(cond.transforms.len())].to_vec(),
+                operator: format!("{}{}", if cond.negated { "!" } else { "" }, cond.operator),
+                evidence: shown(settings, &h.evidence.fragment, sensitive),
+            }
+        })
+        .collect();
+    RuleMatch {
+        rule_id: rule.id,
+        message,
+        logdata,
+        severity: rule.severity,
+        tags: rule.tags.clone(),
+        phase: rule.phase,
+        score,
+        values,
+    }
+}
+
+fn is_sensitive(settings: &Settings, name: &[u8]) -> bool {
+    // JSON leaves are dotted (`credentials.password`): the last segment decides.
+    let last = name.rsplit(|&b| b == b'.').next().unwrap_or(name);
+    settings
+        .sensitive_names
+        .iter()
+        .any(|s| s.as_bytes().eq_ignore_ascii_case(name) || s.as_bytes().eq_ignore_ascii_case(last))
+}
+
+fn shown(settings: &Settings, value: &[u8], sensitive: bool) -> String {
+    if sensitive {
+        return format!("[redacted, {} bytes]", value.len());
+    }
+    let cut = value.len().min(settings.max_logged_value);
+    let mut s = String::from_utf8_lossy(value.get(..cut).unwrap_or(value)).into_owned();
+    if cut < value.len() {
+        s.push('…');
+    }
+    s
+}

@@ -1,0 +1,329 @@
+//! The request's values, laid out for rules: every collection a rule can name, as numbered
+//! slots.
+//!
+//! Parsing produces fields (arguments, headers, cookies, JSON leaves...). Here they are moved
+//! into one flat list, and every name and every value gets a *slot* number that stays stable
+//! for the whole request. Slots are what the compiled program caches transformed values under:
+//! `ARGS` and `ARGS_GET` share the slots of the query arguments, so a value transformed for
+//! one is ready for the other.
+//!
+//! The head (request line, query, headers, cookies) is laid out first; the body's fields are
+//! appended when the body phase starts, so head slots never move.
+
+use crate::parse::{self, BodyProcessor, Field, ParseIssueKind, ParseLimits};
+use crate::request::Request;
+use crate::rules::Collection;
+
+/// Where a field came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Source {
+    Scalar(Collection),
+    QueryArg,
+    Header,
+    Cookie,
+    BodyArg,
+    Json,
+    File,
+    PartHeader,
+}
+
+/// Names or values of the fields of a source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Part {
+    Value,
+    Name,
+}
+
+#[derive(Debug)]
+struct Entry {
+    source: Source,
+    name: Vec<u8>,
+    value: Vec<u8>,
+}
+
+/// One value of a collection, as the rules see it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Value<'a> {
+    /// Stable within the request; the key of the transformation cache.
+    pub slot: u32,
+    /// The member's name (the argument name, the header name); empty for scalars.
+    pub name: &'a [u8],
+    /// The value.
+    pub value: &'a [u8],
+}
+
+/// The request's collections.
+#[derive(Debug)]
+pub(crate) struct RequestData<'r> {
+    request: &'r Request,
+    entries: Vec<Entry>,
+    /// Where each source's entries are (each source is pushed in one piece).
+    ranges: Vec<(Source, std::ops::Range<usize>)>,
+    /// Entry index of each scalar, by `Collection as usize`.
+    scalars: Vec<Option<usize>>,
+    body_parsed: bool,
+    head_urlencoded_error: bool,
+}
+
+impl<'r> RequestData<'r> {
+    /// Lays out the head of the request.
+    pub(crate) fn new(request: &'r Request, limits: &ParseLimits) -> RequestData<'r> {
+        let head = parse::parse_head(request, limits);
+        let mut data = RequestData {
+            request,
+            entries: Vec::with_capacity(
+                16 + head.query_args.len() + request.headers().len() + head.cookies.len(),
+            ),
+            ranges: Vec::with_capacity(8),
+            scalars: Vec::new(),
+            body_parsed: false,
+            head_urlencoded_error: false,
+        };
+        let basename = head
+            .decoded_path
+            .rsplit(|&b| b == b'/' || b == b'\\')
+            .next()
+            .unwrap_or_default()
+            .to_vec();
+        let remote = request
+            .remote_addr()
+            .map(|a| a.to_string().into_bytes())
+            .unwrap_or_default();
+        let scalars: [(Collection, Vec<u8>); 9] = [
+            (Collection::RequestLine, request.request_line()),
+            (Collection::RequestMethod, request.method().to_vec()),
+            (Collection::RequestProtocol, request.protocol().to_vec()),
+            (Collection::RequestUri, request.uri().to_vec()),
+            (Collection::RequestUriRaw, request.uri().to_vec()),
+            (Collection::RequestBasename, basename),
+            (Collection::RequestFilename, head.decoded_path),
+            (
+                Collection::QueryString,
+                request.query().unwrap_or_default().to_vec(),
+            ),
+            (Collection::RemoteAddr, remote),
+        ];
+        for (c, v) in scalars {
+            data.push_scalar(c, v);
+        }
+        data.push_fields(Source::QueryArg, head.query_args);
+        let start = data.entries.len();
+        for (n, v) in request.headers().iter() {
+            data.entries.push(Entry {
+                source: Source::Header,
+                name: n.to_vec(),
+                value: v.to_vec(),
+            });
+        }
+        data.ranges
+            .push((Source::Header, start..data.entries.len()));
+        data.push_fields(Source::Cookie, head.cookies);
+        if head
+            .issues
+            .iter()
+            .any(|i| i.kind == ParseIssueKind::InvalidUrlEncoding)
+        {
+            // Recorded under the body's URLENCODED_ERROR, which also counts the body's own.
+            data.head_urlencoded_error = true;
+        }
+        data
+    }
+
+    /// Parses the body and appends its fields. Idempotent.
+    pub(crate) fn parse_body(&mut self, limits: &ParseLimits) {
+        if self.body_parsed {
+            return;
+        }
+        self.body_parsed = true;
+        let args_already = self.count(Source::QueryArg);
+        let body = parse::parse_body(self.request, limits, args_already);
+        let processor: &[u8] = match body.processor {
+            BodyProcessor::UrlEncoded => b"URLENCODED",
+            BodyProcessor::Json => b"JSON",
+            BodyProcessor::Multipart => b"MULTIPART",
+            _ => b"",
+        };
+        let error = body
+            .issues
+            .iter()
+            .find(|i| i.kind == ParseIssueKind::BodyInvalid);
+        let urlencoded_error = self.head_urlencoded_error
+            || body
+                .issues
+                .iter()
+                .any(|i| i.kind == ParseIssueKind::InvalidUrlEncoding);
+        let flag = |b: bool| if b { b"1".to_vec() } else { b"0".to_vec() };
+        let combined: usize = self
+            .entries
+            .iter()
+            .filter(|e| e.source == Source::QueryArg)
+            .map(|e| e.name.len() + e.value.len())
+            .chain(body.args.iter().map(|f| f.name.len() + f.value.len()))
+            .sum();
+        let scalars: [(Collection, Vec<u8>); 10] = [
+            (Collection::RequestBody, self.request.body().to_vec()),
+            (
+                Collection::RequestBodyLength,
+                self.request.body().len().to_string().into_bytes(),
+            ),
+            (
+                Collection::ArgsCombinedSize,
+                combined.to_string().into_bytes(),
+            ),
+            (
+                Collection::FilesCombinedSize,
+                body.files_combined_size.to_string().into_bytes(),
+            ),
+            (
+                Collection::MultipartStrictError,
+                flag(body.multipart.strict_error),
+            ),
+            (
+                Collection::MultipartUnmatchedBoundary,
+                flag(body.multipart.unmatched_boundary),
+            ),
+            (Collection::ReqbodyError, flag(error.is_some())),
+            (
+                Collection::ReqbodyErrorMsg,
+                error
+                    .map(|e| e.message.clone().into_bytes())
+                    .unwrap_or_default(),
+            ),
+            (Collection::ReqbodyProcessor, processor.to_vec()),
+            (Collection::UrlencodedError, flag(urlencoded_error)),
+        ];
+        for (c, v) in scalars {
+            self.push_scalar(c, v);
+        }
+        self.push_fields(Source::BodyArg, body.args);
+        self.push_fields(Source::Json, body.json);
+        self.push_fields(Source::File, body.files);
+        self.push_fields(Source::PartHeader, body.part_headers);
+    }
+
+    fn push_scalar(&mut self, c: Collection, value: Vec<u8>) {
+        let at = c as usize;
+        if self.scalars.len() <= at {
+            self.scalars.resize(at + 1, None);
+        }
+        self.scalars[at] = Some(self.entries.len());
+        self.entries.push(Entry {
+            source: Source::Scalar(c),
+            name: Vec::new(),
+            value,
+        });
+    }
+
+    fn push_fields(&mut self, source: Source, fields: Vec<Field>) {
+        let start = self.entries.len();
+        self.entries.extend(fields.into_iter().map(|f| Entry {
+            source,
+            name: f.name,
+            value: f.value,
+        }));
+        self.ranges.push((source, start..self.entries.len()));
+    }
+
+    fn range(&self, source: Source) -> std::ops::Range<usize> {
+        self.ranges
+            .iter()
+            .find(|(s, _)| *s == source)
+            .map_or(0..0, |(_, r)| r.clone())
+    }
+
+    fn count(&self, source: Source) -> usize {
+        self.range(source).len()
+    }
+
+    /// Whether the body's fields have been laid out.
+    pub(crate) fn body_parsed(&self) -> bool {
+        self.body_parsed
+    }
+
+    /// The number of slots so far.
+    pub(crate) fn slot_count(&self) -> usize {
+        self.entries.len() * 2
+    }
+
+    /// The request.
+    pub(crate) fn request(&self) -> &'r Request {
+        self.request
+    }
+
+    /// Calls `f` with every value of `collection`, in order. Dynamic collections (`TX`,
+    /// `MATCHED_VAR`...) have no values here.
+    pub(crate) fn for_each<'s>(&'s self, collection: Collection, mut f: impl FnMut(Value<'s>)) {
+        let sources: &[(Source, Part)] = match collection {
+            Collection::Args => &[
+                (Source::QueryArg, Part::Value),
+                (Source::BodyArg, Part::Value),
+            ],
+            Collection::ArgsNames => &[
+                (Source::QueryArg, Part::Name),
+                (Source::BodyArg, Part::Name),
+            ],
+            Collection::ArgsGet => &[(Source::QueryArg, Part::Value)],
+            Collection::ArgsGetNames => &[(Source::QueryArg, Part::Name)],
+            Collection::ArgsPost => &[(Source::BodyArg, Part::Value)],
+            Collection::ArgsPostNames => &[(Source::BodyArg, Part::Name)],
+            Collection::RequestHeaders => &[(Source::Header, Part::Value)],
+            Collection::RequestHeadersNames => &[(Source::Header, Part::Name)],
+            Collection::RequestCookies => &[(Source::Cookie, Part::Value)],
+            Collection::RequestCookiesNames => &[(Source::Cookie, Part::Name)],
+            Collection::Json => &[(Source::Json, Part::Value)],
+            Collection::JsonNames => &[(Source::Json, Part::Name)],
+            Collection::Files => &[(Source::File, Part::Value)],
+            Collection::FilesNames => &[(Source::File, Part::Name)],
+            Collection::MultipartPartHeaders => &[(Source::PartHeader, Part::Value)],
+            c if c.is_dynamic() => &[],
+            scalar => {
+                let found = self
+                    .scalars
+                    .get(scalar as usize)
+                    .copied()
+                    .flatten()
+                    .and_then(|i| Some((i, self.entries.get(i)?)));
+                if let Some((i, e)) = found {
+                    f(Value {
+                        slot: slot(i, Part::Value),
+                        name: b"",
+                        value: &e.value,
+                    });
+                }
+                return;
+            }
+        };
+        // The sources of one collection are few (at most two), so a pass per source keeps the
+        // collection's order: all query arguments, then all body arguments, as ModSecurity.
+        for &(source, part) in sources {
+            let range = self.range(source);
+            let start = range.start;
+            for (i, e) in self
+                .entries
+                .get(range)
+                .unwrap_or_default()
+                .iter()
+                .enumerate()
+            {
+                let i = start + i;
+                let (name, value) = match part {
+                    Part::Value => (&e.name[..], &e.value[..]),
+                    Part::Name => (&e.name[..], &e.name[..]),
+                };
+                f(Value {
+                    slot: slot(i, part),
+                    name,
+                    value,
+                });
+            }
+        }
+    }
+}
+
+fn slot(index: usize, part: Part) -> u32 {
+    let base = u32::try_from(index).unwrap_or(u32::MAX / 2) * 2;
+    match part {
+        Part::Value => base,
+        Part::Name => base + 1,
+    }
+}
