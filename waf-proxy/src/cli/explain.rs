@@ -1,0 +1,97 @@
+//! `waf explain`: judge one raw request and say why.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use waf_core::verdict::Action;
+
+use super::load_all;
+
+/// Arguments of `waf explain`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Rule files or folders.
+    #[arg(long = "rules", required = true)]
+    rules: Vec<PathBuf>,
+    /// Paranoia level to evaluate at (the ruleset's own setting by default).
+    #[arg(long)]
+    paranoia: Option<u8>,
+    /// A file holding one raw HTTP/1.1 request, or `-` for standard input.
+    #[arg(default_value = "-")]
+    request: String,
+}
+
+/// Runs the command: exit 0 when the request passes, 1 when it is blocked.
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let (mut set, errors) = load_all(&args.rules);
+    if let Some(first) = errors.first() {
+        anyhow::bail!("{first}");
+    }
+    if let Some(p) = args.paranoia {
+        anyhow::ensure!((1..=4).contains(&p), "--paranoia must be 1 to 4");
+        set.settings.paranoia = p;
+    }
+    let program = waf_core::compile(&set)?;
+    let mut raw = Vec::new();
+    if args.request == "-" {
+        std::io::stdin().read_to_end(&mut raw)?;
+    } else {
+        raw = std::fs::read(&args.request).with_context(|| format!("reading {}", args.request))?;
+    }
+    let request = waf_core::parse::http1::parse_request(&raw)
+        .map_err(|e| anyhow::anyhow!("not an HTTP/1.1 request: {e}"))?;
+    let verdict = program.inspect(&request);
+    let decision = match verdict.action {
+        Action::Block { status } => format!("block ({status})"),
+        Action::Allow => "allow".to_string(),
+        _ => "pass".to_string(),
+    };
+    print!("verdict: {decision}");
+    if let Some(id) = verdict.decided_by {
+        print!(" by rule {id}");
+    }
+    if !verdict.enforced {
+        print!(" [detection only: not enforced]");
+    }
+    let scores: Vec<String> = verdict
+        .scores
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect();
+    println!(
+        "; anomaly score {} ({})",
+        verdict.anomaly_score,
+        scores.join(", ")
+    );
+    for m in &verdict.matches {
+        let severity = m.severity.map(|s| s.to_string()).unwrap_or_default();
+        println!("\nrule {} [{}] {}", m.rule_id, severity, m.message);
+        if !m.logdata.is_empty() {
+            println!("  logdata    {}", m.logdata);
+        }
+        for v in &m.values {
+            let transforms: Vec<&str> = v.transforms.iter().map(|t| t.name()).collect();
+            println!("  target     {}", v.target);
+            println!(
+                "  transforms {}",
+                if transforms.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    transforms.join(", ")
+                }
+            );
+            println!("  value      {}", v.value);
+            println!("  operator   {}", v.operator);
+            if !v.evidence.is_empty() {
+                println!("  matched    {}", v.evidence);
+            }
+        }
+    }
+    Ok(if verdict.is_blocking() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}

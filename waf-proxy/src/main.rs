@@ -1,0 +1,50 @@
+//! `waf`: the edge WAF for custom sign-in domains, and the rule author's tools.
+
+#![forbid(unsafe_code)]
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// An edge web application firewall for custom sign-in domains.
+#[derive(Parser)]
+#[command(name = "waf", version, about)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Work with rule files.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+    /// Show how a ruleset judges one raw HTTP/1.1 request, rule by rule.
+    Explain(cli::explain::Args),
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Parse and compile rule files; report errors as `file:line:col: rule ID: message`.
+    Check(cli::check::Args),
+    /// Run every rule's inline tests.
+    Test(cli::test::Args),
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let result = match args.command {
+        Command::Rules(RulesCommand::Check(a)) => cli::check::run(&a),
+        Command::Rules(RulesCommand::Test(a)) => cli::test::run(&a),
+        Command::Explain(a) => cli::explain::run(&a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("waf: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

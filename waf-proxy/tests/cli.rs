@@ -1,0 +1,195 @@
+//! The rule author's commands, run as the real `waf` binary.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn waf(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_waf"))
+        .args(args)
+        .current_dir(workspace())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the waf binary starts");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin is piped")
+            .write_all(input)
+            .expect("stdin accepts the request");
+    }
+    child.wait_with_output().expect("waf finishes")
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A scratch folder of rule files, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str, files: &[(&str, &str)]) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("waf-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        for (file, text) in files {
+            std::fs::write(dir.join(file), text).expect("rule file written");
+        }
+        Scratch(dir)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().expect("temp paths are UTF-8 here")
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn check_accepts_the_bundled_rules() {
+    let out = waf(&["rules", "check", "rules/"], None);
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert!(stdout(&out).starts_with("ok: "), "{}", stdout(&out));
+}
+
+#[test]
+fn check_reports_every_broken_file_with_file_line_and_rule() {
+    let dir = Scratch::new(
+        "check",
+        &[
+            (
+                "a.yaml",
+                "rules:\n  - id: 1\n    targets: [args]\n    match: {rx: 'ok'}\n  - id: 2\n    targets: [args]\n    match: {rx: '(?<=x)y'}\n",
+            ),
+            ("b.yaml", "rules:\n  - id: 3\n    targets: [argz]\n    match: {rx: 'x'}\n"),
+            ("c.yaml", "rules:\n  - id: 4\n    targets: [args]\n    match: {rx: 'fine'}\n"),
+        ],
+    );
+    let out = waf(&["rules", "check", dir.path()], None);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("a.yaml:5:5: rule 2: regex does not compile: "),
+        "{text}"
+    );
+    assert!(text.contains("look-around"), "the reason is given: {text}");
+    assert!(
+        text.contains("b.yaml:2:5: rule 3: unknown collection `argz`"),
+        "{text}"
+    );
+    assert!(text.contains("2 error(s)"), "{text}");
+}
+
+#[test]
+fn check_reports_duplicate_ids_and_lists_residual_regexes() {
+    let dir = Scratch::new(
+        "dup",
+        &[(
+            "a.yaml",
+            "rules:\n  - id: 7\n    targets: [args]\n    match: {rx: '[0-9]{30}'}\n  - id: 7\n    targets: [args]\n    match: {rx: 'x'}\n",
+        )],
+    );
+    let out = waf(&["rules", "check", dir.path()], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("a.yaml:5:5: rule 7: duplicate rule id (first defined at "));
+
+    let dir = Scratch::new(
+        "residual",
+        &[(
+            "a.yaml",
+            "rules:\n  - id: 8\n    targets: [args]\n    match: {rx: '[0-9]{30}'}\n",
+        )],
+    );
+    let out = waf(&["rules", "check", "--verbose", dir.path()], None);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("a.yaml:2:5: rule 8: condition 1: residual regex"),
+        "{text}"
+    );
+    assert!(text.contains("1 residual regexes"), "{text}");
+}
+
+#[test]
+fn test_runs_every_inline_example() {
+    let out = waf(&["rules", "test", "rules/"], None);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    let summary = text.lines().last().unwrap_or_default();
+    let passed: usize = summary
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(passed >= 20, "{summary}");
+    assert!(summary.ends_with(" passed, 0 failed"), "{summary}");
+}
+
+#[test]
+fn test_reports_a_failing_example_with_its_place() {
+    let dir = Scratch::new(
+        "tests",
+        &[(
+            "a.yaml",
+            "rules:\n  - id: 9\n    targets: [args]\n    match: {contains: evil}\n    tests:\n      match: ['/?q=evil', '/?q=good']\n      no_match: ['/?q=fine']\n",
+        )],
+    );
+    let out = waf(&["rules", "test", dir.path()], None);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("a.yaml:6:27: rule 9: expected a match for GET /?q=good"),
+        "{text}"
+    );
+    assert!(text.ends_with("2 passed, 1 failed\n"), "{text}");
+}
+
+#[test]
+fn explain_shows_why_an_attack_is_blocked() {
+    let out = waf(
+        &["explain", "--rules", "rules/", "examples/attack.http"],
+        None,
+    );
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.starts_with("verdict: block (403) by rule 142100"),
+        "{text}"
+    );
+    assert!(text.contains("target     ARGS:signInName"), "{text}");
+    assert!(text.contains("value      admin'--"), "{text}");
+    assert!(text.contains("transforms url_decode_uni"), "{text}");
+    // The password in the same request is not shown anywhere.
+    assert!(!text.contains("Tr0ub4dor"), "{text}");
+}
+
+#[test]
+fn explain_reads_standard_input_and_passes_clean_requests() {
+    let raw = std::fs::read(workspace().join("examples/authorize.http")).expect("example exists");
+    let out = waf(&["explain", "--rules", "rules/", "-"], Some(&raw));
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.starts_with("verdict: pass"), "{text}");
+}
+
+#[test]
+fn explain_rejects_what_is_not_a_request() {
+    let out = waf(
+        &["explain", "--rules", "rules/", "-"],
+        Some(b"GET / HTTP/1.1\r\nno colon here\r\n\r\n"),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not an HTTP/1.1 request"));
+}
