@@ -64,6 +64,8 @@ pub mod parse;
 pub mod reference;
 pub mod request;
 pub mod rules;
+#[cfg(test)]
+mod test_data;
 pub mod transform;
 pub mod verdict;
 

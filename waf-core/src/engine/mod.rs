@@ -501,104 +501,53 @@ fn rule_matches<E: Evaluate>(
         }
         let mut hits = Vec::new();
         for target in &cond.targets {
-            if target.count {
-                let mut n = 0usize;
-                for_each_selected(plan, state, i, target, |_| n += 1);
-                let count = n.to_string().into_bytes();
-                let value = Value {
-                    slot: 0,
-                    name: b"",
-                    value: &count,
-                };
-                let found = {
-                    let mut lookup = |p: &MacroPart| lookup(plan, state, i, p);
-                    eval.test(
-                        cache,
-                        &state.data,
-                        Probe {
-                            rule: i,
-                            cond: c,
-                            value: value.value,
-                            slot: None,
-                        },
-                        &mut lookup,
-                    )
-                };
-                if let Some((v, stages, evidence)) = found {
-                    hits.push(Hit {
-                        collection: target.collection,
-                        name: Vec::new(),
-                        value: v,
-                        stages,
-                        cond: c,
-                        evidence,
+            if target.count || target.collection.is_dynamic() {
+                // Counts are computed, and dynamic collections may change while rules run:
+                // both are copied out and never cached.
+                let mut values: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+                if target.count {
+                    let mut n = 0usize;
+                    for_each_selected(plan, state, i, target, |_| n += 1);
+                    values.push((Vec::new(), n.to_string().into_bytes()));
+                } else {
+                    for_each_selected(plan, state, i, target, |v| {
+                        values.push((v.name.to_vec(), v.value.to_vec()))
                     });
                 }
-                continue;
-            }
-            let dynamic = target.collection.is_dynamic();
-            let mut selected: Vec<(u32, Vec<u8>, Vec<u8>)> = Vec::new();
-            if dynamic {
-                // Copied out: rules may change these collections while they are inspected.
-                for_each_selected(plan, state, i, target, |v| {
-                    selected.push((v.slot, v.name.to_vec(), v.value.to_vec()))
-                });
-                for (slot, name, value) in selected {
-                    let value = Value {
-                        slot,
-                        name: &name,
-                        value: &value,
+                for (name, value) in &values {
+                    let probe = Probe {
+                        rule: i,
+                        cond: c,
+                        value,
+                        slot: None,
                     };
-                    let found = {
-                        let mut lookup = |p: &MacroPart| lookup(plan, state, i, p);
-                        eval.test(
-                            cache,
-                            &state.data,
-                            Probe {
-                                rule: i,
-                                cond: c,
-                                value: value.value,
-                                slot: None,
-                            },
-                            &mut lookup,
-                        )
-                    };
-                    if let Some((v, stages, evidence)) = found {
-                        hits.push(Hit {
-                            collection: target.collection,
-                            name: name.clone(),
-                            value: v,
-                            stages,
-                            cond: c,
-                            evidence,
-                        });
-                    }
+                    hits.extend(test_value(
+                        eval,
+                        cache,
+                        state,
+                        probe,
+                        target.collection,
+                        name,
+                    ));
                 }
                 continue;
             }
             let st: &TxState<'_> = state;
             for_each_selected(plan, st, i, target, |v| {
-                let mut lookup = |p: &MacroPart| lookup(plan, st, i, p);
-                if let Some((value, stages, evidence)) = eval.test(
+                let probe = Probe {
+                    rule: i,
+                    cond: c,
+                    value: v.value,
+                    slot: Some(v.slot),
+                };
+                hits.extend(test_value(
+                    eval,
                     cache,
-                    &st.data,
-                    Probe {
-                        rule: i,
-                        cond: c,
-                        value: v.value,
-                        slot: Some(v.slot),
-                    },
-                    &mut lookup,
-                ) {
-                    hits.push(Hit {
-                        collection: target.collection,
-                        name: v.name.to_vec(),
-                        value,
-                        stages,
-                        cond: c,
-                        evidence,
-                    });
-                }
+                    st,
+                    probe,
+                    target.collection,
+                    v.name,
+                ));
             });
         }
         if hits.is_empty() {
@@ -614,6 +563,28 @@ fn rule_matches<E: Evaluate>(
         state.matched.extend(hits);
     }
     true
+}
+
+/// Tests one value; a [`Hit`] when the condition holds for it.
+fn test_value<E: Evaluate>(
+    eval: &E,
+    cache: &mut E::Cache,
+    state: &TxState<'_>,
+    probe: Probe<'_>,
+    collection: Collection,
+    name: &[u8],
+) -> Option<Hit> {
+    let plan = eval.plan();
+    let mut lookup = |p: &MacroPart| lookup(plan, state, probe.rule, p);
+    let (value, stages, evidence) = eval.test(cache, &state.data, probe, &mut lookup)?;
+    Some(Hit {
+        collection,
+        name: name.to_vec(),
+        value,
+        stages,
+        cond: probe.cond,
+        evidence,
+    })
 }
 
 /// Calls `f` with each value a target selects for rule `rule`, minus exclusions.

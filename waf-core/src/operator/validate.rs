@@ -285,41 +285,12 @@ pub fn find_invalid_utf8(input: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::{find_invalid_url_encoding, find_invalid_utf8, ByteRanges};
+    use crate::test_data::unescape;
     use proptest::prelude::*;
 
     const BYTE_RANGES: &str = include_str!("../../tests/data/byte_ranges.tsv");
     const URL_ENCODING: &str = include_str!("../../tests/data/url_encoding.tsv");
     const UTF8: &str = include_str!("../../tests/data/utf8.tsv");
-
-    /// Decodes the escapes shared by the data files: `\\ \t \n \r \0 \xHH`.
-    fn unescape(s: &str) -> Result<Vec<u8>, String> {
-        let mut out = Vec::with_capacity(s.len());
-        let mut bytes = s.bytes();
-        while let Some(b) = bytes.next() {
-            if b != b'\\' {
-                out.push(b);
-                continue;
-            }
-            match bytes.next() {
-                Some(b'\\') => out.push(b'\\'),
-                Some(b't') => out.push(b'\t'),
-                Some(b'n') => out.push(b'\n'),
-                Some(b'r') => out.push(b'\r'),
-                Some(b'0') => out.push(0),
-                Some(b'x') => {
-                    let hex = [bytes.next(), bytes.next()];
-                    let [Some(hi), Some(lo)] = hex else {
-                        return Err("truncated \\x escape".into());
-                    };
-                    let text = [hi, lo];
-                    let text = std::str::from_utf8(&text).map_err(|e| e.to_string())?;
-                    out.push(u8::from_str_radix(text, 16).map_err(|e| format!("\\x{text}: {e}"))?);
-                }
-                other => return Err(format!("unknown escape \\{:?}", other.map(char::from))),
-            }
-        }
-        Ok(out)
-    }
 
     /// The data rows of a file: (location for messages, tab-separated columns).
     fn rows<'a>(file: &'a str, text: &'a str) -> impl Iterator<Item = (String, Vec<&'a str>)> {

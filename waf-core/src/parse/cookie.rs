@@ -52,10 +52,11 @@ pub fn parse_cookie_header(value: &[u8]) -> Vec<Field> {
 }
 
 #[cfg(test)]
-#[allow(clippy::indexing_slicing, clippy::unwrap_used)]
+#[allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
     use crate::request::Request;
+    use crate::test_data::unescape;
 
     /// Cases live in `tests/data/cookies.tsv`: the header value, then name/value columns.
     #[test]
@@ -68,7 +69,7 @@ mod tests {
             }
             let columns: Vec<Vec<u8>> = line
                 .split('\t')
-                .map(super::super::urlencoded::tests::unescape)
+                .map(|c| unescape(c).unwrap_or_else(|e| panic!("line {}: {e}", number + 1)))
                 .collect();
             let (input, expected) = (&columns[0], &columns[1..]);
             let got: Vec<Vec<u8>> = parse_cookie_header(input)

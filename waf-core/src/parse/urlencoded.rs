@@ -220,8 +220,9 @@ pub(super) fn parse_form_body(body: &[u8], sink: &mut BodySink<'_>) {
 
 #[cfg(test)]
 #[allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::panic)]
-pub(super) mod tests {
+mod tests {
     use super::*;
+    use crate::test_data::unescape;
 
     /// Cases live in `tests/data/query_args.tsv`, one per line:
     /// `ok|invalid <TAB> input <TAB> name <TAB> value <TAB> name <TAB> value …`,
@@ -234,7 +235,10 @@ pub(super) mod tests {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let columns: Vec<Vec<u8>> = line.split('\t').map(unescape).collect();
+            let columns: Vec<Vec<u8>> = line
+                .split('\t')
+                .map(|c| unescape(c).unwrap_or_else(|e| panic!("line {}: {e}", number + 1)))
+                .collect();
             let (flag, input, expected) = (&columns[0], &columns[1], &columns[2..]);
             assert!(
                 expected.len() % 2 == 0,
@@ -257,35 +261,6 @@ pub(super) mod tests {
             count += 1;
         }
         assert!(count >= 20, "only {count} cases read");
-    }
-
-    /// Test-data escapes: `\xHH`, `\t`, `\\`; anything else is literal.
-    pub(crate) fn unescape(text: &str) -> Vec<u8> {
-        let bytes = text.as_bytes();
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < bytes.len() {
-            match (bytes[i], bytes.get(i + 1)) {
-                (b'\\', Some(b'x')) => {
-                    let hex = std::str::from_utf8(&bytes[i + 2..i + 4]).unwrap();
-                    out.push(u8::from_str_radix(hex, 16).unwrap());
-                    i += 4;
-                }
-                (b'\\', Some(b't')) => {
-                    out.push(b'\t');
-                    i += 2;
-                }
-                (b'\\', Some(b'\\')) => {
-                    out.push(b'\\');
-                    i += 2;
-                }
-                (b, _) => {
-                    out.push(b);
-                    i += 1;
-                }
-            }
-        }
-        out
     }
 
     #[test]

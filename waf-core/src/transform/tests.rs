@@ -13,41 +13,12 @@ use proptest::prelude::*;
 
 use super::Transform;
 
+use crate::test_data::unescape;
+
 const TABLE: &str = include_str!("../../tests/data/transforms.tsv");
 
 /// Every transformation must have at least this many table cases.
 const MIN_CASES: usize = 8;
-
-fn unescape(field: &str) -> Result<Vec<u8>, String> {
-    let mut out = Vec::with_capacity(field.len());
-    let mut bytes = field.bytes();
-    while let Some(b) = bytes.next() {
-        if b != b'\\' {
-            out.push(b);
-            continue;
-        }
-        match bytes.next() {
-            Some(b'\\') => out.push(b'\\'),
-            Some(b't') => out.push(b'\t'),
-            Some(b'n') => out.push(b'\n'),
-            Some(b'r') => out.push(b'\r'),
-            Some(b'0') => out.push(0),
-            Some(b'x') => {
-                let hex = [bytes.next(), bytes.next()];
-                let [Some(hi), Some(lo)] = hex else {
-                    return Err("`\\x` needs two hex digits".to_string());
-                };
-                let Some(byte) = super::hex_pair(hi, lo) else {
-                    return Err(format!("`\\x{}{}` is not hex", hi as char, lo as char));
-                };
-                out.push(byte);
-            }
-            Some(other) => return Err(format!("unknown escape `\\{}`", other as char)),
-            None => return Err("lone `\\` at the end of a field".to_string()),
-        }
-    }
-    Ok(out)
-}
 
 /// Shows bytes the way the table writes them, so a failure can be compared
 /// with the line at a glance.
