@@ -2,9 +2,9 @@
 //! rule count, compile time. See `benches/README.md` for what each group measures.
 
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use waf_benches::{json_16k, login_post_1k, synthetic_ruleset, wire_size, DEFAULT_SEED};
 use waf_core::reference::Reference;
 use waf_core::{compile, Request, RuleSet};
@@ -87,4 +87,73 @@ criterion_group! {
     config = configure();
     targets = login_post, json_body, rule_count, compile_time
 }
-criterion_main!(benches);
+
+/// Mean time of `f` per call, over `rounds` interleaved with the other measurements.
+fn per_call(f: &mut dyn FnMut(), calls: u32) -> Duration {
+    let start = Instant::now();
+    for _ in 0..calls {
+        f();
+    }
+    start.elapsed() / calls
+}
+
+/// The ratios the targets are stated in, measured in one run with the two sides interleaved
+/// (round after round) so that noise from the shared machine falls on both alike.
+fn ratios() {
+    const ROUNDS: usize = 5;
+    println!("\nratios (interleaved, {ROUNDS} rounds; targets: reference/compiled >= 20, 1000/100 rules < 2):");
+    let set = ruleset(RULES);
+    let program = compile(&set).expect("compiles");
+    let reference = Reference::new(&set).expect("compiles");
+    for (name, request, calls) in [
+        ("login_post_1k", login_post_1k(), 200),
+        ("json_16k", json_16k(), 10),
+    ] {
+        let (mut fast, mut slow) = (Duration::ZERO, Duration::ZERO);
+        for _ in 0..ROUNDS {
+            fast += per_call(
+                &mut || drop(black_box(program.inspect(black_box(&request)))),
+                calls,
+            );
+            slow += per_call(
+                &mut || drop(black_box(reference.inspect(black_box(&request)))),
+                calls / 10 + 1,
+            );
+        }
+        println!(
+            "  {name}: compiled {:?}, reference {:?}, reference/compiled = {:.1}",
+            fast / ROUNDS as u32,
+            slow / ROUNDS as u32,
+            slow.as_secs_f64() / fast.as_secs_f64()
+        );
+    }
+    let request = login_post_1k();
+    let small = compile(&ruleset(100)).expect("compiles");
+    let large = compile(&ruleset(1000)).expect("compiles");
+    let (mut t100, mut t1000) = (Duration::ZERO, Duration::ZERO);
+    for _ in 0..ROUNDS {
+        t100 += per_call(
+            &mut || drop(black_box(small.inspect(black_box(&request)))),
+            200,
+        );
+        t1000 += per_call(
+            &mut || drop(black_box(large.inspect(black_box(&request)))),
+            200,
+        );
+    }
+    println!(
+        "  rule_count: 100 rules {:?}, 1000 rules {:?}, 1000/100 = {:.2}",
+        t100 / ROUNDS as u32,
+        t1000 / ROUNDS as u32,
+        t1000.as_secs_f64() / t100.as_secs_f64()
+    );
+}
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    // `cargo bench -- <filter>` runs only some groups; the ratios need them all.
+    if std::env::args().skip(1).all(|a| a.starts_with('-')) {
+        ratios();
+    }
+}

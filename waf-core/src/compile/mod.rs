@@ -37,7 +37,7 @@ use std::collections::HashMap;
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 
 use crate::engine::values::RequestData;
-use crate::engine::{self, Evaluate, Plan, Probe};
+use crate::engine::{self, Candidates, Evaluate, Plan, Probe};
 use crate::error::{Error, ErrorKind};
 use crate::operator::{Evidence, Lookup};
 use crate::request::Request;
@@ -326,8 +326,9 @@ struct CachedValue {
 pub(crate) struct Cache {
     nodes: Vec<Vec<Option<CachedValue>>>,
     seen: Vec<bool>,
-    /// Bit set over gate ids: some value scanned so far contains one of the gate's literals.
-    open: Vec<u64>,
+    /// By gate id: the slots of the values scanned so far that contain one of the gate's
+    /// literals (at some chain node; a superset is harmless, the value is tested anyway).
+    gate_slots: Vec<Vec<u32>>,
     /// For each `(node, collection)` scan: 0 not yet, 1 done with the head's values, 2 done
     /// with the body's too.
     scanned: Vec<u8>,
@@ -450,18 +451,19 @@ impl Evaluate for Program {
         &self.plan
     }
 
-    /// The heart of the speed-up: a gated condition is decided by one bit. Every value of every
-    /// collection it targets is scanned (once per chain node, shared with every other
-    /// condition there) before the bit is read, so an unset bit means none of those values
-    /// contains a literal the operator needs — no match, without visiting a value. Negated
-    /// conditions match precisely when the literals are absent, so they are never skipped.
-    fn may_match(
+    /// The heart of the speed-up: a gated condition is decided before visiting a value. Every
+    /// value of every collection it targets is scanned (once per chain node, shared with every
+    /// other condition there) before the gate's slot list is read, so an empty list means none
+    /// of those values contains a literal the operator needs — no match — and otherwise only
+    /// the listed values are tested. Negated conditions match precisely when the literals are
+    /// absent, so every value stays a candidate.
+    fn candidates(
         &self,
         cache: &mut Cache,
         data: &RequestData<'_>,
         rule: usize,
         cond: usize,
-    ) -> bool {
+    ) -> Candidates {
         let (Some(plan), Some(c)) = (
             self.conds.get(rule).and_then(|r| r.get(cond)),
             self.plan
@@ -469,41 +471,44 @@ impl Evaluate for Program {
                 .get(rule)
                 .and_then(|r| r.conditions.get(cond)),
         ) else {
-            return true;
+            return Candidates::All;
         };
-        let Some(gate) = plan.gate else { return true };
+        let Some(gate) = plan.gate else {
+            return Candidates::All;
+        };
         if c.negated {
-            return true;
+            return Candidates::All;
         }
         let done = if data.body_parsed() { 2 } else { 1 };
         let slots = data.slot_count();
         if cache.scanned.len() < self.scan_count {
             cache.scanned.resize(self.scan_count, 0);
         }
+        if cache.gate_slots.len() < self.gated {
+            cache.gate_slots.resize_with(self.gated, Vec::new);
+        }
         for &(node, collection, index) in &plan.scans {
             match cache.scanned.get_mut(index) {
                 Some(state) if *state < done => *state = done,
                 _ => continue,
             }
-            {
-                data.for_each(collection, |v| {
-                    self.fill(cache, node, v.slot, v.value, slots);
-                    let mut bits = std::mem::take(&mut cache.open);
-                    for &g in self.open(cache, node, v.slot) {
-                        let word = (g / 64) as usize;
-                        if bits.len() <= word {
-                            bits.resize(word + 1, 0);
+            data.for_each(collection, |v| {
+                self.fill(cache, node, v.slot, v.value, slots);
+                let mut lists = std::mem::take(&mut cache.gate_slots);
+                for &g in self.open(cache, node, v.slot) {
+                    if let Some(list) = lists.get_mut(g as usize) {
+                        if list.last() != Some(&v.slot) {
+                            list.push(v.slot);
                         }
-                        bits[word] |= 1 << (g % 64);
                     }
-                    cache.open = bits;
-                });
-            }
+                }
+                cache.gate_slots = lists;
+            });
         }
-        cache
-            .open
-            .get((gate / 64) as usize)
-            .is_some_and(|w| w & (1 << (gate % 64)) != 0)
+        match cache.gate_slots.get(gate as usize) {
+            Some(list) if !list.is_empty() => Candidates::Slots(list.clone()),
+            _ => Candidates::None,
+        }
     }
 
     fn test(

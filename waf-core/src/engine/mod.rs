@@ -226,6 +226,17 @@ pub(crate) struct Probe<'a> {
     pub(crate) slot: Option<u32>,
 }
 
+/// The values that can make a condition hold, as far as an evaluator knows before testing.
+#[derive(Debug)]
+pub(crate) enum Candidates {
+    /// No value can.
+    None,
+    /// Any value may.
+    All,
+    /// Only the values in these slots may.
+    Slots(Vec<u32>),
+}
+
 /// How an evaluator tests one value against one condition.
 pub(crate) trait Evaluate {
     /// Per-request scratch state (the compiled program's transformation cache).
@@ -234,18 +245,19 @@ pub(crate) trait Evaluate {
     /// The plan the evaluator runs.
     fn plan(&self) -> &Plan;
 
-    /// Whether condition `cond` of rule `rule` can hold at all in this request. `false` lets
-    /// the driver skip the condition without enumerating a single value; it must only be
-    /// returned when testing every value would have found no match. The reference evaluator
-    /// always answers `true`.
-    fn may_match(
+    /// Which values of condition `cond` of rule `rule` can make it hold in this request.
+    /// [`Candidates::None`] lets the driver skip the condition without enumerating a single
+    /// value, [`Candidates::Slots`] lets it skip every value not listed; either must only be
+    /// answered when testing the skipped values would have found no match. The reference
+    /// evaluator always answers [`Candidates::All`].
+    fn candidates(
         &self,
         _cache: &mut Self::Cache,
         _data: &RequestData<'_>,
         _rule: usize,
         _cond: usize,
-    ) -> bool {
-        true
+    ) -> Candidates {
+        Candidates::All
     }
 
     /// Transforms the probed value for its condition and tests it. Returns the transformed
@@ -496,7 +508,8 @@ fn rule_matches<E: Evaluate>(
     let rule = &plan.rules[i];
     state.matched.clear();
     for (c, cond) in rule.conditions.iter().enumerate() {
-        if !eval.may_match(cache, &state.data, i, c) {
+        let candidates = eval.candidates(cache, &state.data, i, c);
+        if matches!(candidates, Candidates::None) {
             return false;
         }
         let mut hits = Vec::new();
@@ -534,6 +547,11 @@ fn rule_matches<E: Evaluate>(
             }
             let st: &TxState<'_> = state;
             for_each_selected(plan, st, i, target, |v| {
+                if let Candidates::Slots(slots) = &candidates {
+                    if !slots.contains(&v.slot) {
+                        return;
+                    }
+                }
                 let probe = Probe {
                     rule: i,
                     cond: c,

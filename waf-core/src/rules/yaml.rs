@@ -136,7 +136,9 @@ struct ItemDef {
     severity: Option<String>,
     paranoia: Option<u8>,
     phase: Option<String>,
-    // The rule's own condition.
+    // The rule's own condition: the fields of `ConditionDef`, repeated because serde's
+    // `flatten` and `deny_unknown_fields` do not work together, and a misspelt key must be an
+    // error, not silently ignored.
     #[serde(default)]
     targets: Vec<String>,
     #[serde(default)]
