@@ -61,6 +61,9 @@ struct Chain {
     parent: Option<ChainId>,
     /// The transformation this node adds to its parent's value (`None` for the root).
     transform: Option<Transform>,
+    /// The residual regexes tested at this node, as one multi-pattern regex, and each
+    /// pattern's gate id.
+    residual: Option<(regex_automata::meta::Regex, Vec<u32>)>,
 }
 
 /// The literals of every gated condition, in one automaton.
@@ -76,8 +79,11 @@ struct Prefilter {
 struct CondPlan {
     /// The chain node of each stage tested (several with multi-match).
     stages: Vec<(ChainId, usize)>,
-    /// The condition's gate id, when its operator has required literals.
+    /// The condition's gate id, when its operator has required literals or is a residual
+    /// regex (gated by its node's multi-pattern regex).
     gate: Option<u32>,
+    /// A regex without required literals.
+    residual: bool,
     /// For libinjection operators: bytes one of which any value they flag contains. Values
     /// without any skip the (costly) detector. See [`injection_gate`].
     needs_byte: Option<&'static [bool; 256]>,
@@ -142,6 +148,7 @@ pub struct Program {
     chains: Vec<Chain>,
     prefilter: Option<Prefilter>,
     conds: Vec<Vec<CondPlan>>,
+    /// Number of gate ids: literal gates and residual-regex gates.
     gated: usize,
     /// Distinct `(node, collection)` pairs that gated conditions need scanned.
     scan_count: usize,
@@ -154,6 +161,7 @@ impl Program {
         let mut chains = vec![Chain {
             parent: None,
             transform: None,
+            residual: None,
         }];
         let mut node_of = |transforms: &[Transform], chains: &mut Vec<Chain>| -> Vec<ChainId> {
             // The node after each prefix: [root, t1, t1t2, ...].
@@ -164,6 +172,7 @@ impl Program {
                     chains.push(Chain {
                         parent: Some(at),
                         transform: Some(t),
+                        residual: None,
                     });
                     (chains.len() - 1) as ChainId
                 });
@@ -176,6 +185,8 @@ impl Program {
         let mut conds = Vec::with_capacity(plan.rules.len());
         let mut gated = 0u32;
         let mut scan_slots: HashMap<(ChainId, Collection), usize> = HashMap::new();
+        // Regexes with no required literal, by the chain node they are tested at.
+        let mut residual_patterns: HashMap<ChainId, Vec<(String, u32)>> = HashMap::new();
         for rule in &plan.rules {
             let mut cps = Vec::with_capacity(rule.conditions.len());
             for cond in &rule.conditions {
@@ -191,12 +202,25 @@ impl Program {
                     .targets
                     .iter()
                     .any(|t| t.collection.is_dynamic() || t.count);
-                let gate = match literals::gate_literals(&cond.operator) {
-                    Some(lits) if !dynamic => {
+                let mut residual = false;
+                let gate = match (literals::gate_literals(&cond.operator), &cond.operator) {
+                    (Some(lits), _) if !dynamic => {
                         let id = gated;
                         gated += 1;
                         for l in lits {
                             literals.entry(l).or_default().push(id);
+                        }
+                        Some(id)
+                    }
+                    (None, crate::operator::Operator::Rx(pattern)) if !dynamic => {
+                        residual = true;
+                        let id = gated;
+                        gated += 1;
+                        for &(node, _) in &stages {
+                            residual_patterns
+                                .entry(node)
+                                .or_default()
+                                .push((pattern.clone(), id));
                         }
                         Some(id)
                     }
@@ -218,11 +242,24 @@ impl Program {
                 cps.push(CondPlan {
                     stages,
                     gate,
+                    residual,
                     needs_byte: injection_gate(&cond.operator),
                     scans,
                 });
             }
             conds.push(cps);
+        }
+        // The residual regexes of a node run as one multi-pattern regex: one pass over a
+        // value says which of them match anywhere in it (`MatchKind::All`), so each is
+        // confirmed only on values where it matches. Sets stay small (the residual set is
+        // meant to be), well clear of the lazy DFA's cache cliff.
+        for (node, patterns) in residual_patterns {
+            let (texts, gates): (Vec<String>, Vec<u32>) = patterns.into_iter().unzip();
+            let set = crate::operator::build_regex_set(&texts)
+                .map_err(|e| Error::new(ErrorKind::Rule, format!("residual regexes: {e}")))?;
+            if let Some(chain) = chains.get_mut(node as usize) {
+                chain.residual = Some((set, gates));
+            }
         }
         let prefilter = if literals.is_empty() {
             None
@@ -272,13 +309,19 @@ impl Program {
         self.plan.rules.len()
     }
 
-    /// How many conditions are gated by literals (the rest always run their operator).
+    /// How many conditions are gated by literals. Residual regexes are gated by one
+    /// multi-pattern regex per transformation chain instead; other operators always run.
     pub fn gated_condition_count(&self) -> usize {
-        self.gated
+        self.conds
+            .iter()
+            .flatten()
+            .filter(|c| c.gate.is_some() && !c.residual)
+            .count()
     }
 
-    /// The regex conditions that no literal gates — the residual set, which runs on every value
-    /// its targets select — as `(rule id, condition index)`. Rule authors should keep this short.
+    /// The regex conditions that no literal gates — the residual set, scanned as one
+    /// multi-pattern regex per transformation chain over every value its conditions select — as
+    /// `(rule id, condition index)`. Rule authors should keep this short.
     ///
     /// ```
     /// use waf_core::{compile, RuleSet};
@@ -299,7 +342,7 @@ impl Program {
                         rule.conditions.get(i).map(|c| &c.operator),
                         Some(crate::operator::Operator::Rx(_))
                     );
-                    (is_regex && c.gate.is_none()).then_some((rule.id, i))
+                    (is_regex && (c.residual || c.gate.is_none())).then_some((rule.id, i))
                 })
             })
     }
@@ -366,7 +409,7 @@ impl Program {
             // The root: the raw value, scanned once.
             _ => (None, true),
         };
-        let open = match (&self.prefilter, rescan) {
+        let mut open = match (&self.prefilter, rescan) {
             (Some(pf), true) => {
                 let mut seen = std::mem::take(&mut cache.seen);
                 let value = bytes
@@ -379,6 +422,22 @@ impl Program {
             (None, true) => Some(Vec::new()),
             (_, false) => None,
         };
+        if let Some((set, gates)) = &chain.residual {
+            // Unlike literals, regexes see case: this node's own bytes decide.
+            let value = bytes
+                .as_deref()
+                .unwrap_or_else(|| self.bytes(cache, node, slot, raw));
+            let mut hits = regex_automata::PatternSet::new(set.pattern_len());
+            set.which_overlapping_matches(&regex_automata::Input::new(value), &mut hits);
+            let mut merged = match open {
+                Some(o) => o,
+                None => self.open(cache, node, slot).to_vec(),
+            };
+            merged.extend(hits.iter().filter_map(|p| gates.get(p.as_usize()).copied()));
+            merged.sort_unstable();
+            merged.dedup();
+            open = Some(merged);
+        }
         let row = &mut cache.nodes[n];
         if row.len() < slots.max(s + 1) {
             row.resize_with(slots.max(s + 1), || None);

@@ -182,6 +182,28 @@ pub(crate) fn build_regex(pattern: &str) -> Result<Regex, OperatorError> {
         })
 }
 
+/// Builds one regex over several patterns that reports every pattern matching anywhere
+/// (`MatchKind::All`, for `which_overlapping_matches`), with the same syntax as
+/// [`build_regex`].
+pub(crate) fn build_regex_set<P: AsRef<str>>(patterns: &[P]) -> Result<Regex, OperatorError> {
+    Regex::builder()
+        .syntax(syntax::Config::new().unicode(false).utf8(false))
+        .configure(
+            Regex::config()
+                .match_kind(regex_automata::MatchKind::All)
+                .utf8_empty(false)
+                .nfa_size_limit(Some(64 << 20))
+                .hybrid_cache_capacity(8 << 20),
+        )
+        .build_many(patterns)
+        .map_err(|e| {
+            OperatorError(format!(
+                "regex set does not compile: {}",
+                one_line(&e.to_string())
+            ))
+        })
+}
+
 /// Folds a multi-line message onto one line, so errors keep the `file:line:col: ...` shape.
 pub(crate) fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")

@@ -39,7 +39,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                         .map(|r| r.source.to_string())
                         .unwrap_or_default();
                     println!(
-                        "{source}: rule {id}: condition {}: residual regex (no literal of 2+ bytes gates it; it runs on every value)",
+                        "{source}: rule {id}: condition {}: residual regex (no literal of 2+ bytes gates it; the residual set scans every value)",
                         cond + 1
                     );
                 }
