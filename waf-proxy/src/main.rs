@@ -3,6 +3,8 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod config;
+mod proxy;
 
 use std::process::ExitCode;
 
@@ -23,6 +25,8 @@ enum Command {
     Rules(RulesCommand),
     /// Show how a ruleset judges one raw HTTP/1.1 request, rule by rule.
     Explain(cli::explain::Args),
+    /// Run the proxy: inspect every request and forward the clean ones.
+    Serve(proxy::Args),
 }
 
 #[derive(Subcommand)]
@@ -39,6 +43,7 @@ fn main() -> ExitCode {
         Command::Rules(RulesCommand::Check(a)) => cli::check::run(&a),
         Command::Rules(RulesCommand::Test(a)) => cli::test::run(&a),
         Command::Explain(a) => cli::explain::run(&a),
+        Command::Serve(a) => proxy::run(&a),
     };
     match result {
         Ok(code) => code,

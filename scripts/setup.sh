@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs the system packages the build needs, when they are missing (Debian).
+# Sourced by scripts/run.sh and scripts/test.sh.
+need=()
+command -v cmake >/dev/null 2>&1 || need+=(cmake)
+command -v cc >/dev/null 2>&1 || need+=(build-essential)
+# Pingora's openssl backend builds a vendored OpenSSL: that takes perl and make.
+command -v perl >/dev/null 2>&1 || need+=(perl)
+command -v make >/dev/null 2>&1 || need+=(make)
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}"
+fi

@@ -1,0 +1,371 @@
+//! The `waf serve` configuration: one YAML file, validated at start (see `docs/config.md`).
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use anyhow::{ensure, Context};
+use ipnet::IpNet;
+use serde::Deserialize;
+
+/// The most body bytes that can be read ahead and still be replayed to the upstream (Pingora's
+/// retry buffer).
+pub const MAX_PRE_READ: usize = 64 * 1024;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The plain-HTTP listener.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// The admin listener (reserved: not served yet).
+    #[serde(default = "default_admin")]
+    pub admin: String,
+    /// The protected sites, matched by Host.
+    #[serde(default)]
+    pub sites: Vec<Site>,
+    /// Body limits.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Peers whose X-Forwarded-For is believed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// Worker threads.
+    #[serde(default = "default_threads")]
+    pub threads: usize,
+}
+
+/// One protected site.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Site {
+    /// Host names (`login.contoso.com`), or `"*"` for any.
+    pub hosts: Vec<String>,
+    /// Where clean requests go.
+    pub upstream: Upstream,
+    /// Which Host header the upstream sees.
+    #[serde(default)]
+    pub host_header: HostHeader,
+    /// Rule files or folders.
+    #[serde(default)]
+    pub rules: Vec<PathBuf>,
+    /// Paranoia level 1 to 4 (the ruleset's own setting when left out).
+    #[serde(default)]
+    pub paranoia: Option<u8>,
+    /// Inbound anomaly threshold (the ruleset's own setting when left out).
+    #[serde(default)]
+    pub anomaly_threshold: Option<i64>,
+    /// Block, or only detect and log.
+    #[serde(default)]
+    pub mode: SiteMode,
+}
+
+/// The upstream of a site.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upstream {
+    /// `host:port`.
+    pub address: String,
+    /// Speak TLS to the upstream.
+    #[serde(default)]
+    pub tls: bool,
+    /// TLS server name; the host part of `address` when left out.
+    #[serde(default)]
+    pub sni: Option<String>,
+    /// Verify the upstream's certificate.
+    #[serde(default = "yes")]
+    pub verify: bool,
+    /// PEM file of CA certificates to verify against (the system's when left out).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Which Host header the upstream sees.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostHeader {
+    /// The client's.
+    #[default]
+    Keep,
+    /// The upstream's own name (its SNI name, or the host part of its address).
+    Upstream,
+}
+
+/// Block or only detect.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SiteMode {
+    /// Block what the rules block.
+    #[default]
+    Block,
+    /// Forward everything, log what would have been blocked.
+    DetectOnly,
+}
+
+/// Body limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Bodies up to this many bytes are read and inspected before anything is forwarded.
+    #[serde(default = "default_max_body_inspect")]
+    pub max_body_inspect: usize,
+    /// What happens to larger bodies.
+    #[serde(default)]
+    pub large_body: LargeBody,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_body_inspect: default_max_body_inspect(),
+            large_body: LargeBody::default(),
+        }
+    }
+}
+
+/// The policy for bodies over `max_body_inspect`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LargeBody {
+    /// Answer 413.
+    #[default]
+    Reject,
+    /// Forward without inspecting the body (headers are still inspected).
+    Pass,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_admin() -> String {
+    "127.0.0.1:9901".into()
+}
+fn default_threads() -> usize {
+    2
+}
+fn default_max_body_inspect() -> usize {
+    MAX_PRE_READ
+}
+fn yes() -> bool {
+    true
+}
+
+impl Config {
+    /// The configuration used when `waf serve` is given no file: any Host, forwarded to
+    /// `127.0.0.1:8081`, inspected with `./rules` when that folder exists.
+    pub fn builtin() -> Config {
+        let rules = Path::new("rules");
+        let rules = if rules.is_dir() {
+            vec![rules.to_path_buf()]
+        } else {
+            tracing::warn!("no ./rules folder: the default site starts with no rules");
+            Vec::new()
+        };
+        Config {
+            listen: default_listen(),
+            admin: default_admin(),
+            sites: vec![Site {
+                hosts: vec!["*".into()],
+                upstream: Upstream {
+                    address: "127.0.0.1:8081".into(),
+                    tls: false,
+                    sni: None,
+                    verify: true,
+                    ca_file: None,
+                },
+                host_header: HostHeader::Keep,
+                rules,
+                paranoia: None,
+                anomaly_threshold: None,
+                mode: SiteMode::Block,
+            }],
+            limits: Limits::default(),
+            trusted_proxies: Vec::new(),
+            threads: default_threads(),
+        }
+    }
+
+    /// Reads and validates a configuration file. Relative rule and CA paths are resolved
+    /// against the file's folder.
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let mut config = Config::parse(&text).with_context(|| format!("{}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for site in &mut config.sites {
+            for r in &mut site.rules {
+                if r.is_relative() {
+                    *r = base.join(&*r);
+                }
+            }
+            if let Some(ca) = &mut site.upstream.ca_file {
+                if ca.is_relative() {
+                    *ca = base.join(&*ca);
+                }
+            }
+        }
+        Ok(config)
+    }
+
+    /// Parses and validates configuration text.
+    pub fn parse(text: &str) -> anyhow::Result<Config> {
+        let config: Config = serde_saphyr::from_str(text).map_err(|e| {
+            let at = e
+                .location()
+                .map(|l| format!("line {}, column {}: ", l.line(), l.column()))
+                .unwrap_or_default();
+            anyhow::anyhow!("{at}{e}")
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.listen
+            .parse::<SocketAddr>()
+            .with_context(|| format!("listen: `{}` is not an address:port", self.listen))?;
+        self.admin
+            .parse::<SocketAddr>()
+            .with_context(|| format!("admin: `{}` is not an address:port", self.admin))?;
+        ensure!((1..=64).contains(&self.threads), "threads: must be 1 to 64");
+        ensure!(!self.sites.is_empty(), "sites: at least one site is needed");
+        ensure!(
+            self.limits.max_body_inspect <= MAX_PRE_READ,
+            "limits.max_body_inspect: at most {MAX_PRE_READ} bytes (the pre-read buffer) for now"
+        );
+        self.trusted_networks()?;
+        let mut seen: Vec<String> = Vec::new();
+        for (i, site) in self.sites.iter().enumerate() {
+            let at = format!("sites[{i}]");
+            ensure!(!site.hosts.is_empty(), "{at}.hosts: at least one host name");
+            for h in &site.hosts {
+                let h = normalize_host(h);
+                ensure!(!h.is_empty(), "{at}.hosts: empty host name");
+                ensure!(
+                    !seen.contains(&h),
+                    "{at}.hosts: `{h}` belongs to an earlier site too"
+                );
+                seen.push(h);
+            }
+            let u = &site.upstream;
+            ensure!(
+                split_host(&u.address).is_some(),
+                "{at}.upstream.address: `{}` is not host:port",
+                u.address
+            );
+            if let Some(p) = site.paranoia {
+                ensure!((1..=4).contains(&p), "{at}.paranoia: must be 1 to 4");
+            }
+            if let Some(t) = site.anomaly_threshold {
+                ensure!(t > 0, "{at}.anomaly_threshold: must be positive");
+            }
+            if u.ca_file.is_some() {
+                ensure!(u.tls, "{at}.upstream.ca_file: only with tls: true");
+            }
+        }
+        Ok(())
+    }
+
+    /// The trusted proxy networks.
+    pub fn trusted_networks(&self) -> anyhow::Result<Vec<IpNet>> {
+        self.trusted_proxies
+            .iter()
+            .map(|s| {
+                s.parse::<IpNet>()
+                    .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+                    .map_err(|_| anyhow::anyhow!("trusted_proxies: `{s}` is not a CIDR or address"))
+            })
+            .collect()
+    }
+}
+
+impl Site {
+    /// The upstream's own host name: its SNI, or the host part of its address.
+    pub fn upstream_host(&self) -> String {
+        if let Some(sni) = &self.upstream.sni {
+            return sni.clone();
+        }
+        split_host(&self.upstream.address)
+            .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']').to_string())
+            .unwrap_or_default()
+    }
+}
+
+/// `host:port` → (host, port).
+fn split_host(address: &str) -> Option<(&str, u16)> {
+    let (host, port) = address.rsplit_once(':')?;
+    let port = port.parse().ok()?;
+    if host.is_empty() {
+        return None;
+    }
+    Some((host, port))
+}
+
+/// Lower-cases a Host value and strips its port.
+pub fn normalize_host(host: &str) -> String {
+    let host = host.trim();
+    let host = if let Some(rest) = host.strip_prefix('[') {
+        // [v6]:port
+        rest.split_once(']').map(|(h, _)| h).unwrap_or(rest)
+    } else if host.matches(':').count() == 1 {
+        host.split_once(':').map(|(h, _)| h).unwrap_or(host)
+    } else {
+        host
+    };
+    host.trim_end_matches('.').to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let c = Config::parse(
+            "sites:\n  - hosts: [Login.Contoso.com]\n    upstream: {address: \"x.ciamlogin.com:443\", tls: true}\n",
+        )
+        .unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8080");
+        assert_eq!(c.limits.max_body_inspect, 65536);
+        assert_eq!(c.limits.large_body, LargeBody::Reject);
+        assert!(c.sites[0].upstream.verify);
+        assert_eq!(c.sites[0].host_header, HostHeader::Keep);
+        assert_eq!(c.sites[0].mode, SiteMode::Block);
+        assert_eq!(c.sites[0].upstream_host(), "x.ciamlogin.com");
+    }
+
+    #[test]
+    fn errors_are_clear() {
+        let e = Config::parse("sites: []\n").unwrap_err().to_string();
+        assert!(e.contains("at least one site"), "{e}");
+        let e = Config::parse("listen: nope\nsites: []\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("listen"), "{e}");
+        let e = format!("{:#}", Config::parse("sitez: []\n").unwrap_err());
+        assert!(e.contains("sitez"), "{e}");
+        let e = Config::parse(
+            "trusted_proxies: [10.0.0.0/33]\nsites:\n  - hosts: [a]\n    upstream: {address: \"a:1\"}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("trusted_proxies"), "{e}");
+    }
+
+    #[test]
+    fn the_builtin_config_is_valid() {
+        let c = Config::builtin();
+        c.validate().unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8080");
+        assert_eq!(c.sites[0].hosts, ["*"]);
+        assert_eq!(c.sites[0].upstream.address, "127.0.0.1:8081");
+    }
+
+    #[test]
+    fn hosts_normalize() {
+        assert_eq!(normalize_host("Login.Contoso.COM:443"), "login.contoso.com");
+        assert_eq!(normalize_host("[::1]:8080"), "::1");
+        assert_eq!(normalize_host("login.contoso.com."), "login.contoso.com");
+    }
+}
