@@ -172,6 +172,20 @@ pub struct Ctx {
     continue_sent: bool,
 }
 
+/// Answers 413 for a body the proxy will not inspect; `Ok(true)`: the request is done.
+async fn reject_too_large(session: &mut Session, ctx: &Ctx, why: &str) -> Result<bool> {
+    tracing::info!(request_id = %ctx.request_id, "{why}: 413");
+    respond(
+        session,
+        413,
+        &ctx.request_id,
+        "Payload Too Large",
+        "The request body is too large.",
+    )
+    .await?;
+    Ok(true)
+}
+
 /// A fresh request id: 16 hex digits from a keyed hash of a counter and the time.
 fn request_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -421,32 +435,15 @@ impl ProxyHttp for Waf {
                 if self.large_body == LargeBody::Reject
                     || session.as_downstream().retry_buffer_truncated()
                 {
-                    tracing::info!(request_id = %ctx.request_id, "body over the inspection limit: 413");
-                    respond(
-                        session,
-                        413,
-                        &ctx.request_id,
-                        "Payload Too Large",
-                        "The request body is too large.",
-                    )
-                    .await?;
-                    return Ok(true);
+                    return reject_too_large(session, ctx, "body over the inspection limit").await;
                 }
                 tracing::info!(request_id = %ctx.request_id, "body over the inspection limit: forwarded uninspected");
             } else {
                 body = Some(buf);
             }
         } else if self.large_body == LargeBody::Reject {
-            tracing::info!(request_id = %ctx.request_id, "Content-Length over the inspection limit: 413");
-            respond(
-                session,
-                413,
-                &ctx.request_id,
-                "Payload Too Large",
-                "The request body is too large.",
-            )
-            .await?;
-            return Ok(true);
+            return reject_too_large(session, ctx, "Content-Length over the inspection limit")
+                .await;
         } else {
             tracing::info!(request_id = %ctx.request_id, "Content-Length over the inspection limit: forwarded uninspected");
         }
