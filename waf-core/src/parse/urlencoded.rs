@@ -24,6 +24,7 @@
 //! assert!(!parsed.invalid_encoding);
 //! ```
 
+use crate::transform::hex_value;
 use std::borrow::Cow;
 
 use super::{BodySink, Field};
@@ -99,15 +100,6 @@ fn decode(input: &[u8], plus_is_space: bool) -> (Cow<'_, [u8]>, bool) {
         }
     }
     (Cow::Owned(out), invalid)
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
 }
 
 /// One `name=value` pair of a form-encoded string, decoded.

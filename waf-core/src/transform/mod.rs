@@ -639,8 +639,8 @@ fn finish(input: &[u8], out: Vec<u8>) -> Cow<'_, [u8]> {
     }
 }
 
-/// The value of one hex digit.
-fn hex_value(b: u8) -> Option<u8> {
+/// The value of one hex digit (shared with the parsers' percent-decoding).
+pub(crate) fn hex_value(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
         b'a'..=b'f' => Some(b - b'a' + 10),
