@@ -12,15 +12,30 @@ use serde::Deserialize;
 pub const MAX_PRE_READ: usize = 64 * 1024;
 
 /// The whole configuration.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// The plain-HTTP listener.
     #[serde(default = "default_listen")]
     pub listen: String,
-    /// The admin listener (reserved: not served yet).
+    /// The HTTPS listener and its certificates.
+    #[serde(default)]
+    pub tls: Option<TlsListener>,
+    /// The admin listener: metrics, health and reload.
     #[serde(default = "default_admin")]
     pub admin: String,
+    /// The audit log.
+    #[serde(default)]
+    pub audit: Audit,
+    /// `human` or `json` log lines on stderr.
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// Reload when a rule file or this config file changes.
+    #[serde(default = "yes")]
+    pub watch: bool,
+    /// The Unix socket a new `waf serve --upgrade` takes the listening sockets over from.
+    #[serde(default = "default_upgrade_sock")]
+    pub upgrade_sock: PathBuf,
     /// The protected sites, matched by Host.
     #[serde(default)]
     pub sites: Vec<Site>,
@@ -35,8 +50,65 @@ pub struct Config {
     pub threads: usize,
 }
 
+/// The HTTPS listener.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsListener {
+    /// `address:port`.
+    pub listen: String,
+    /// Certificates chosen by the client's SNI name; the first one when no name matches.
+    pub certificates: Vec<Certificate>,
+    /// Offer HTTP/2 (ALPN `h2`) besides HTTP/1.1.
+    #[serde(default = "yes")]
+    pub http2: bool,
+}
+
+/// One certificate of the HTTPS listener.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Certificate {
+    /// The SNI names it serves (`login.contoso.com`, `*.contoso.com`).
+    pub hosts: Vec<String>,
+    /// PEM certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
+/// The audit log.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Audit {
+    /// A file (appended to, reopened on SIGUSR1), `-` for stdout, or `off`.
+    #[serde(default = "default_audit_path")]
+    pub path: String,
+    /// Write every request, not only the blocked and flagged ones.
+    #[serde(default)]
+    pub all_requests: bool,
+}
+
+impl Default for Audit {
+    fn default() -> Audit {
+        Audit {
+            path: default_audit_path(),
+            all_requests: false,
+        }
+    }
+}
+
+/// The format of log lines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// One readable line per event.
+    #[default]
+    Human,
+    /// One JSON object per event.
+    Json,
+}
+
 /// One protected site.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Site {
     /// Host names (`login.contoso.com`), or `"*"` for any.
@@ -58,14 +130,18 @@ pub struct Site {
     /// Block, or only detect and log.
     #[serde(default)]
     pub mode: SiteMode,
+    /// An HTML block-page template (`{{request_id}}`, `{{status}}`, `{{host}}`); a built-in
+    /// page when left out.
+    #[serde(default)]
+    pub block_page: Option<PathBuf>,
 }
 
 /// The upstream of a site.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Upstream {
-    /// `host:port`.
-    pub address: String,
+    /// `host:port`, or a list of them: requests are spread round-robin over the healthy ones.
+    pub address: Addresses,
     /// Speak TLS to the upstream.
     #[serde(default)]
     pub tls: bool,
@@ -78,6 +154,35 @@ pub struct Upstream {
     /// PEM file of CA certificates to verify against (the system's when left out).
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Milliseconds to wait for a TCP (and TLS) connection.
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// Milliseconds to wait for each read from the upstream.
+    #[serde(default = "default_read_timeout_ms")]
+    pub read_timeout_ms: u64,
+    /// Milliseconds between health checks (TCP connect) when there are several addresses.
+    #[serde(default = "default_health_check_interval_ms")]
+    pub health_check_interval_ms: u64,
+}
+
+/// One upstream address or several.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum Addresses {
+    /// `host:port`.
+    One(String),
+    /// `[host:port, ...]`.
+    Many(Vec<String>),
+}
+
+impl Addresses {
+    /// Every address.
+    pub fn all(&self) -> &[String] {
+        match self {
+            Addresses::One(a) => std::slice::from_ref(a),
+            Addresses::Many(v) => v,
+        }
+    }
 }
 
 /// Which Host header the upstream sees.
@@ -103,7 +208,7 @@ pub enum SiteMode {
 }
 
 /// Body limits.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     /// Bodies up to this many bytes are read and inspected before anything is forwarded.
@@ -112,6 +217,9 @@ pub struct Limits {
     /// What happens to larger bodies.
     #[serde(default)]
     pub large_body: LargeBody,
+    /// The most bytes of request line and headers; larger requests are answered 431.
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: usize,
 }
 
 impl Default for Limits {
@@ -119,6 +227,7 @@ impl Default for Limits {
         Limits {
             max_body_inspect: default_max_body_inspect(),
             large_body: LargeBody::default(),
+            max_header_bytes: default_max_header_bytes(),
         }
     }
 }
@@ -143,6 +252,24 @@ fn default_admin() -> String {
 fn default_threads() -> usize {
     2
 }
+fn default_audit_path() -> String {
+    "-".into()
+}
+fn default_upgrade_sock() -> PathBuf {
+    PathBuf::from("/tmp/waf_upgrade.sock")
+}
+fn default_connect_timeout_ms() -> u64 {
+    5_000
+}
+fn default_read_timeout_ms() -> u64 {
+    60_000
+}
+fn default_health_check_interval_ms() -> u64 {
+    5_000
+}
+fn default_max_header_bytes() -> usize {
+    32 * 1024
+}
 fn default_max_body_inspect() -> usize {
     MAX_PRE_READ
 }
@@ -163,21 +290,30 @@ impl Config {
         };
         Config {
             listen: default_listen(),
+            tls: None,
             admin: default_admin(),
+            audit: Audit::default(),
+            log_format: LogFormat::Human,
+            watch: true,
+            upgrade_sock: default_upgrade_sock(),
             sites: vec![Site {
                 hosts: vec!["*".into()],
                 upstream: Upstream {
-                    address: "127.0.0.1:8081".into(),
+                    address: Addresses::One("127.0.0.1:8081".into()),
                     tls: false,
                     sni: None,
                     verify: true,
                     ca_file: None,
+                    connect_timeout_ms: default_connect_timeout_ms(),
+                    read_timeout_ms: default_read_timeout_ms(),
+                    health_check_interval_ms: default_health_check_interval_ms(),
                 },
                 host_header: HostHeader::Keep,
                 rules,
                 paranoia: None,
                 anomaly_threshold: None,
                 mode: SiteMode::Block,
+                block_page: None,
             }],
             limits: Limits::default(),
             trusted_proxies: Vec::new(),
@@ -198,10 +334,28 @@ impl Config {
                     *r = base.join(&*r);
                 }
             }
-            if let Some(ca) = &mut site.upstream.ca_file {
-                if ca.is_relative() {
-                    *ca = base.join(&*ca);
+            for file in [&mut site.upstream.ca_file, &mut site.block_page]
+                .into_iter()
+                .flatten()
+            {
+                if file.is_relative() {
+                    *file = base.join(&*file);
                 }
+            }
+        }
+        if let Some(tls) = &mut config.tls {
+            for c in &mut tls.certificates {
+                for file in [&mut c.cert, &mut c.key] {
+                    if file.is_relative() {
+                        *file = base.join(&*file);
+                    }
+                }
+            }
+        }
+        if config.audit.path != "-" && config.audit.path != "off" {
+            let p = Path::new(&config.audit.path);
+            if p.is_relative() {
+                config.audit.path = base.join(p).to_string_lossy().into_owned();
             }
         }
         Ok(config)
@@ -228,7 +382,26 @@ impl Config {
         self.admin
             .parse::<SocketAddr>()
             .with_context(|| format!("admin: `{}` is not an address:port", self.admin))?;
+        if let Some(tls) = &self.tls {
+            tls.listen
+                .parse::<SocketAddr>()
+                .with_context(|| format!("tls.listen: `{}` is not an address:port", tls.listen))?;
+            ensure!(
+                !tls.certificates.is_empty(),
+                "tls.certificates: at least one certificate"
+            );
+            for (i, c) in tls.certificates.iter().enumerate() {
+                ensure!(
+                    !c.hosts.is_empty(),
+                    "tls.certificates[{i}].hosts: at least one host name"
+                );
+            }
+        }
         ensure!((1..=64).contains(&self.threads), "threads: must be 1 to 64");
+        ensure!(
+            self.limits.max_header_bytes >= 1024,
+            "limits.max_header_bytes: at least 1024"
+        );
         ensure!(!self.sites.is_empty(), "sites: at least one site is needed");
         ensure!(
             self.limits.max_body_inspect <= MAX_PRE_READ,
@@ -250,9 +423,22 @@ impl Config {
             }
             let u = &site.upstream;
             ensure!(
-                split_host(&u.address).is_some(),
-                "{at}.upstream.address: `{}` is not host:port",
-                u.address
+                !u.address.all().is_empty(),
+                "{at}.upstream.address: at least one address"
+            );
+            for a in u.address.all() {
+                ensure!(
+                    split_host(a).is_some(),
+                    "{at}.upstream.address: `{a}` is not host:port"
+                );
+            }
+            ensure!(
+                u.connect_timeout_ms > 0 && u.read_timeout_ms > 0,
+                "{at}.upstream: timeouts must be positive"
+            );
+            ensure!(
+                u.health_check_interval_ms >= 100,
+                "{at}.upstream.health_check_interval_ms: at least 100"
             );
             if let Some(p) = site.paranoia {
                 ensure!((1..=4).contains(&p), "{at}.paranoia: must be 1 to 4");
@@ -286,7 +472,11 @@ impl Site {
         if let Some(sni) = &self.upstream.sni {
             return sni.clone();
         }
-        split_host(&self.upstream.address)
+        self.upstream
+            .address
+            .all()
+            .first()
+            .and_then(|a| split_host(a))
             .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']').to_string())
             .unwrap_or_default()
     }
@@ -359,7 +549,7 @@ mod tests {
         c.validate().unwrap();
         assert_eq!(c.listen, "127.0.0.1:8080");
         assert_eq!(c.sites[0].hosts, ["*"]);
-        assert_eq!(c.sites[0].upstream.address, "127.0.0.1:8081");
+        assert_eq!(c.sites[0].upstream.address.all(), ["127.0.0.1:8081"]);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 mod cli;
 mod config;
-mod proxy;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -26,7 +26,7 @@ enum Command {
     /// Show how a ruleset judges one raw HTTP/1.1 request, rule by rule.
     Explain(cli::explain::Args),
     /// Run the proxy: inspect every request and forward the clean ones.
-    Serve(proxy::Args),
+    Serve(serve::Args),
 }
 
 #[derive(Subcommand)]
@@ -43,7 +43,7 @@ fn main() -> ExitCode {
         Command::Rules(RulesCommand::Check(a)) => cli::check::run(&a),
         Command::Rules(RulesCommand::Test(a)) => cli::test::run(&a),
         Command::Explain(a) => cli::explain::run(&a),
-        Command::Serve(a) => proxy::run(&a),
+        Command::Serve(a) => serve::run(&a),
     };
     match result {
         Ok(code) => code,

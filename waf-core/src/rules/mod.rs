@@ -311,4 +311,24 @@ impl RuleSet {
     pub fn add_yaml_file(&mut self, path: &std::path::Path) -> Result<(), crate::Error> {
         yaml::load_file(self, path)
     }
+
+    /// Appends the rules of a YAML file already read into memory; `path` names it in errors and
+    /// data files (`pm_file`) are looked up beside it. For callers that also hash or cache the
+    /// text, so what they hash is exactly what was loaded.
+    ///
+    /// ```
+    /// use waf_core::RuleSet;
+    ///
+    /// let mut set = RuleSet::new();
+    /// let text = "rules:\n  - id: 1\n    targets: [args]\n    match: {rx: 'union\\s+select'}\n";
+    /// set.add_yaml_text(std::path::Path::new("rules/sqli.yaml"), text).unwrap();
+    /// assert_eq!(set.rules().count(), 1);
+    /// ```
+    pub fn add_yaml_text(
+        &mut self,
+        path: &std::path::Path,
+        text: &str,
+    ) -> Result<(), crate::Error> {
+        yaml::load_str(self, text, &path.display().to_string(), path.parent())
+    }
 }

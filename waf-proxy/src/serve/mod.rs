@@ -1,0 +1,138 @@
+//! `waf serve`: the Pingora reverse proxy that inspects every request before forwarding it.
+//!
+//! | module | what |
+//! |---|---|
+//! | `live` | the compiled sites, swapped atomically on reload |
+//! | `proxy` | the request path (Pingora's `ProxyHttp` phases) |
+//! | `block_page` | the pages the proxy answers with itself |
+//! | `audit` | the JSON-lines audit log |
+//! | `metrics` | the Prometheus metrics |
+//! | `admin` | the admin listener: metrics, health, reload |
+//! | `background` | reload on SIGHUP and file changes, audit reopen on SIGUSR1, health checks |
+//! | `tls` | the HTTPS listener's certificates, by SNI |
+
+mod admin;
+mod audit;
+mod background;
+mod block_page;
+mod live;
+mod metrics;
+mod proxy;
+mod tls;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::services::background::background_service;
+use pingora::services::listening::Service;
+
+use crate::config::{Config, LogFormat};
+
+/// Arguments of `waf serve`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The configuration file (see docs/config.md); the built-in default config when left out.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Take the listening sockets over from a running `waf serve` (graceful binary upgrade):
+    /// start the new binary with `--upgrade`, then send the old process SIGQUIT.
+    #[arg(long)]
+    upgrade: bool,
+}
+
+/// Runs the proxy until it is stopped.
+pub fn run(args: &Args) -> anyhow::Result<std::process::ExitCode> {
+    let config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::builtin(),
+    };
+    init_tracing(config.log_format);
+    if args.config.is_none() {
+        tracing::info!("no --config: using the built-in default configuration");
+    }
+    let metrics = Arc::new(metrics::Metrics::new().context("registering metrics")?);
+    let live = Arc::new(live::Live::start(
+        config.clone(),
+        args.config.clone(),
+        metrics.clone(),
+    )?);
+    let audit = Arc::new(audit::AuditLog::open(&config.audit)?);
+    let certificates = match &config.tls {
+        Some(t) => Some(tls::Certificates::load(t)?),
+        None => None,
+    };
+
+    let conf = ServerConf {
+        threads: config.threads,
+        upgrade_sock: config.upgrade_sock.to_string_lossy().into_owned(),
+        grace_period_seconds: Some(0),
+        graceful_shutdown_timeout_seconds: Some(1),
+        ..Default::default()
+    };
+    let opt = Opt {
+        upgrade: args.upgrade,
+        ..Default::default()
+    };
+    let mut server = pingora::server::Server::new_with_opt_and_conf(Some(opt), conf);
+    server.bootstrap();
+
+    let waf = proxy::Waf {
+        live: live.clone(),
+        metrics: metrics.clone(),
+        audit: audit.clone(),
+    };
+    let mut service = pingora::proxy::http_proxy_service(&server.configuration, waf);
+    service.add_tcp(&config.listen);
+    if let (Some(t), Some(certificates)) = (&config.tls, certificates) {
+        let settings = certificates.into_settings(t.http2)?;
+        service.add_tls_with_settings(&t.listen, None, settings);
+    }
+    server.add_service(service);
+
+    let mut admin = Service::new(
+        "admin".to_string(),
+        admin::Admin {
+            live: live.clone(),
+            metrics,
+        },
+    );
+    admin.add_tcp(&config.admin);
+    server.add_service(admin);
+    server.add_service(background_service(
+        "reloader",
+        background::Reloader {
+            live: live.clone(),
+            audit,
+            watch: config.watch,
+        },
+    ));
+    server.add_service(background_service(
+        "health checks",
+        background::HealthChecks { live },
+    ));
+
+    tracing::info!(
+        listen = %config.listen,
+        tls = %config.tls.as_ref().map(|t| t.listen.as_str()).unwrap_or("off"),
+        admin = %config.admin,
+        sites = config.sites.len(),
+        "waf serving"
+    );
+    server.run_forever()
+}
+
+fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Human => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        LogFormat::Json => builder.json().with_current_span(true).try_init(),
+    };
+}

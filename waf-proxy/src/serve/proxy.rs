@@ -1,0 +1,628 @@
+//! The request path: Pingora's `ProxyHttp` phases with the WAF in `request_filter`.
+//!
+//! Order of events for one request: pick the site by Host (421 if none) → resolve the client
+//! address → check the header size (431) → read the body ahead when it fits the inspection limit
+//! (413 or pass-through beyond it) → inspect headers and body together → block, or forward with
+//! rewritten `X-Forwarded-*` headers → audit line and metrics in `logging`.
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::HttpPeer;
+use pingora::proxy::{ProxyHttp, Session};
+use pingora::{Error, ErrorSource, ErrorType, Result};
+use waf_core::Verdict;
+
+use super::audit::{AuditLog, AuditRecord, AuditRule, AuditValue, Durations};
+use super::block_page::{prefers_json, Page};
+use super::live::{Live, SiteRuntime, Snapshot};
+use super::metrics::Metrics;
+use crate::config::{HostHeader, LargeBody};
+
+/// The proxy: the live rulesets, the metrics and the audit log.
+pub struct Waf {
+    pub live: Arc<Live>,
+    pub metrics: Arc<Metrics>,
+    pub audit: Arc<AuditLog>,
+}
+
+/// What one request carries through the phases.
+pub struct Ctx {
+    request_id: String,
+    /// Every log event of the request hangs off this span, which carries the request id.
+    span: tracing::Span,
+    started: Instant,
+    /// The rules and sites this request is judged by, fixed when it started.
+    snapshot: Option<Arc<Snapshot>>,
+    site: Option<usize>,
+    /// The TCP peer.
+    peer: Option<IpAddr>,
+    /// The client address the rules see.
+    client: Option<IpAddr>,
+    /// The X-Forwarded-For a trusted peer sent.
+    trusted_xff: Option<String>,
+    /// The Host the client asked for.
+    host: String,
+    /// The client connection is TLS.
+    tls: bool,
+    /// We answered the client's `Expect: 100-continue` ourselves.
+    continue_sent: bool,
+    verdict: Option<Verdict>,
+    inspection: Duration,
+    /// What the WAF did, for the audit log and the metrics.
+    action: &'static str,
+    /// Whether the body was inspected.
+    body: &'static str,
+    upstream_started: Option<Instant>,
+    upstream_elapsed: Option<Duration>,
+    upstream_status: Option<u16>,
+}
+
+impl Ctx {
+    fn site<'a>(&self, snapshot: &'a Snapshot) -> Option<&'a SiteRuntime> {
+        self.site.and_then(|i| snapshot.sites.get(i))
+    }
+}
+
+/// A fresh request id: 16 hex digits from a keyed hash of a counter and the time.
+fn request_id() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    static KEYS: OnceLock<RandomState> = OnceLock::new();
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let hash = KEYS.get_or_init(RandomState::new).hash_one((n, nanos));
+    format!("{hash:016x}")
+}
+
+fn header_str<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a str> {
+    req.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn http_error(status: u16, why: &'static str) -> Box<Error> {
+    Error::explain(ErrorType::HTTPStatus(status), why)
+}
+
+/// Writes a page the proxy made itself and ends the exchange.
+async fn respond(session: &mut Session, page: Page, request_id: &str) -> Result<()> {
+    let mut resp = ResponseHeader::build(page.status, Some(5))?;
+    resp.insert_header("Content-Type", page.content_type)?;
+    resp.insert_header("Content-Length", page.body.len().to_string())?;
+    resp.insert_header("Cache-Control", "no-store")?;
+    resp.insert_header("X-Request-Id", request_id)?;
+    session.set_keepalive(None);
+    session.write_response_header(Box::new(resp), false).await?;
+    session
+        .write_response_body(Some(Bytes::from(page.body)), true)
+        .await?;
+    Ok(())
+}
+
+/// Answers one of the proxy's own refusals; `Ok(true)`: the request is done.
+async fn refuse(
+    session: &mut Session,
+    ctx: &mut Ctx,
+    action: &'static str,
+    status: u16,
+    title: &str,
+    text: &str,
+) -> Result<bool> {
+    tracing::info!(parent: &ctx.span, status, "{text}");
+    ctx.action = action;
+    let json = prefers_json(header_str(session.req_header(), "accept"));
+    let page = Page::refusal(json, status, title, text, &ctx.request_id);
+    respond(session, page, &ctx.request_id).await?;
+    Ok(true)
+}
+
+/// Bytes of the request line and headers, as they were (nearly) on the wire.
+fn header_bytes(req: &RequestHeader) -> usize {
+    let line = req.method.as_str().len() + req.raw_path().len() + 12;
+    req.headers
+        .iter()
+        .fold(line, |n, (k, v)| n + k.as_str().len() + v.len() + 4)
+}
+
+/// The request as the engine sees it.
+fn engine_request(
+    req: &RequestHeader,
+    client: Option<IpAddr>,
+    body: Option<&[u8]>,
+) -> waf_core::Request {
+    let protocol = match req.version {
+        pingora::http::Version::HTTP_10 => "HTTP/1.0",
+        pingora::http::Version::HTTP_2 => "HTTP/2",
+        _ => "HTTP/1.1",
+    };
+    let mut b = waf_core::Request::builder()
+        .method(req.method.as_str())
+        .uri(req.raw_path())
+        .protocol(protocol);
+    for (name, value) in req.headers.iter() {
+        b = b.header(name.as_str(), value.as_bytes());
+    }
+    if let Some(ip) = client {
+        b = b.remote_addr(ip);
+    }
+    if let Some(body) = body {
+        b = b.body(body);
+    }
+    b.build()
+}
+
+/// Header names a hop must not forward (RFC 9110 section 7.6.1): the ones the Connection header
+/// names, and the classic hop-by-hop ones. `Connection`, `Upgrade` and `Transfer-Encoding` are
+/// left to Pingora, which frames the next hop itself.
+fn hop_by_hop(headers: &http::HeaderMap) -> Vec<String> {
+    let mut names: Vec<String> = vec!["keep-alive".into(), "proxy-connection".into(), "te".into()];
+    for value in headers.get_all("connection") {
+        let Ok(value) = value.to_str() else { continue };
+        for token in value.split(',') {
+            let token = token.trim().to_ascii_lowercase();
+            let framing = matches!(
+                token.as_str(),
+                "" | "close" | "keep-alive" | "upgrade" | "transfer-encoding" | "host"
+            );
+            if !framing {
+                names.push(token);
+            }
+        }
+    }
+    names
+}
+
+impl Waf {
+    /// The client address: the peer, or what a trusted peer says in X-Forwarded-For.
+    fn resolve_client(&self, snapshot: &Snapshot, req: &RequestHeader, ctx: &mut Ctx) {
+        ctx.client = ctx.peer;
+        let Some(peer) = ctx.peer else { return };
+        if !snapshot.is_trusted(peer) {
+            return;
+        }
+        let xff: Vec<&str> = req
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        if xff.is_empty() {
+            return;
+        }
+        let joined = xff.join(", ");
+        if let Some(ip) = joined
+            .split(',')
+            .next()
+            .and_then(|s| s.trim().parse::<IpAddr>().ok())
+        {
+            ctx.client = Some(ip);
+        }
+        ctx.trusted_xff = Some(joined);
+    }
+
+    /// Reads the body ahead when it fits the inspection limit. `Ok(Err(true))`: the request was
+    /// answered (413).
+    async fn pre_read_body(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        snapshot: &Snapshot,
+    ) -> Result<std::result::Result<Option<Vec<u8>>, bool>> {
+        let body_empty = session.is_body_empty();
+        let req = session.req_header();
+        let content_length = match header_str(req, "content-length") {
+            Some(v) => Some(
+                v.trim()
+                    .parse::<usize>()
+                    .map_err(|_| http_error(400, "invalid Content-Length"))?,
+            ),
+            None => None,
+        };
+        let limit = snapshot.limits.max_body_inspect;
+        let policy = snapshot.limits.large_body;
+        if content_length.is_some_and(|n| n > limit) {
+            if policy == LargeBody::Reject {
+                return refuse_too_large(session, ctx).await.map(Err);
+            }
+            ctx.body = "over the inspection limit: forwarded uninspected";
+            tracing::info!(parent: &ctx.span, "Content-Length over the inspection limit: forwarded uninspected");
+            return Ok(Ok(None));
+        }
+        let is_h1 = req.version != pingora::http::Version::HTTP_2;
+        let has_body = content_length.is_some_and(|n| n > 0)
+            || req.headers.contains_key("transfer-encoding")
+            || (!is_h1 && content_length.is_none() && !body_empty);
+        if !has_body {
+            ctx.body = "none";
+            return Ok(Ok(None));
+        }
+        // A client waiting for `100 Continue` gets it from us: the body is read here.
+        let expects_continue = header_str(req, "expect")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("100-continue"));
+        if expects_continue && is_h1 {
+            let resp = ResponseHeader::build(100, Some(0))?;
+            session
+                .as_downstream_mut()
+                .write_response_header(Box::new(resp))
+                .await?;
+            ctx.continue_sent = true;
+        }
+        session.enable_retry_buffering();
+        let mut buf = Vec::new();
+        let mut over = false;
+        while let Some(chunk) = session
+            .read_request_body()
+            .await
+            .map_err(|e| e.into_down())?
+        {
+            buf.extend_from_slice(&chunk);
+            if buf.len() > limit {
+                over = true;
+                break;
+            }
+        }
+        if !over {
+            ctx.body = "inspected";
+            return Ok(Ok(Some(buf)));
+        }
+        if policy == LargeBody::Reject || session.as_downstream().retry_buffer_truncated() {
+            return refuse_too_large(session, ctx).await.map(Err);
+        }
+        ctx.body = "over the inspection limit: forwarded uninspected";
+        tracing::info!(parent: &ctx.span, "body over the inspection limit: forwarded uninspected");
+        Ok(Ok(None))
+    }
+}
+
+async fn refuse_too_large(session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+    refuse(
+        session,
+        ctx,
+        "rejected",
+        413,
+        "Payload Too Large",
+        "The request body is over the inspection limit.",
+    )
+    .await
+}
+
+#[async_trait]
+impl ProxyHttp for Waf {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        let request_id = request_id();
+        Ctx {
+            span: tracing::info_span!("request", id = %request_id),
+            request_id,
+            started: Instant::now(),
+            snapshot: None,
+            site: None,
+            peer: None,
+            client: None,
+            trusted_xff: None,
+            host: String::new(),
+            tls: false,
+            continue_sent: false,
+            verdict: None,
+            inspection: Duration::ZERO,
+            action: "pass",
+            body: "not read",
+            upstream_started: None,
+            upstream_elapsed: None,
+            upstream_status: None,
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        let snapshot = self.live.load();
+        ctx.snapshot = Some(snapshot.clone());
+        let req = session.req_header();
+        ctx.host = header_str(req, "host")
+            .map(str::to_string)
+            .or_else(|| req.uri.authority().map(|a| a.to_string()))
+            .unwrap_or_default();
+        ctx.peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        ctx.tls = session
+            .as_downstream()
+            .digest()
+            .is_some_and(|d| d.ssl_digest.is_some());
+
+        let Some(site) = snapshot.site_for(&ctx.host) else {
+            let host = ctx.host.clone();
+            tracing::info!(parent: &ctx.span, host = %host, "no site for this Host");
+            return refuse(
+                session,
+                ctx,
+                "misdirected",
+                421,
+                "Misdirected Request",
+                "This server does not serve that host name.",
+            )
+            .await;
+        };
+        ctx.site = Some(site.index);
+        self.resolve_client(&snapshot, session.req_header(), ctx);
+
+        if header_bytes(session.req_header()) > snapshot.limits.max_header_bytes {
+            return refuse(
+                session,
+                ctx,
+                "rejected",
+                431,
+                "Request Header Fields Too Large",
+                "The request line and headers are over the size limit.",
+            )
+            .await;
+        }
+
+        let body = match self.pre_read_body(session, ctx, &snapshot).await? {
+            Ok(body) => body,
+            Err(done) => return Ok(done),
+        };
+
+        let request = engine_request(session.req_header(), ctx.client, body.as_deref());
+        let started = Instant::now();
+        let verdict = site.program.inspect(&request);
+        ctx.inspection = started.elapsed();
+        self.metrics
+            .inspection_seconds
+            .with_label_values(&[site.name.as_str()])
+            .observe(ctx.inspection.as_secs_f64());
+        for m in &verdict.matches {
+            self.metrics
+                .rule_matches
+                .with_label_values(&[site.name.as_str(), &m.rule_id.to_string()])
+                .inc();
+        }
+        ctx.action = if verdict.is_blocking() {
+            "blocked"
+        } else if verdict.block_status().is_some() {
+            "detected"
+        } else if !verdict.matches.is_empty() {
+            "flagged"
+        } else {
+            "pass"
+        };
+        if ctx.action != "pass" {
+            let rules: Vec<String> = verdict
+                .matches
+                .iter()
+                .map(|m| {
+                    let target = m.values.first().map(|x| x.target.as_str()).unwrap_or("");
+                    format!("{}@{}", m.rule_id, target)
+                })
+                .collect();
+            tracing::warn!(
+                parent: &ctx.span,
+                site = %site.name,
+                client = %ctx.client.map(|c| c.to_string()).unwrap_or_default(),
+                method = %session.req_header().method,
+                uri = %String::from_utf8_lossy(session.req_header().raw_path()),
+                score = verdict.anomaly_score,
+                rules = %rules.join(","),
+                "waf {}", ctx.action
+            );
+        }
+        let blocking = verdict.is_blocking();
+        let status = verdict.block_status().unwrap_or(403);
+        ctx.verdict = Some(verdict);
+        if blocking {
+            let json = prefers_json(header_str(session.req_header(), "accept"));
+            let page = Page::blocked(&site.block_page, json, status, &ctx.request_id, &ctx.host);
+            respond(session, page, &ctx.request_id).await?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        let snapshot = ctx
+            .snapshot
+            .clone()
+            .ok_or_else(|| http_error(421, "no site"))?;
+        let site = ctx
+            .site(&snapshot)
+            .ok_or_else(|| http_error(421, "no site"))?;
+        let u = &site.site.upstream;
+        let address: SocketAddr = match &site.balancer {
+            Some(lb) => lb
+                .select(b"", 256)
+                .and_then(|b| b.addr.as_inet().copied())
+                .ok_or_else(|| http_error(502, "no healthy upstream"))?,
+            None => {
+                let name = u.address.all().first().map(String::as_str).unwrap_or("");
+                match name.parse::<SocketAddr>() {
+                    Ok(a) => a,
+                    // A host name: resolved per request (upstream edges change addresses), on
+                    // Tokio's resolver so the worker never blocks.
+                    Err(_) => tokio::net::lookup_host(name)
+                        .await
+                        .ok()
+                        .and_then(|mut it| it.next())
+                        .ok_or_else(|| http_error(502, "upstream name does not resolve"))?,
+                }
+            }
+        };
+        let sni = u.sni.clone().unwrap_or_else(|| site.upstream_host.clone());
+        let mut peer = HttpPeer::new(address, u.tls, sni);
+        peer.options.verify_cert = u.verify;
+        peer.options.verify_hostname = u.verify;
+        if let Some(ca) = &site.ca {
+            peer.options.ca = Some(ca.clone());
+        }
+        let connect = Duration::from_millis(u.connect_timeout_ms);
+        peer.options.connection_timeout = Some(connect);
+        peer.options.total_connection_timeout = Some(connect);
+        peer.options.read_timeout = Some(Duration::from_millis(u.read_timeout_ms));
+        // Pingora's connection-reuse key leaves out the CA: never share upstream connections
+        // between sites (or between ruleset generations, which may change a site's CA), so a
+        // connection verified against one CA never serves another.
+        peer.group_key = (snapshot.generation << 16) | site.index as u64;
+        ctx.upstream_started = Some(Instant::now());
+        Ok(Box::new(peer))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        let snapshot = ctx
+            .snapshot
+            .clone()
+            .ok_or_else(|| http_error(421, "no site"))?;
+        let site = ctx
+            .site(&snapshot)
+            .ok_or_else(|| http_error(421, "no site"))?;
+        for name in hop_by_hop(&upstream_request.headers) {
+            upstream_request.remove_header(name.as_str());
+        }
+        let peer = ctx.peer.map(|p| p.to_string()).unwrap_or_default();
+        let xff = match &ctx.trusted_xff {
+            Some(chain) if !peer.is_empty() => format!("{chain}, {peer}"),
+            Some(chain) => chain.clone(),
+            None => peer,
+        };
+        upstream_request.remove_header("x-forwarded-for");
+        upstream_request.remove_header("forwarded");
+        upstream_request.remove_header("x-real-ip");
+        if !xff.is_empty() {
+            upstream_request.insert_header("X-Forwarded-For", xff)?;
+        }
+        let proto = if ctx.tls { "https" } else { "http" };
+        upstream_request.insert_header("X-Forwarded-Proto", proto)?;
+        upstream_request.insert_header("X-Forwarded-Host", ctx.host.as_str())?;
+        if site.site.host_header == HostHeader::Upstream {
+            upstream_request.insert_header("Host", site.upstream_host.as_str())?;
+        }
+        upstream_request.insert_header("X-Request-Id", ctx.request_id.as_str())?;
+        if ctx.continue_sent {
+            // The body was read already and goes out with the headers.
+            upstream_request.remove_header("expect");
+        }
+        Ok(())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        ctx.upstream_status = Some(upstream_response.status.as_u16());
+        ctx.upstream_elapsed = ctx.upstream_started.map(|t| t.elapsed());
+        for name in hop_by_hop(&upstream_response.headers) {
+            upstream_response.remove_header(name.as_str());
+        }
+        Ok(())
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+        let snapshot = ctx.snapshot.clone();
+        let site = snapshot.as_deref().and_then(|s| ctx.site(s));
+        let site_name = site.map(|s| s.name.as_str()).unwrap_or("");
+        let upstream_failed = e.is_some_and(|e| *e.esource() == ErrorSource::Upstream);
+        if upstream_failed {
+            self.metrics
+                .upstream_errors
+                .with_label_values(&[site_name])
+                .inc();
+            tracing::warn!(parent: &ctx.span, site = site_name, "upstream failed: {}", e.map(|e| e.to_string()).unwrap_or_default());
+        }
+        self.metrics
+            .requests
+            .with_label_values(&[site_name, ctx.action])
+            .inc();
+        let flagged = ctx.action != "pass" || upstream_failed;
+        if !self.audit.wants(flagged) {
+            return;
+        }
+        let empty = Default::default();
+        let verdict = ctx.verdict.as_ref();
+        let req = session.req_header();
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let record = AuditRecord {
+            time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            request_id: &ctx.request_id,
+            site: site_name,
+            client: ctx.client.map(|c| c.to_string()),
+            peer: ctx.peer.map(|c| c.to_string()),
+            method: req.method.as_str(),
+            uri: String::from_utf8_lossy(req.raw_path()).into_owned(),
+            host: &ctx.host,
+            action: ctx.action,
+            status: session.response_written().map(|r| r.status.as_u16()),
+            upstream_status: ctx.upstream_status,
+            anomaly_score: verdict.map(|v| v.anomaly_score).unwrap_or(0),
+            scores: verdict.map(|v| &v.scores).unwrap_or(&empty),
+            rules: verdict
+                .map(|v| {
+                    v.matches
+                        .iter()
+                        .map(|m| AuditRule {
+                            id: m.rule_id,
+                            message: &m.message,
+                            logdata: &m.logdata,
+                            score: m.score,
+                            matched: m
+                                .values
+                                .iter()
+                                .map(|x| AuditValue {
+                                    target: &x.target,
+                                    value: &x.value,
+                                    operator: &x.operator,
+                                    evidence: &x.evidence,
+                                })
+                                .collect(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            body: ctx.body,
+            durations_ms: Durations {
+                total: ms(ctx.started.elapsed()),
+                inspection: ms(ctx.inspection),
+                upstream: ctx.upstream_elapsed.map(ms),
+            },
+            error: e.map(|e| e.to_string()),
+        };
+        self.audit.write(&record);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_16_hex_and_distinct() {
+        let a = request_id();
+        let b = request_id();
+        assert_eq!(a.len(), 16);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn connection_names_hop_by_hop_headers() {
+        let mut h = http::HeaderMap::new();
+        h.insert("connection", "close, X-Secret".parse().unwrap());
+        let names = hop_by_hop(&h);
+        assert!(names.contains(&"x-secret".to_string()));
+        assert!(names.contains(&"keep-alive".to_string()));
+        assert!(!names.contains(&"close".to_string()));
+    }
+}

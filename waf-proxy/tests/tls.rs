@@ -1,0 +1,206 @@
+//! TLS on both sides: certificates chosen by SNI for two host names, HTTP/2 to clients, and TLS
+//! to the origin verified against a test CA. Every certificate is made at test time (rcgen).
+
+mod common;
+
+use common::{curl_h2, https_get, Origin, Pki, Proxy, Setup};
+
+/// A proxy with an HTTPS listener serving `login.contoso.com` and `login.fabrikam.com`, each with
+/// its own certificate, both forwarded to `origin`.
+fn two_domain_proxy(origin: &Origin, pki: &Pki) -> Proxy {
+    let dir = tempfile::tempdir().unwrap();
+    pki.issue_files(dir.path(), "contoso", &["login.contoso.com"]);
+    pki.issue_files(
+        dir.path(),
+        "fabrikam",
+        &["login.fabrikam.com", "*.fabrikam.net"],
+    );
+    let op = origin.port;
+    Proxy::start_in(
+        dir,
+        origin,
+        Setup {
+            tls: true,
+            extra_top: "tls:\n\
+                 \x20 listen: \"127.0.0.1:{tls_port}\"\n\
+                 \x20 certificates:\n\
+                 \x20   - {hosts: [login.contoso.com], cert: contoso.pem, key: contoso.key}\n\
+                 \x20   - {hosts: [login.fabrikam.com, \"*.fabrikam.net\"], cert: fabrikam.pem, key: fabrikam.key}\n"
+                .to_string(),
+            extra_sites: format!(
+                "  - hosts: [login.fabrikam.com, id.fabrikam.net]\n\
+                 \x20   upstream: {{address: \"127.0.0.1:{op}\"}}\n\
+                 \x20   rules: [\"{}\"]\n",
+                common::rules_dir().display()
+            ),
+            ..Setup::default()
+        },
+    )
+}
+
+#[test]
+fn https_clients_get_the_certificate_of_the_name_they_ask_for() {
+    let pki = Pki::new();
+    let origin = Origin::start();
+    let proxy = two_domain_proxy(&origin, &pki);
+    let port = proxy.tls_port.unwrap();
+    let ca = pki.write_ca(proxy.dir.path());
+
+    let (r, cn) = https_get(port, "login.contoso.com", &ca, "/authorize?client_id=1");
+    assert_eq!(r.status, 200, "{}\n{}", r.raw, proxy.log());
+    assert_eq!(cn, "login.contoso.com");
+    let (r, cn) = https_get(port, "login.fabrikam.com", &ca, "/authorize?client_id=2");
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(cn, "login.fabrikam.com");
+    // A wildcard name.
+    let (r, cn) = https_get(port, "id.fabrikam.net", &ca, "/authorize?client_id=3");
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(cn, "login.fabrikam.com");
+
+    let seen = origin.seen();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert_eq!(seen[0].header("host"), Some("login.contoso.com"));
+    assert_eq!(seen[0].header("x-forwarded-proto"), Some("https"));
+    assert_eq!(
+        seen[0].header("x-forwarded-host"),
+        Some("login.contoso.com")
+    );
+    assert_eq!(seen[1].header("host"), Some("login.fabrikam.com"));
+
+    // Attacks over TLS are blocked like any other.
+    let (r, _) = https_get(
+        port,
+        "login.fabrikam.com",
+        &ca,
+        "/authorize?state=1%27%20OR%20%271%27%3D%271",
+    );
+    r.assert_block_page();
+    assert_eq!(origin.seen().len(), 3);
+}
+
+#[test]
+fn http2_clients_are_served_and_their_bodies_inspected_before_forwarding() {
+    let pki = Pki::new();
+    let origin = Origin::start();
+    let proxy = two_domain_proxy(&origin, &pki);
+    let port = proxy.tls_port.unwrap();
+    let ca = pki.write_ca(proxy.dir.path());
+
+    let (status, version, body) = curl_h2(port, "login.contoso.com", &ca, "/authorize?x=1", &[]);
+    assert_eq!(
+        (status, version.as_str()),
+        (200, "2"),
+        "{body}\n{}",
+        proxy.log()
+    );
+    assert_eq!(body, "origin");
+
+    // A clean form POST over HTTP/2 arrives whole.
+    let form = "request_type=RESPONSE&signInName=zoe%40contoso.com&password=S3cr3t%21";
+    let (status, version, _) = curl_h2(
+        port,
+        "login.contoso.com",
+        &ca,
+        "/contoso.onmicrosoft.com/B2C_1_signin/SelfAsserted",
+        &[
+            "--data-binary",
+            form,
+            "-H",
+            "Content-Type: application/x-www-form-urlencoded",
+        ],
+    );
+    assert_eq!((status, version.as_str()), (200, "2"), "{}", proxy.log());
+    let seen = origin.seen();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[1].method, "POST");
+    assert_eq!(String::from_utf8_lossy(&seen[1].body), form);
+
+    // An attack in an HTTP/2 body is blocked before anything is forwarded.
+    let (status, version, body) = curl_h2(
+        port,
+        "login.contoso.com",
+        &ca,
+        "/contoso.onmicrosoft.com/signup/v1.0/start",
+        &[
+            "--data-binary",
+            r#"{"username": "1' OR '1'='1"}"#,
+            "-H",
+            "Content-Type: application/json",
+            "-H",
+            "Accept: application/json",
+        ],
+    );
+    assert_eq!((status, version.as_str()), (403, "2"), "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["request_id"].as_str().map(str::len), Some(16));
+    assert_eq!(origin.seen().len(), 2, "{:?}", origin.seen());
+}
+
+#[test]
+fn tls_to_the_origin_sends_sni_and_verifies_against_the_configured_ca() {
+    let pki = Pki::new();
+    let tls_origin = Origin::start_tls(pki.acceptor(&["origin.test"]));
+    let ca_dir = tempfile::tempdir().unwrap();
+    let ca_file = pki.write_ca(ca_dir.path());
+    let plain = Origin::start();
+    let op = tls_origin.port;
+    let ca = ca_file.display();
+    let rules = common::rules_dir();
+    let rules = rules.display();
+    let proxy = Proxy::start(
+        &plain,
+        Setup {
+            extra_sites: format!(
+                "  - hosts: [tls.contoso.com]\n\
+                 \x20   upstream: {{address: \"127.0.0.1:{op}\", tls: true, sni: origin.test, ca_file: \"{ca}\"}}\n\
+                 \x20   rules: [\"{rules}\"]\n\
+                 \x20 - hosts: [noca.contoso.com]\n\
+                 \x20   upstream: {{address: \"127.0.0.1:{op}\", tls: true, sni: origin.test}}\n\
+                 \x20 - hosts: [wrongname.contoso.com]\n\
+                 \x20   upstream: {{address: \"127.0.0.1:{op}\", tls: true, sni: other.test, ca_file: \"{ca}\"}}\n\
+                 \x20 - hosts: [noverify.contoso.com]\n\
+                 \x20   upstream: {{address: \"127.0.0.1:{op}\", tls: true, sni: origin.test, verify: false}}\n\
+                 \x20   host_header: upstream\n"
+            ),
+            ..Setup::default()
+        },
+    );
+
+    // Verified against the configured CA, with the configured SNI; Host is the client's.
+    let r = proxy.get("tls.contoso.com", "/authorize?x=1", "");
+    assert_eq!(r.status, 200, "{}\n{}", r.raw, proxy.log());
+    let seen = tls_origin.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].sni.as_deref(), Some("origin.test"));
+    assert_eq!(seen[0].header("host"), Some("tls.contoso.com"));
+    assert_eq!(seen[0].header("x-forwarded-for"), Some("127.0.0.1"));
+
+    // Verification is on by default: the test CA is not among the system's.
+    let r = proxy.get("noca.contoso.com", "/", "");
+    assert_eq!(r.status, 502, "{}", r.raw);
+    // The certificate must name the SNI host.
+    let r = proxy.get("wrongname.contoso.com", "/", "");
+    assert_eq!(r.status, 502, "{}", r.raw);
+    assert_eq!(
+        tls_origin.seen().len(),
+        1,
+        "no request over an unverified connection"
+    );
+
+    // verify: false connects anyway; host_header: upstream sends the upstream's name.
+    let r = proxy.get("noverify.contoso.com", "/", "");
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let seen = tls_origin.seen();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[1].header("host"), Some("origin.test"));
+    assert_eq!(
+        seen[1].header("x-forwarded-host"),
+        Some("noverify.contoso.com")
+    );
+
+    // Attacks never reach a TLS origin either.
+    let r = proxy.get("tls.contoso.com", "/?q=1%27%20OR%20%271%27%3D%271", "");
+    r.assert_block_page();
+    assert_eq!(tls_origin.seen().len(), 2);
+    assert!(plain.seen().is_empty());
+}
