@@ -530,6 +530,18 @@ impl ProxyHttp for Waf {
         Ok(())
     }
 
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        response: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        // Every answer carries the id the audit log knows the request by, so a user or a support
+        // desk can quote it for a forwarded request too.
+        response.insert_header("X-Request-Id", ctx.request_id.as_str())?;
+        Ok(())
+    }
+
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
         let snapshot = ctx.snapshot.clone();
         let site = snapshot.as_deref().and_then(|s| ctx.site(s));

@@ -285,7 +285,9 @@ impl Proxy {
             op = origin.port,
             rules = s.rules,
             mode = s.mode,
-            site_extra = s.site_extra,
+            site_extra = s
+                .site_extra
+                .replace("{dir}", &dir.path().display().to_string()),
             extra = s.extra_sites,
         );
         let path = dir.path().join("waf.yaml");
@@ -324,6 +326,11 @@ impl Proxy {
             }
         }
         proxy
+    }
+
+    /// A client for a proxy port that is not ours to stop (used from other threads).
+    pub fn client_only(port: u16) -> Client {
+        Client { port }
     }
 
     /// The config file's path.
@@ -411,6 +418,26 @@ impl Proxy {
             )
             .as_bytes(),
         )
+    }
+}
+
+/// Sends requests to a proxy port.
+pub struct Client {
+    port: u16,
+}
+
+impl Client {
+    pub fn get(&self, host: &str, target: &str, extra: &str) -> Response {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        write!(
+            s,
+            "GET {target} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        Response::parse(&out)
     }
 }
 

@@ -1,0 +1,499 @@
+//! Running the proxy: hot reload (file watch, SIGHUP, `POST /reload`), a broken ruleset that
+//! leaves the running one in force, the metrics, the audit log and its reopening, the block-page
+//! template and JSON logs.
+
+mod common;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{Origin, Proxy, Setup};
+
+/// A one-rule file blocking requests whose arguments contain `marker`.
+fn marker_rule(id: u32, marker: &str) -> String {
+    format!(
+        "rules:\n\
+         \x20 - id: {id}\n\
+         \x20   message: marker {marker}\n\
+         \x20   severity: critical\n\
+         \x20   targets: [args]\n\
+         \x20   match: {{contains: {marker}}}\n\
+         \x20   action: deny\n"
+    )
+}
+
+/// Replaces a file the way editors and deployment tools do: write a sibling, rename over.
+fn replace_file(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp~");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// A proxy whose main site reads `<dir>/rules/` (made here with `first_rules` in `custom.yaml`).
+fn proxy_with_own_rules(origin: &Origin, first_rules: &str, extra_top: &str) -> Proxy {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(rules.join("custom.yaml"), first_rules).unwrap();
+    Proxy::start_in(
+        dir,
+        origin,
+        Setup {
+            rules: format!("[\"{}\"]", rules.display()),
+            extra_top: extra_top.to_string(),
+            ..Setup::default()
+        },
+    )
+}
+
+fn rules_file(proxy: &Proxy) -> std::path::PathBuf {
+    proxy.dir.path().join("rules/custom.yaml")
+}
+
+/// Polls until `/?q=<marker>` is answered with `status`; returns how long that took.
+fn wait_for_status(proxy: &Proxy, marker: &str, status: u16, limit: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let r = proxy.get("login.contoso.com", &format!("/authorize?q={marker}"), "");
+        if r.status == status {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < limit,
+            "still {} after {limit:?}: {}",
+            r.status,
+            proxy.log()
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_rule_change_takes_effect_within_two_seconds_while_clients_keep_sending() {
+    let origin = Origin::start();
+    let proxy = proxy_with_own_rules(&origin, &marker_rule(190001, "zzmarkerone"), "");
+    assert_eq!(
+        proxy
+            .get("login.contoso.com", "/authorize?q=zzmarkerone", "")
+            .status,
+        403
+    );
+
+    // A client sending clean requests the whole time: not one of them may fail.
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let failures = Arc::new(Mutex::new(Vec::new()));
+    let client = {
+        let (stop, sent, failures) = (stop.clone(), sent.clone(), failures.clone());
+        let port = proxy.port;
+        thread::spawn(move || {
+            let probe = Proxy::client_only(port);
+            let mut i = 0;
+            while !stop.load(Ordering::SeqCst) {
+                i += 1;
+                let r = probe.get(
+                    "login.contoso.com",
+                    &format!("/authorize?client_id=app&i={i}"),
+                    "",
+                );
+                sent.fetch_add(1, Ordering::SeqCst);
+                if r.status != 200 {
+                    failures.lock().unwrap().push(r.raw);
+                }
+            }
+        })
+    };
+    thread::sleep(Duration::from_millis(300));
+
+    replace_file(&rules_file(&proxy), &marker_rule(190002, "zzmarkertwo"));
+    let took = wait_for_status(&proxy, "zzmarkertwo", 403, Duration::from_secs(2));
+    // The old rule is gone with the old ruleset.
+    assert_eq!(
+        proxy
+            .get("login.contoso.com", "/authorize?q=zzmarkerone", "")
+            .status,
+        200
+    );
+    thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::SeqCst);
+    client.join().unwrap();
+
+    let failures = failures.lock().unwrap();
+    let sent = sent.load(Ordering::SeqCst);
+    assert!(
+        failures.is_empty(),
+        "{} of {sent} failed: {:?}",
+        failures.len(),
+        &failures[..1]
+    );
+    assert!(sent > 20, "the client kept sending ({sent})");
+    eprintln!("rule change effective after {took:?}; {sent} requests meanwhile, none failed");
+    assert!(proxy.metric("waf_ruleset_reloads_total{result=\"success\"}") >= 1.0);
+    assert!(proxy.metric("waf_ruleset_generation") >= 2.0);
+}
+
+#[test]
+fn a_broken_rule_file_keeps_the_running_ruleset_and_the_reload_endpoint_says_why() {
+    let origin = Origin::start();
+    let proxy = proxy_with_own_rules(
+        &origin,
+        &marker_rule(190001, "zzmarkerone"),
+        "watch: false\n",
+    );
+    let broken = "rules:\n  - id: 190003\n    targets: [args]\n    match: {rx: 'a(b'}\n";
+    replace_file(&rules_file(&proxy), broken);
+
+    let r = proxy.admin("POST", "/reload");
+    assert_eq!(r.status, 422, "{}", r.raw);
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["status"], "failed");
+    let error = v["error"].as_str().unwrap();
+    assert!(error.contains("custom.yaml:2:"), "file and line: {error}");
+    assert!(error.contains("190003"), "rule id: {error}");
+    assert_eq!(v["running_generation"], 1);
+    // The running ruleset is still in force.
+    assert_eq!(
+        proxy
+            .get("login.contoso.com", "/authorize?q=zzmarkerone", "")
+            .status,
+        403
+    );
+    assert_eq!(
+        proxy.metric("waf_ruleset_reloads_total{result=\"failure\"}"),
+        1.0
+    );
+    assert!(proxy
+        .log()
+        .contains("reload failed, the running ruleset stays"));
+
+    // Mended, the reload goes through and says what is loaded now.
+    replace_file(&rules_file(&proxy), &marker_rule(190004, "zzmarkerfour"));
+    let r = proxy.admin("POST", "/reload");
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["status"], "reloaded");
+    assert_eq!(v["generation"], 2);
+    assert_eq!(v["sites"][0]["rules"], 1);
+    assert_eq!(
+        proxy
+            .get("login.contoso.com", "/authorize?q=zzmarkerfour", "")
+            .status,
+        403
+    );
+    assert_eq!(
+        proxy.metric("waf_ruleset_reloads_total{result=\"success\"}"),
+        1.0
+    );
+    assert_eq!(proxy.admin("GET", "/reload").status, 405);
+}
+
+#[test]
+fn sighup_reloads_the_rules() {
+    let origin = Origin::start();
+    let proxy = proxy_with_own_rules(
+        &origin,
+        &marker_rule(190001, "zzmarkerone"),
+        "watch: false\n",
+    );
+    replace_file(&rules_file(&proxy), &marker_rule(190002, "zzmarkertwo"));
+    // Watching is off: nothing changes until the signal.
+    thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        proxy
+            .get("login.contoso.com", "/authorize?q=zzmarkertwo", "")
+            .status,
+        200
+    );
+    proxy.signal("HUP");
+    wait_for_status(&proxy, "zzmarkertwo", 403, Duration::from_secs(5));
+}
+
+#[test]
+fn metrics_count_what_happened() {
+    let origin = Origin::start();
+    let proxy = Proxy::start(&origin, Setup::default());
+    let site = "site=\"login.contoso.com\"";
+    for _ in 0..2 {
+        assert_eq!(
+            proxy
+                .get("login.contoso.com", "/authorize?client_id=1", "")
+                .status,
+            200
+        );
+    }
+    for _ in 0..3 {
+        proxy
+            .get(
+                "login.contoso.com",
+                "/authorize?state=1%27%20OR%20%271%27%3D%271",
+                "",
+            )
+            .assert_block_page();
+    }
+    assert_eq!(proxy.get("evil.example.com", "/", "").status, 421);
+
+    assert_eq!(
+        proxy.metric(&format!("waf_requests_total{{action=\"pass\",{site}}}")),
+        2.0
+    );
+    assert_eq!(
+        proxy.metric(&format!("waf_requests_total{{action=\"blocked\",{site}}}")),
+        3.0
+    );
+    assert_eq!(
+        proxy.metric("waf_requests_total{action=\"misdirected\",site=\"\"}"),
+        1.0
+    );
+    assert_eq!(
+        proxy.metric(&format!("waf_rule_matches_total{{rule=\"142100\",{site}}}")),
+        3.0
+    );
+    assert_eq!(
+        proxy.metric(&format!("waf_inspection_duration_seconds_count{{{site}}}")),
+        5.0
+    );
+    assert_eq!(proxy.metric("waf_ruleset_generation"), 1.0);
+    let rules = proxy.metric(&format!("waf_ruleset_rules{{{site}}}"));
+    assert!(rules >= 5.0, "{rules}");
+    let metrics = proxy.admin("GET", "/metrics").body;
+    assert!(
+        metrics.contains("waf_ruleset_info{site=\"login.contoso.com\",version=\""),
+        "{metrics}"
+    );
+
+    let r = proxy.admin("POST", "/reload");
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(
+        proxy.metric("waf_ruleset_reloads_total{result=\"success\"}"),
+        1.0
+    );
+    assert_eq!(proxy.metric("waf_ruleset_generation"), 2.0);
+
+    let r = proxy.admin("GET", "/healthz");
+    assert_eq!((r.status, r.body.as_str()), (200, "ok\n"));
+    let r = proxy.admin("GET", "/readyz");
+    assert_eq!(r.status, 200);
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["ready"], true);
+    assert_eq!(proxy.admin("GET", "/nope").status, 404);
+}
+
+#[test]
+fn the_audit_log_has_one_line_per_request_without_secrets_and_reopens_on_sigusr1() {
+    let origin = Origin::start();
+    // A rule that matches the password, so we can see it redacted.
+    let rules = "rules:\n\
+                 \x20 - id: 190010\n\
+                 \x20   message: weak password\n\
+                 \x20   severity: critical\n\
+                 \x20   targets: [args]\n\
+                 \x20   match: {contains: hunter2}\n";
+    let proxy = proxy_with_own_rules(
+        &origin,
+        rules,
+        "audit: {path: \"{dir}/audit.jsonl\", all_requests: true}\n",
+    );
+    let clean = proxy.get("login.contoso.com", "/authorize?client_id=1", "");
+    assert_eq!(clean.status, 200);
+    let blocked = proxy.post(
+        "/contoso.onmicrosoft.com/B2C_1_signin/SelfAsserted",
+        "application/x-www-form-urlencoded",
+        "signInName=zoe&password=hunter2hunter2",
+    );
+    blocked.assert_block_page();
+
+    let records = wait_for_records(&proxy, 2);
+    let pass = &records[0];
+    assert_eq!(pass["action"], "pass");
+    assert_eq!(pass["request_id"], clean.header("x-request-id").unwrap());
+    assert_eq!(pass["upstream_status"], 200);
+    assert_eq!(pass["status"], 200);
+    assert_eq!(pass["client"], "127.0.0.1");
+    assert_eq!(pass["site"], "login.contoso.com");
+    assert!(pass["durations_ms"]["upstream"].as_f64().is_some());
+
+    let b = &records[1];
+    assert_eq!(b["action"], "blocked");
+    assert_eq!(b["request_id"], blocked.header("x-request-id").unwrap());
+    assert_eq!(b["status"], 403);
+    assert_eq!(b["method"], "POST");
+    assert_eq!(
+        b["uri"],
+        "/contoso.onmicrosoft.com/B2C_1_signin/SelfAsserted"
+    );
+    assert!(b["upstream_status"].is_null());
+    assert_eq!(b["body"], "inspected");
+    assert_eq!(b["anomaly_score"], 5);
+    assert_eq!(b["rules"][0]["id"], 190010);
+    assert_eq!(b["rules"][0]["message"], "weak password");
+    assert_eq!(b["rules"][0]["matched"][0]["target"], "ARGS:password");
+    // The password is redacted in the value and in what matched (the operator is the rule's own
+    // text and may name the pattern).
+    assert_eq!(b["rules"][0]["matched"][0]["value"], "[redacted, 14 bytes]");
+    assert_eq!(
+        b["rules"][0]["matched"][0]["evidence"],
+        "[redacted, 7 bytes]"
+    );
+    let file = std::fs::read_to_string(proxy.dir.path().join("audit.jsonl")).unwrap();
+    assert!(!file.contains("hunter2hunter2"), "{file}");
+
+    // Log rotation: move the file away, signal, and the next line lands in a new file.
+    let path = proxy.dir.path().join("audit.jsonl");
+    std::fs::rename(&path, proxy.dir.path().join("audit.jsonl.1")).unwrap();
+    proxy.signal("USR1");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !proxy.log().contains("audit log reopened") {
+        assert!(Instant::now() < deadline, "{}", proxy.log());
+        thread::sleep(Duration::from_millis(20));
+    }
+    let r = proxy.get("login.contoso.com", "/authorize?client_id=2", "");
+    let records = wait_for_records(&proxy, 1);
+    assert_eq!(records[0]["request_id"], r.header("x-request-id").unwrap());
+    let old = std::fs::read_to_string(proxy.dir.path().join("audit.jsonl.1")).unwrap();
+    assert_eq!(old.lines().count(), 2);
+}
+
+/// The audit records once there are `n` (the line is written after the response).
+fn wait_for_records(proxy: &Proxy, n: usize) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let records = proxy.audit();
+        if records.len() >= n {
+            assert_eq!(records.len(), n, "{records:?}");
+            return records;
+        }
+        assert!(Instant::now() < deadline, "{records:?}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_custom_block_page_and_json_logs_with_the_request_id() {
+    let origin = Origin::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("blocked.html"),
+        "<html><body><h1>Contoso says no</h1><p>Quote {{request_id}} for {{host}}.</p></body></html>",
+    )
+    .unwrap();
+    let proxy = Proxy::start_in(
+        dir,
+        &origin,
+        Setup {
+            site_extra: "    block_page: \"{dir}/blocked.html\"\n".into(),
+            extra_top: "log_format: json\n".into(),
+            ..Setup::default()
+        },
+    );
+    let r = proxy.get(
+        "login.contoso.com",
+        "/authorize?state=1%27%20OR%20%271%27%3D%271",
+        "",
+    );
+    r.assert_block_page();
+    let id = r.header("x-request-id").unwrap();
+    assert!(r.body.contains("Contoso says no"), "{}", r.raw);
+    assert!(
+        r.body
+            .contains(&format!("Quote {id} for login.contoso.com.")),
+        "{}",
+        r.raw
+    );
+
+    // Each log line is JSON; the block event carries the request span with the id.
+    let log = proxy.log();
+    let event = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["fields"]["message"].as_str() == Some("waf blocked"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert_eq!(event["span"]["id"], id, "{event}");
+    assert_eq!(event["span"]["name"], "request");
+}
+
+#[test]
+fn a_graceful_upgrade_hands_the_listening_sockets_to_the_new_process() {
+    let origin = Origin::start();
+    let mut old = Proxy::start(&origin, Setup::default());
+
+    // The new binary waits on the upgrade socket for the old one's listeners.
+    let new_log = old.dir.path().join("new.log");
+    let mut new = KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_waf"))
+            .args(["serve", "--upgrade", "--config"])
+            .arg(old.config_path())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&new_log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    thread::sleep(Duration::from_millis(500));
+
+    // Clients keep coming while the old process hands over and leaves.
+    let stop = Arc::new(AtomicBool::new(false));
+    let failures = Arc::new(AtomicUsize::new(0));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let client = {
+        let (stop, failures, sent) = (stop.clone(), failures.clone(), sent.clone());
+        let probe = Proxy::client_only(old.port);
+        thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                let r = probe.get("login.contoso.com", "/authorize?client_id=1", "");
+                sent.fetch_add(1, Ordering::SeqCst);
+                if r.status != 200 {
+                    failures.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        })
+    };
+    thread::sleep(Duration::from_millis(200));
+    old.signal("QUIT");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(Some(_)) = old.child.try_wait() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the old process did not leave: {}",
+            old.log()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::SeqCst);
+    client.join().unwrap();
+
+    // The new process serves the same port, blocking as before.
+    assert!(
+        new.0.try_wait().unwrap().is_none(),
+        "{}",
+        std::fs::read_to_string(&new_log).unwrap()
+    );
+    assert_eq!(proxy_get(old.port, "/authorize?client_id=2").status, 200);
+    proxy_get(old.port, "/authorize?state=1%27%20OR%20%271%27%3D%271").assert_block_page();
+    assert_eq!(
+        failures.load(Ordering::SeqCst),
+        0,
+        "of {} requests during the upgrade",
+        sent.load(Ordering::SeqCst)
+    );
+    let _ = new.0.kill();
+}
+
+fn proxy_get(port: u16, target: &str) -> common::Response {
+    Proxy::client_only(port).get("login.contoso.com", target, "")
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
