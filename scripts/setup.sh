@@ -7,6 +7,8 @@ command -v cc >/dev/null 2>&1 || need+=(build-essential)
 # Pingora's openssl backend builds a vendored OpenSSL: that takes perl and make.
 command -v perl >/dev/null 2>&1 || need+=(perl)
 command -v make >/dev/null 2>&1 || need+=(make)
+# The HTTP/2 tests drive the proxy with curl (built with nghttp2 on Debian).
+command -v curl >/dev/null 2>&1 || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"

@@ -553,6 +553,39 @@ mod tests {
     }
 
     #[test]
+    fn upstreams_tls_and_limits_parse() {
+        let c = Config::parse(
+            "tls:\n  listen: 127.0.0.1:8443\n  certificates:\n    - {hosts: [a.test], cert: a.pem, key: a.key}\n\
+             limits: {max_header_bytes: 4096}\n\
+             audit: {path: audit.jsonl, all_requests: true}\n\
+             log_format: json\n\
+             sites:\n  - hosts: [a.test]\n    upstream:\n      address: [\"10.0.0.1:443\", \"10.0.0.2:443\"]\n      read_timeout_ms: 100\n",
+        )
+        .unwrap();
+        let tls = c.tls.as_ref().unwrap();
+        assert!(tls.http2);
+        assert_eq!(tls.certificates[0].hosts, ["a.test"]);
+        assert_eq!(c.limits.max_header_bytes, 4096);
+        assert!(c.audit.all_requests);
+        assert_eq!(c.log_format, LogFormat::Json);
+        let u = &c.sites[0].upstream;
+        assert_eq!(u.address.all(), ["10.0.0.1:443", "10.0.0.2:443"]);
+        assert_eq!((u.read_timeout_ms, u.connect_timeout_ms), (100, 5000));
+        assert_eq!(c.sites[0].upstream_host(), "10.0.0.1");
+
+        let e = Config::parse("sites:\n  - hosts: [a]\n    upstream: {address: []}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sites[0].upstream.address"), "{e}");
+        let e = Config::parse(
+            "tls: {listen: 127.0.0.1:1, certificates: []}\nsites:\n  - hosts: [a]\n    upstream: {address: \"a:1\"}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("tls.certificates"), "{e}");
+    }
+
+    #[test]
     fn hosts_normalize() {
         assert_eq!(normalize_host("Login.Contoso.COM:443"), "login.contoso.com");
         assert_eq!(normalize_host("[::1]:8080"), "::1");

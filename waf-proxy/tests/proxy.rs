@@ -83,6 +83,20 @@ fn forwarded_for_from_a_trusted_proxy_is_kept_and_the_peer_appended() {
         seen[0].header("x-forwarded-for"),
         Some("203.0.113.7, 127.0.0.1")
     );
+    // A client that put its own address in front, through the trusted proxy: the chain is read
+    // from the right, the spoofed part never reaches the origin, and the rules judge the real
+    // client (`ip_match` on REMOTE_ADDR would see 203.0.113.7).
+    let r = proxy.get(
+        "login.contoso.com",
+        "/",
+        "X-Forwarded-For: 6.6.6.6, 203.0.113.7\r\nX-Forwarded-For: 127.0.0.9\r\n",
+    );
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let seen = origin.seen();
+    assert_eq!(
+        seen[1].header("x-forwarded-for"),
+        Some("203.0.113.7, 127.0.0.9, 127.0.0.1")
+    );
 }
 
 #[test]

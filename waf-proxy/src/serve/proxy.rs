@@ -180,6 +180,33 @@ fn hop_by_hop(headers: &http::HeaderMap) -> Vec<String> {
     names
 }
 
+/// The client in an X-Forwarded-For chain a trusted peer sent, and the part of the chain worth
+/// forwarding.
+///
+/// Each proxy appends the address it got the request from, so the chain reads
+/// `client, proxy1, proxy2` — but everything left of the first hop we trust was written by
+/// whoever sent the request, and a client can start the chain with any address it likes. So the
+/// chain is read from the right: trusted proxies are skipped, and the first address that is not
+/// a trusted proxy is the client. What lies left of it is dropped, because External ID believes
+/// the left-most address (Conditional Access, `{Context:IPAddress}`). An entry that is not an
+/// address ends the walk: the hop right of it is the best we know. `None` when the chain gives
+/// no address at all.
+fn client_from_chain<'a>(
+    hops: &[&'a str],
+    trusted: impl Fn(IpAddr) -> bool,
+) -> Option<(IpAddr, Vec<&'a str>)> {
+    let mut client: Option<(IpAddr, usize)> = None;
+    for (i, hop) in hops.iter().enumerate().rev() {
+        let Ok(ip) = hop.parse::<IpAddr>() else { break };
+        client = Some((ip, i));
+        if !trusted(ip) {
+            break;
+        }
+    }
+    let (ip, i) = client?;
+    Some((ip, hops.get(i..).map(<[&str]>::to_vec).unwrap_or_default()))
+}
+
 impl Waf {
     /// The client address: the peer, or what a trusted peer says in X-Forwarded-For.
     fn resolve_client(&self, snapshot: &Snapshot, req: &RequestHeader, ctx: &mut Ctx) {
@@ -188,24 +215,19 @@ impl Waf {
         if !snapshot.is_trusted(peer) {
             return;
         }
-        let xff: Vec<&str> = req
+        let hops: Vec<&str> = req
             .headers
             .get_all("x-forwarded-for")
             .iter()
             .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
             .collect();
-        if xff.is_empty() {
-            return;
+        if let Some((client, chain)) = client_from_chain(&hops, |ip| snapshot.is_trusted(ip)) {
+            ctx.client = Some(client);
+            ctx.trusted_xff = Some(chain.join(", "));
         }
-        let joined = xff.join(", ");
-        if let Some(ip) = joined
-            .split(',')
-            .next()
-            .and_then(|s| s.trim().parse::<IpAddr>().ok())
-        {
-            ctx.client = Some(ip);
-        }
-        ctx.trusted_xff = Some(joined);
     }
 
     /// Reads the body ahead when it fits the inspection limit. `Ok(Err(true))`: the request was
@@ -626,6 +648,27 @@ mod tests {
         assert_eq!(a.len(), 16);
         assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn the_client_is_the_right_most_untrusted_hop() {
+        let trusted = |ip: IpAddr| ip.to_string().starts_with("10.");
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // A spoofed address left of the real client is dropped.
+        let (c, chain) =
+            client_from_chain(&["6.6.6.6", "203.0.113.7", "10.0.0.2"], trusted).unwrap();
+        assert_eq!(c, ip("203.0.113.7"));
+        assert_eq!(chain, ["203.0.113.7", "10.0.0.2"]);
+        // Only trusted hops: the left-most is the client.
+        let (c, chain) = client_from_chain(&["10.0.0.9", "10.0.0.2"], trusted).unwrap();
+        assert_eq!(c, ip("10.0.0.9"));
+        assert_eq!(chain.len(), 2);
+        // Garbage ends the walk.
+        let (c, chain) = client_from_chain(&["1.1.1.1", "junk", "10.0.0.2"], trusted).unwrap();
+        assert_eq!(c, ip("10.0.0.2"));
+        assert_eq!(chain, ["10.0.0.2"]);
+        assert!(client_from_chain(&["junk"], trusted).is_none());
+        assert!(client_from_chain(&[], trusted).is_none());
     }
 
     #[test]
