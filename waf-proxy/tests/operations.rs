@@ -497,3 +497,31 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+#[test]
+fn an_edited_config_adds_a_site_and_says_what_needs_a_restart() {
+    let origin = Origin::start();
+    let proxy = Proxy::start(&origin, Setup::default());
+    assert_eq!(proxy.get("new.contoso.com", "/", "").status, 421);
+    let config = std::fs::read_to_string(proxy.config_path()).unwrap();
+    let edited = format!(
+        "{config}  - hosts: [new.contoso.com]\n    upstream: {{address: \"127.0.0.1:{}\"}}\n",
+        origin.port
+    )
+    .replace("threads: 1", "threads: 2");
+    replace_file(&proxy.config_path(), &edited);
+    let started = Instant::now();
+    while proxy.get("new.contoso.com", "/", "").status != 200 {
+        assert!(started.elapsed() < Duration::from_secs(2), "{}", proxy.log());
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        proxy.log().contains("config key `threads` changed"),
+        "{}",
+        proxy.log()
+    );
+    let r = proxy.admin("POST", "/reload");
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["restart_needed"][0], "threads", "{}", r.body);
+    assert_eq!(v["sites"][1]["site"], "new.contoso.com");
+}
