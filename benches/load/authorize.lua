@@ -1,21 +1,26 @@
 -- wrk script: the "authorize GET" of the criterion benchmarks (waf_benches::authorize_get in
 -- benches/src/lib.rs): a clean OAuth 2.0 PKCE authorization request to a B2C policy, with the
--- headers Chrome sends on that navigation. The random-looking parts (client-request-id,
--- code_challenge, nonce, state, the SSO cookie) are the values lib.rs's seeded generator
--- produces, copied verbatim, so the proxy inspects the same bytes as the engine benchmark.
+-- headers Chrome sends on that navigation. What belongs to the app (client_id, scope,
+-- redirect_uri, MSAL version...) is the same in every request; what belongs to one sign-in
+-- (client-request-id, code_challenge, nonce, state, the SSO cookie) is drawn afresh for every
+-- request, with the shapes and lengths lib.rs's generator gives them, as in real traffic:
+-- a WAF that remembers recurring values must not be flattered by a load that never changes.
 -- wrk adds no header of its own here: Host is set below, and a GET has no Content-Length.
 
 wrk.method = "GET"
+-- random.lua sits beside this script.
+package.path = (debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "?.lua;" .. package.path
+local random = require("random")
 
 wrk.path = "/contoso.onmicrosoft.com/B2C_1A_signup_signin/oauth2/v2.0/authorize"
   .. "?client_id=8f3c2a61-4d7e-4b5a-9c1e-2f6d8b7a0e93"
   .. "&scope=openid%20profile%20offline_access%20https%3A%2F%2Fcontoso.onmicrosoft.com%2Fapi%2Forders.read"
   .. "&redirect_uri=https%3A%2F%2Fapp.contoso.com%2Fauth%2Fcallback"
-  .. "&client-request-id=4bcfc968-de8a-47e8-9ec4-4c98053f5167&response_mode=fragment&response_type=code"
+  .. "&client-request-id=${uuid}&response_mode=fragment&response_type=code"
   .. "&x-client-SKU=msal.js.browser&x-client-VER=3.13.0&client_info=1"
-  .. "&code_challenge=GOSHWKb5-J3r9bDKh9jl68rxy7RYyfqunnG6KCMjZiT&code_challenge_method=S256"
-  .. "&nonce=ba54a04f-e26c-420e-823b-01d722ac0982"
-  .. "&state=eyJpZCI6IjAxHYgunP6dtb8B4o5xX4dgITVWgUXoB-z3Ee5xkah6mp6ddp39ErOAZp_WoNyc"
+  .. "&code_challenge=${b64_43}&code_challenge_method=S256"
+  .. "&nonce=${uuid}"
+  .. "&state=eyJpZCI6IjAx${b64_60}"
   .. "%7Cfalse%7Chttps%3A%2F%2Fapp.contoso.com%2Forders"
   .. "&prompt=login&ui_locales=en-US"
 
@@ -38,5 +43,12 @@ h["Sec-Fetch-Dest"] = "document"
 h["Referer"] = "https://app.contoso.com/"
 h["Accept-Encoding"] = "gzip, deflate, br, zstd"
 h["Accept-Language"] = "en-US,en;q=0.9,fr-FR;q=0.8,fr;q=0.7"
-h["Cookie"] = "x-ms-cpim-sso:contoso.onmicrosoft.com_0=m1.kWJnrwDwxZDyiW0zZg1RZKBFId2hx5eJZextlqlplM-nMKUR; "
+h["Cookie"] = "x-ms-cpim-sso:contoso.onmicrosoft.com_0=m1.${b64_48}; "
   .. "x-ms-cpim-dc=cpim-weu; ai_user=Wd3kP|2024-05-20T09:41:07.118Z"
+
+-- A fresh sign-in for every request.
+local path_template, cookie_template = wrk.path, h["Cookie"]
+function request()
+  h["Cookie"] = random.fill(cookie_template)
+  return wrk.format(nil, random.fill(path_template), h)
+end

@@ -113,8 +113,10 @@ tmp="$(mktemp -d "${TMPDIR:-/tmp}/waf-load.XXXXXX")"
 chmod 755 "$tmp"
 pids=()
 nginx_pid=""
+wrk_pid=""
 cleanup() {
     local pid i alive
+    [[ -z "$wrk_pid" ]] || pids+=("$wrk_pid")
     # nginx's workers are children of its master, not ours: stop them too if the master is
     # killed before it could.
     if [[ -n "$nginx_pid" ]]; then
@@ -318,11 +320,17 @@ run_wrk() {
         show_log "${proxy_log[$mode]}"
         die "the $mode proxy has exited"
     }
+    # In the background and waited for, so that an interrupt stops it at once (the trap runs
+    # only once a foreground command has finished).
     wrk -t"$threads" -c"$connections" -d"$dur" --latency -s "$here/$kind.lua" \
-        "http://127.0.0.1:${proxy_port[$mode]}/" >"$log" 2>&1 || {
+        "http://127.0.0.1:${proxy_port[$mode]}/" >"$log" 2>&1 &
+    wrk_pid=$!
+    if ! wait "$wrk_pid"; then
+        wrk_pid=""
         cat "$log" >&2
         die "wrk failed ($kind, $mode)"
-    }
+    fi
+    wrk_pid=""
     rps="$(awk '/^Requests\/sec:/ { print $2 }' "$log")"
     p50="$(awk '$1 == "50%" { print $2 }' "$log")"
     p99="$(awk '$1 == "99%" { print $2 }' "$log")"
@@ -389,7 +397,11 @@ table="$(
             rps="$(median "$kind" "$mode" 4)"
             ratio="—"
             [[ "$mode" == "waf-on" ]] && ratio="$(awk -v a="$rps" -v b="$off" 'BEGIN { printf "%.2f", a / b }')"
-            printf '| %s | %s | %.0f | %.2f ms | %.2f ms | %s |\n' "$(label "$kind")" "$mode" \
+            # A mode with a failed run says so in its row, not only below the table.
+            bad="$(awk -v k="$kind" -v m="$mode" '$1 == k && $2 == m && $7 + $8 > 0' "$results" | wc -l)"
+            shown="$mode"
+            ((bad == 0)) || shown="$mode **FAILED in $bad run(s)**"
+            printf '| %s | %s | %.0f | %.2f ms | %.2f ms | %s |\n' "$(label "$kind")" "$shown" \
                 "$rps" "$(median "$kind" "$mode" 5)" "$(median "$kind" "$mode" 6)" "$ratio"
         done
     done

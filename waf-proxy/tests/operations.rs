@@ -512,7 +512,11 @@ fn an_edited_config_adds_a_site_and_says_what_needs_a_restart() {
     replace_file(&proxy.config_path(), &edited);
     let started = Instant::now();
     while proxy.get("new.contoso.com", "/", "").status != 200 {
-        assert!(started.elapsed() < Duration::from_secs(2), "{}", proxy.log());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{}",
+            proxy.log()
+        );
         thread::sleep(Duration::from_millis(20));
     }
     assert!(

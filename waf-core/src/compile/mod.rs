@@ -584,7 +584,7 @@ impl Evaluate for Program {
             // Dynamic values: transformed on the spot, never cached.
             return engine::test_stages(&c.transforms, c.multi_match, probe.value, |v| {
                 matcher
-                    .matches_with(v, lookup, c.capture)
+                    .matches_memoized(v, lookup, c.capture)
                     .xor(c.negated.then(Evidence::default))
             });
         };
@@ -606,7 +606,7 @@ impl Evaluate for Program {
                     .needs_byte
                     .is_none_or(|table| bytes.iter().any(|&b| table[usize::from(b)]));
             let found = if possible {
-                matcher.matches_with(bytes, lookup, c.capture)
+                matcher.matches_memoized(bytes, lookup, c.capture)
             } else {
                 None
             };

@@ -47,6 +47,84 @@
 //! them. Neither the port nor 3.9.2 has libinjection 4's SQL fixes (`1.e` numbers, `==`).
 //! `tests/data/libinjection.tsv` pins this behaviour row by row, the known misses included.
 
+/// A per-thread memo of detector verdicts, for the compiled engine.
+///
+/// On a sign-in domain most parameter values recur from request to request: the app's
+/// `client_id`, its `redirect_uri` and `scope`, `response_mode`, the MSAL `x-client-SKU` and
+/// `x-client-VER`, `ui_locales`, the `x-ms-cpim-dc` cookie. libinjection costs microseconds per
+/// value (the port's keyword lookup dominates), a hash lookup tens of nanoseconds, so the
+/// verdict for a value seen recently on the same worker thread is taken from here.
+///
+/// The key is the whole value, so a hit is exact: the memo cannot change a verdict, only skip
+/// recomputing it (the differential tests hold the memoizing compiled engine to the reference
+/// evaluator, which never memoizes). Memory is bounded: values longer than
+/// [`MEMO_MAX_VALUE`] bytes are not kept (long values are the unique ones: tokens, bodies), and
+/// a table that reaches [`MEMO_ENTRIES`] is emptied and refills with what recurs. A flood of
+/// distinct values can only lower the hit rate. The tables are per thread, so there is no lock.
+mod memo {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    pub(super) const MEMO_ENTRIES: usize = 4096;
+    pub(super) const MEMO_MAX_VALUE: usize = 256;
+
+    #[derive(Default)]
+    struct Tables {
+        sqli: HashMap<Box<[u8]>, Option<Box<str>>>,
+        xss: HashMap<Box<[u8]>, bool>,
+    }
+
+    thread_local! {
+        static TABLES: RefCell<Tables> = RefCell::new(Tables::default());
+    }
+
+    fn remember<V: Clone>(
+        table: &mut HashMap<Box<[u8]>, V>,
+        input: &[u8],
+        compute: impl FnOnce(&[u8]) -> V,
+    ) -> V {
+        if let Some(v) = table.get(input) {
+            return v.clone();
+        }
+        let v = compute(input);
+        if table.len() >= MEMO_ENTRIES {
+            table.clear();
+        }
+        table.insert(input.into(), v.clone());
+        v
+    }
+
+    pub(super) fn sqli(input: &[u8]) -> Option<String> {
+        if input.len() > MEMO_MAX_VALUE {
+            return super::detect_sqli(input);
+        }
+        TABLES
+            .with(|t| {
+                remember(&mut t.borrow_mut().sqli, input, |i| {
+                    super::detect_sqli(i).map(String::into_boxed_str)
+                })
+            })
+            .map(String::from)
+    }
+
+    pub(super) fn xss(input: &[u8]) -> bool {
+        if input.len() > MEMO_MAX_VALUE {
+            return super::detect_xss(input);
+        }
+        TABLES.with(|t| remember(&mut t.borrow_mut().xss, input, super::detect_xss))
+    }
+}
+
+/// [`detect_sqli`], answered from this thread's memo when the value was seen recently.
+pub(crate) fn detect_sqli_memoized(input: &[u8]) -> Option<String> {
+    memo::sqli(input)
+}
+
+/// [`detect_xss`], answered from this thread's memo when the value was seen recently.
+pub(crate) fn detect_xss_memoized(input: &[u8]) -> bool {
+    memo::xss(input)
+}
+
 /// Runs libinjection's SQL injection detector over `input`.
 ///
 /// Returns `Some(fingerprint)` when libinjection classifies the input as SQL injection, which
@@ -95,7 +173,7 @@ pub fn detect_xss(input: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{detect_sqli, detect_xss};
+    use super::{detect_sqli, detect_sqli_memoized, detect_xss, detect_xss_memoized, memo};
     use crate::test_data::unescape;
     use proptest::prelude::*;
 
@@ -172,6 +250,31 @@ mod tests {
             sqli >= 60 && xss >= 40,
             "too few rows: {sqli} sqli, {xss} xss"
         );
+    }
+
+    #[test]
+    fn the_memo_answers_like_the_detector() {
+        let long = format!("1' OR '1'='1 {}", "x".repeat(memo::MEMO_MAX_VALUE));
+        let inputs = [
+            "1' OR '1'='1",
+            "O'Brien",
+            "<script>alert(1)</script>",
+            "hello",
+            &long,
+        ];
+        // Twice: the second round is answered from the memo.
+        for _ in 0..2 {
+            for input in inputs {
+                let b = input.as_bytes();
+                assert_eq!(detect_sqli_memoized(b), detect_sqli(b), "{input}");
+                assert_eq!(detect_xss_memoized(b), detect_xss(b), "{input}");
+            }
+        }
+        // A full table is emptied, not grown.
+        for i in 0..memo::MEMO_ENTRIES + 10 {
+            let v = format!("value-{i}");
+            assert_eq!(detect_sqli_memoized(v.as_bytes()), None);
+        }
     }
 
     #[test]

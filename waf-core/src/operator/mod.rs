@@ -327,6 +327,27 @@ impl Matcher {
         lookup: &mut Lookup<'_>,
         capture: bool,
     ) -> Option<Evidence> {
+        self.matches_inner(value, lookup, capture, false)
+    }
+
+    /// Like [`matches_with`](Self::matches_with), with libinjection's verdicts taken from the
+    /// thread's memo for recurring values (see `injection`'s memo): the compiled engine's path.
+    pub(crate) fn matches_memoized(
+        &self,
+        value: &[u8],
+        lookup: &mut Lookup<'_>,
+        capture: bool,
+    ) -> Option<Evidence> {
+        self.matches_inner(value, lookup, capture, true)
+    }
+
+    fn matches_inner(
+        &self,
+        value: &[u8],
+        lookup: &mut Lookup<'_>,
+        capture: bool,
+        memoized: bool,
+    ) -> Option<Evidence> {
         let fragment = |bytes: &[u8]| {
             Some(Evidence {
                 fragment: bytes.to_vec(),
@@ -400,7 +421,11 @@ impl Matcher {
                 fragment(value.get(at..(at + 4).min(value.len())).unwrap_or_default())
             }
             MatcherKind::Sqli => {
-                let fingerprint = injection::detect_sqli(value)?;
+                let fingerprint = if memoized {
+                    injection::detect_sqli_memoized(value)?
+                } else {
+                    injection::detect_sqli(value)?
+                };
                 Some(Evidence {
                     fragment: fingerprint.clone().into_bytes(),
                     captures: if capture {
@@ -410,7 +435,14 @@ impl Matcher {
                     },
                 })
             }
-            MatcherKind::Xss => injection::detect_xss(value).then(Evidence::default),
+            MatcherKind::Xss => {
+                let xss = if memoized {
+                    injection::detect_xss_memoized(value)
+                } else {
+                    injection::detect_xss(value)
+                };
+                xss.then(Evidence::default)
+            }
             MatcherKind::Always => Some(Evidence::default()),
             MatcherKind::Never => None,
         }

@@ -394,19 +394,11 @@ impl Proxy {
 
     /// Sends raw bytes on a fresh connection and reads the answer until the connection closes.
     pub fn send(&self, raw: &[u8]) -> Response {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        s.write_all(raw).unwrap();
-        let mut out = Vec::new();
-        let _ = s.read_to_end(&mut out);
-        Response::parse(&out)
+        Proxy::client_only(self.port).send(raw)
     }
 
     pub fn get(&self, host: &str, target: &str, extra: &str) -> Response {
-        self.send(
-            format!("GET {target} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n")
-                .as_bytes(),
-        )
+        Proxy::client_only(self.port).get(host, target, extra)
     }
 
     pub fn post(&self, target: &str, content_type: &str, body: &str) -> Response {
@@ -421,23 +413,27 @@ impl Proxy {
     }
 }
 
-/// Sends requests to a proxy port.
+/// Sends requests to a proxy port, each on a fresh connection, and reads each answer until the
+/// connection closes.
 pub struct Client {
     port: u16,
 }
 
 impl Client {
-    pub fn get(&self, host: &str, target: &str, extra: &str) -> Response {
+    pub fn send(&self, raw: &[u8]) -> Response {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        write!(
-            s,
-            "GET {target} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n"
-        )
-        .unwrap();
+        s.write_all(raw).unwrap();
         let mut out = Vec::new();
         let _ = s.read_to_end(&mut out);
         Response::parse(&out)
+    }
+
+    pub fn get(&self, host: &str, target: &str, extra: &str) -> Response {
+        self.send(
+            format!("GET {target} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n")
+                .as_bytes(),
+        )
     }
 }
 
