@@ -5,13 +5,39 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
-use waf_benches::{json_16k, login_post_1k, synthetic_ruleset, wire_size, DEFAULT_SEED};
+use waf_benches::{
+    json_16k_seeded, login_post_1k_seeded, synthetic_ruleset, variants, wire_size, DEFAULT_SEED,
+};
 use waf_core::reference::Reference;
 use waf_core::{compile, Request, RuleSet};
 
 /// Regex rules of the ruleset the inputs are measured against (plus phrase lists and
 /// libinjection rules).
 const RULES: usize = 500;
+
+/// Each benchmark cycles through this many variants of its request (other tokens, ids and
+/// cookies, as from one sign-in to the next): the compiled engine remembers libinjection's
+/// verdicts for recurring values, and one request repeated byte for byte would only measure
+/// that memo.
+const VARIANTS: usize = 64;
+
+/// Calls `inspect` on the next variant each time.
+struct Cycle<'a> {
+    requests: &'a [Request],
+    next: usize,
+}
+
+impl<'a> Cycle<'a> {
+    fn new(requests: &'a [Request]) -> Cycle<'a> {
+        Cycle { requests, next: 0 }
+    }
+
+    fn next(&mut self) -> &'a Request {
+        let r = &self.requests[self.next % self.requests.len()];
+        self.next += 1;
+        r
+    }
+}
 
 fn ruleset(n_regex: usize) -> RuleSet {
     RuleSet::from_yaml_str(&synthetic_ruleset(n_regex, DEFAULT_SEED), "synthetic.yaml")
@@ -26,46 +52,56 @@ fn configure() -> Criterion {
         .sample_size(20)
 }
 
-/// `{input}/compiled` and `{input}/reference` on the same ruleset and request.
-fn compiled_vs_reference(c: &mut Criterion, name: &str, request: &Request) {
+/// `{input}/compiled` and `{input}/reference` on the same ruleset and requests.
+fn compiled_vs_reference(c: &mut Criterion, name: &str, requests: &[Request]) {
     let set = ruleset(RULES);
     let program = compile(&set).expect("the synthetic ruleset compiles");
     let reference = Reference::new(&set).expect("the synthetic ruleset compiles");
     // A benchmark of a blocked request would measure the early exit, not inspection.
-    assert!(
-        program.inspect(request).matches.is_empty(),
-        "{name} must be clean"
-    );
+    for r in requests {
+        assert!(
+            program.inspect(r).matches.is_empty(),
+            "{name} must be clean"
+        );
+    }
     let mut group = c.benchmark_group(name);
-    group.throughput(Throughput::Bytes(wire_size(request) as u64));
+    group.throughput(Throughput::Bytes(wire_size(&requests[0]) as u64));
+    let mut cycle = Cycle::new(requests);
     group.bench_function("compiled", |b| {
-        b.iter(|| program.inspect(black_box(request)))
+        b.iter(|| program.inspect(black_box(cycle.next())))
     });
     group.bench_function("reference", |b| {
-        b.iter(|| reference.inspect(black_box(request)))
+        b.iter(|| reference.inspect(black_box(cycle.next())))
     });
     group.finish();
 }
 
 fn login_post(c: &mut Criterion) {
-    compiled_vs_reference(c, "login_post_1k", &login_post_1k());
+    compiled_vs_reference(
+        c,
+        "login_post_1k",
+        &variants(login_post_1k_seeded, VARIANTS),
+    );
 }
 
 fn json_body(c: &mut Criterion) {
-    compiled_vs_reference(c, "json_16k", &json_16k());
+    compiled_vs_reference(c, "json_16k", &variants(json_16k_seeded, VARIANTS));
 }
 
 /// The compiled program on the login POST with 100 and 1,000 regex rules: the literal gates
 /// should keep the per-request cost nearly flat.
 fn rule_count(c: &mut Criterion) {
-    let request = login_post_1k();
+    let requests = variants(login_post_1k_seeded, VARIANTS);
     let mut group = c.benchmark_group("rule_count");
-    group.throughput(Throughput::Bytes(wire_size(&request) as u64));
+    group.throughput(Throughput::Bytes(wire_size(&requests[0]) as u64));
     for n in [100, 1000] {
         let program = compile(&ruleset(n)).expect("the synthetic ruleset compiles");
-        assert!(program.inspect(&request).matches.is_empty());
+        for r in &requests {
+            assert!(program.inspect(r).matches.is_empty());
+        }
+        let mut cycle = Cycle::new(&requests);
         group.bench_with_input(BenchmarkId::from_parameter(n), &program, |b, program| {
-            b.iter(|| program.inspect(black_box(&request)))
+            b.iter(|| program.inspect(black_box(cycle.next())))
         });
     }
     group.finish();
@@ -105,18 +141,23 @@ fn ratios() {
     let set = ruleset(RULES);
     let program = compile(&set).expect("compiles");
     let reference = Reference::new(&set).expect("compiles");
-    for (name, request, calls) in [
-        ("login_post_1k", login_post_1k(), 200),
-        ("json_16k", json_16k(), 10),
+    for (name, requests, calls) in [
+        (
+            "login_post_1k",
+            variants(login_post_1k_seeded, VARIANTS),
+            200,
+        ),
+        ("json_16k", variants(json_16k_seeded, VARIANTS), 10),
     ] {
         let (mut fast, mut slow) = (Duration::ZERO, Duration::ZERO);
+        let mut cycle = Cycle::new(&requests);
         for _ in 0..ROUNDS {
             fast += per_call(
-                &mut || drop(black_box(program.inspect(black_box(&request)))),
+                &mut || drop(black_box(program.inspect(black_box(cycle.next())))),
                 calls,
             );
             slow += per_call(
-                &mut || drop(black_box(reference.inspect(black_box(&request)))),
+                &mut || drop(black_box(reference.inspect(black_box(cycle.next())))),
                 calls / 10 + 1,
             );
         }
@@ -127,17 +168,18 @@ fn ratios() {
             slow.as_secs_f64() / fast.as_secs_f64()
         );
     }
-    let request = login_post_1k();
+    let requests = variants(login_post_1k_seeded, VARIANTS);
+    let mut cycle = Cycle::new(&requests);
     let small = compile(&ruleset(100)).expect("compiles");
     let large = compile(&ruleset(1000)).expect("compiles");
     let (mut t100, mut t1000) = (Duration::ZERO, Duration::ZERO);
     for _ in 0..ROUNDS {
         t100 += per_call(
-            &mut || drop(black_box(small.inspect(black_box(&request)))),
+            &mut || drop(black_box(small.inspect(black_box(cycle.next())))),
             200,
         );
         t1000 += per_call(
-            &mut || drop(black_box(large.inspect(black_box(&request)))),
+            &mut || drop(black_box(large.inspect(black_box(cycle.next())))),
             200,
         );
     }

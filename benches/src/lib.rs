@@ -636,6 +636,16 @@ const DETECT_YAML: &str = "  - id: 942100
     match: detect_sqli
 ";
 
+/// `n` variants of a request (seeds 1 to `n`), for benchmarks that cycle through them.
+///
+/// ```
+/// let requests = waf_benches::variants(waf_benches::authorize_get_seeded, 4);
+/// assert_eq!(requests.len(), 4);
+/// ```
+pub fn variants(make: fn(u64) -> Request, n: usize) -> Vec<Request> {
+    (1..=n as u64).map(make).collect()
+}
+
 /// The size of a request as it would be sent over HTTP/1.1: request line, headers, blank line,
 /// body. The benchmarks report throughput in these bytes.
 ///
@@ -695,8 +705,22 @@ fn b2c_cookies(rng: &mut Rng) -> String {
 /// assert!(r.body().starts_with(b"request_type=RESPONSE&signInName="));
 /// ```
 pub fn login_post_1k() -> Request {
+    login_post_1k_seeded(0x10_6175)
+}
+
+/// [`login_post_1k`] with other random values: what changes from one sign-in to the next (tokens,
+/// ids, cookies, generated text) is drawn from `seed`; what belongs to the app stays. Benchmarks
+/// cycle through several, because the engine remembers verdicts for values it has seen and a
+/// request repeated byte for byte would flatter it.
+///
+/// ```
+/// let a = waf_benches::login_post_1k_seeded(1);
+/// let b = waf_benches::login_post_1k_seeded(2);
+/// assert!(a.uri() != b.uri() || a.body() != b.body());
+/// ```
+pub fn login_post_1k_seeded(seed: u64) -> Request {
     const BODY_LEN: usize = 1_000;
-    let mut rng = Rng::new(0x10_6175);
+    let mut rng = Rng::new(seed);
     let tx = state_properties(&mut rng);
     let mut body = String::from(
         "request_type=RESPONSE&signInName=zoe.martin%40contoso.com\
@@ -899,10 +923,24 @@ fn uuid(rng: &mut Rng) -> String {
 /// assert_eq!(r.headers().get("content-type"), Some(&b"application/json"[..]));
 /// ```
 pub fn json_16k() -> Request {
+    json_16k_seeded(0x1_6000)
+}
+
+/// [`json_16k`] with other random values: what changes from one sign-in to the next (tokens,
+/// ids, cookies, generated text) is drawn from `seed`; what belongs to the app stays. Benchmarks
+/// cycle through several, because the engine remembers verdicts for values it has seen and a
+/// request repeated byte for byte would flatter it.
+///
+/// ```
+/// let a = waf_benches::json_16k_seeded(1);
+/// let b = waf_benches::json_16k_seeded(2);
+/// assert!(a.uri() != b.uri() || a.body() != b.body());
+/// ```
+pub fn json_16k_seeded(seed: u64) -> Request {
     const BODY_LEN: usize = 16 * 1024;
     const NOTE: &str = "Profiles exported by the nightly account synchronisation job. \
                         Contact preferences follow the consent recorded at sign-up. ";
-    let mut rng = Rng::new(0x1_6000);
+    let mut rng = Rng::new(seed);
     let head = format!(
         r#"{{"batchId":"{}","source":"crm-sync","schemaVersion":3,"profiles":["#,
         uuid(&mut rng)
@@ -968,7 +1006,21 @@ pub fn json_16k() -> Request {
 /// assert!(r.query().unwrap().starts_with(b"client_id="));
 /// ```
 pub fn authorize_get() -> Request {
-    let mut rng = Rng::new(0xA07);
+    authorize_get_seeded(0xA07)
+}
+
+/// [`authorize_get`] with other random values: what changes from one sign-in to the next (tokens,
+/// ids, cookies, generated text) is drawn from `seed`; what belongs to the app stays. Benchmarks
+/// cycle through several, because the engine remembers verdicts for values it has seen and a
+/// request repeated byte for byte would flatter it.
+///
+/// ```
+/// let a = waf_benches::authorize_get_seeded(1);
+/// let b = waf_benches::authorize_get_seeded(2);
+/// assert!(a.uri() != b.uri() || a.body() != b.body());
+/// ```
+pub fn authorize_get_seeded(seed: u64) -> Request {
+    let mut rng = Rng::new(seed);
     let uri = format!(
         "/contoso.onmicrosoft.com/{POLICY}/oauth2/v2.0/authorize?client_id={CLIENT_ID}\
          &scope=openid%20profile%20offline_access%20https%3A%2F%2Fcontoso.onmicrosoft.com%2Fapi%2Forders.read\
