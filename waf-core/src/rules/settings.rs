@@ -164,6 +164,7 @@ impl Default for Settings {
                 "newPassword",
                 "reenterPassword",
                 "currentPassword",
+                "new_password",
                 "client_secret",
                 "code_verifier",
                 "refresh_token",
