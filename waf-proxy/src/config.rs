@@ -586,6 +586,16 @@ mod tests {
     }
 
     #[test]
+    fn the_example_in_the_docs_is_valid() {
+        let doc = include_str!("../../docs/config.md");
+        let start = doc.find("```yaml\n").expect("an example") + "```yaml\n".len();
+        let end = start + doc[start..].find("```").expect("its end");
+        let c = Config::parse(&doc[start..end]).unwrap();
+        assert_eq!(c.sites[0].hosts, ["login.contoso.com"]);
+        assert_eq!(c.tls.as_ref().map(|t| t.certificates.len()), Some(2));
+    }
+
+    #[test]
     fn hosts_normalize() {
         assert_eq!(normalize_host("Login.Contoso.COM:443"), "login.contoso.com");
         assert_eq!(normalize_host("[::1]:8080"), "::1");
