@@ -1,0 +1,104 @@
+//! The attack side of the ruleset's measurement: the attack stages of the OWASP CRS 3.3.4
+//! regression corpus for rule files 930 to 944 (those with `expect_ids`), replayed through
+//! `rules/` at paranoia levels 1 and 2, with the share blocked per rule file.
+//!
+//! The corpus is read from `../shared/corpus/` at test time, never copied here.
+//! Reproduce: `cargo test --release -p waf-traffic --test attacks_are_blocked -- --nocapture`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use base64::Engine;
+use waf_core::{compile, Request, RuleSet};
+
+/// One attack stage: its rule file and its request (`None`: our HTTP parser refuses it).
+struct Stage {
+    file: String,
+    request: Option<Request>,
+}
+
+fn attack_stages() -> Vec<Stage> {
+    let corpus =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/crs-3.3.4/stages.jsonl");
+    let text = std::fs::read_to_string(&corpus)
+        .unwrap_or_else(|e| panic!("the CRS corpus is read from {}: {e}", corpus.display()));
+    let mut stages = Vec::new();
+    for line in text.lines() {
+        let stage: serde_json::Value = serde_json::from_str(line).expect("JSON lines");
+        let file = stage["rule_file"].as_str().unwrap_or_default();
+        let number: u32 = file
+            .strip_prefix("REQUEST-")
+            .and_then(|f| f.get(..3))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let attack = stage["expect_ids"]
+            .as_array()
+            .is_some_and(|ids| !ids.is_empty());
+        if !(930..=944).contains(&number) || !attack {
+            continue;
+        }
+        let request = stage["wire_request"]
+            .as_str()
+            .and_then(|w| base64::engine::general_purpose::STANDARD.decode(w).ok())
+            .and_then(|raw| waf_core::parse::http1::parse_request(&raw).ok());
+        stages.push(Stage {
+            file: file.trim_end_matches(".conf").to_string(),
+            request,
+        });
+    }
+    stages
+}
+
+/// Per rule file: (stages, blocked, refused by the parser).
+fn replay(stages: &[Stage], paranoia: u8) -> BTreeMap<String, (usize, usize, usize)> {
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules");
+    let mut set = RuleSet::from_yaml_paths(&[rules]).expect("rules/ loads");
+    set.settings.paranoia = paranoia;
+    let program = compile(&set).expect("rules/ compiles");
+    let mut table: BTreeMap<String, (usize, usize, usize)> = BTreeMap::new();
+    for stage in stages {
+        let row = table.entry(stage.file.clone()).or_default();
+        row.0 += 1;
+        match &stage.request {
+            Some(r) if program.inspect(r).block_status().is_some() => row.1 += 1,
+            Some(_) => {}
+            None => row.2 += 1,
+        }
+    }
+    table
+}
+
+/// Prints the table; returns the share blocked over all files, in percent.
+fn report(paranoia: u8, table: &BTreeMap<String, (usize, usize, usize)>) -> f64 {
+    println!("\nparanoia level {paranoia}: attack stages blocked by rules/ per CRS rule file");
+    println!("| rule file | stages | blocked | share | refused by the HTTP parser |");
+    println!("|---|---:|---:|---:|---:|");
+    let (mut n, mut b) = (0, 0);
+    for (file, (stages, blocked, refused)) in table {
+        println!(
+            "| {file} | {stages} | {blocked} | {:.0}% | {refused} |",
+            100.0 * *blocked as f64 / *stages as f64
+        );
+        n += stages;
+        b += blocked;
+    }
+    let share = 100.0 * b as f64 / n as f64;
+    println!("| all | {n} | {b} | {share:.1}% | |");
+    share
+}
+
+#[test]
+fn attack_stages_blocked_per_rule_file() {
+    let stages = attack_stages();
+    assert!(stages.len() > 800, "only {} attack stages", stages.len());
+    let level1 = report(1, &replay(&stages, 1));
+    let level2 = report(2, &replay(&stages, 2));
+    // The targets are 90% at level 1 and 95% at level 2; rules/ is a first cut and far from
+    // them. Until it gets there this is a ratchet: the shares may only go up. Raise the floors
+    // with the ruleset.
+    assert!(level1 >= 7.5, "level 1 blocks {level1:.1}%");
+    assert!(
+        level2 >= level1,
+        "level 2 ({level2:.1}%) blocks less than level 1"
+    );
+}
