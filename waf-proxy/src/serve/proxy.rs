@@ -69,6 +69,15 @@ impl Ctx {
     fn site<'a>(&self, snapshot: &'a Snapshot) -> Option<&'a SiteRuntime> {
         self.site.and_then(|i| snapshot.sites.get(i))
     }
+
+    /// The snapshot of a request routed to a site: an error for one that was not (it is never
+    /// forwarded, so the upstream phases cannot see it).
+    fn routed_snapshot(&self) -> Result<Arc<Snapshot>> {
+        match &self.snapshot {
+            Some(s) if self.site(s).is_some() => Ok(s.clone()),
+            _ => Err(http_error(421, "no site")),
+        }
+    }
 }
 
 /// A fresh request id: 16 hex digits from a keyed hash of a counter and the time.
@@ -450,10 +459,7 @@ impl ProxyHttp for Waf {
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        let snapshot = ctx
-            .snapshot
-            .clone()
-            .ok_or_else(|| http_error(421, "no site"))?;
+        let snapshot = ctx.routed_snapshot()?;
         let site = ctx
             .site(&snapshot)
             .ok_or_else(|| http_error(421, "no site"))?;
@@ -502,10 +508,7 @@ impl ProxyHttp for Waf {
         upstream_request: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        let snapshot = ctx
-            .snapshot
-            .clone()
-            .ok_or_else(|| http_error(421, "no site"))?;
+        let snapshot = ctx.routed_snapshot()?;
         let site = ctx
             .site(&snapshot)
             .ok_or_else(|| http_error(421, "no site"))?;
