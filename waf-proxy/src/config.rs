@@ -36,6 +36,10 @@ pub struct Config {
     /// The Unix socket a new `waf serve --upgrade` takes the listening sockets over from.
     #[serde(default = "default_upgrade_sock")]
     pub upgrade_sock: PathBuf,
+    /// Seconds requests in flight get to finish once the proxy stops accepting (on SIGTERM,
+    /// SIGINT, or after handing its sockets to a new binary).
+    #[serde(default = "default_shutdown_grace_seconds")]
+    pub shutdown_grace_seconds: u64,
     /// The protected sites, matched by Host.
     #[serde(default)]
     pub sites: Vec<Site>,
@@ -255,6 +259,9 @@ fn default_threads() -> usize {
 fn default_audit_path() -> String {
     "-".into()
 }
+fn default_shutdown_grace_seconds() -> u64 {
+    5
+}
 fn default_upgrade_sock() -> PathBuf {
     PathBuf::from("/tmp/waf_upgrade.sock")
 }
@@ -296,6 +303,7 @@ impl Config {
             log_format: LogFormat::Human,
             watch: true,
             upgrade_sock: default_upgrade_sock(),
+            shutdown_grace_seconds: default_shutdown_grace_seconds(),
             sites: vec![Site {
                 hosts: vec!["*".into()],
                 upstream: Upstream {

@@ -452,7 +452,9 @@ fn a_graceful_upgrade_hands_the_listening_sockets_to_the_new_process() {
     };
     thread::sleep(Duration::from_millis(200));
     old.signal("QUIT");
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // Pingora keeps both processes accepting for 5 s after the hand-over, then the old one
+    // stops accepting and gives its requests in flight the grace period (1 s here).
+    let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Ok(Some(_)) = old.child.try_wait() {
             break;

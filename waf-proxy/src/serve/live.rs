@@ -352,5 +352,8 @@ fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.upgrade_sock != new.upgrade_sock {
         keys.push("upgrade_sock");
     }
+    if old.shutdown_grace_seconds != new.shutdown_grace_seconds {
+        keys.push("shutdown_grace_seconds");
+    }
     keys
 }

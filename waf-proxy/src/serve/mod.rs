@@ -67,7 +67,10 @@ pub fn run(args: &Args) -> anyhow::Result<std::process::ExitCode> {
     let conf = ServerConf {
         threads: config.threads,
         upgrade_sock: config.upgrade_sock.to_string_lossy().into_owned(),
-        grace_period_seconds: Some(0),
+        // Pingora cancels whatever still runs when the grace period ends: it is the time
+        // requests in flight get to finish. The runtime timeout after it only bounds the wait
+        // for blocking work.
+        grace_period_seconds: Some(config.shutdown_grace_seconds),
         graceful_shutdown_timeout_seconds: Some(1),
         ..Default::default()
     };

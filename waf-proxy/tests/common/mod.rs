@@ -270,6 +270,7 @@ impl Proxy {
              admin: \"127.0.0.1:{admin}\"\n\
              threads: 1\n\
              upgrade_sock: \"{dir}/upgrade.sock\"\n\
+             shutdown_grace_seconds: 1\n\
              trusted_proxies: {trusted}\n\
              limits:\n  max_body_inspect: {max}\n  large_body: {large}\n\
              {extra_top}\n\
