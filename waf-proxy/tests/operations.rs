@@ -434,18 +434,35 @@ fn a_graceful_upgrade_hands_the_listening_sockets_to_the_new_process() {
     thread::sleep(Duration::from_millis(500));
 
     // Clients keep coming while the old process hands over and leaves.
+    //
+    // Pingora 0.9 closes every connection still waiting for its request head when a process
+    // stops (`http_cleanup`). That is meant for idle keep-alive connections, but it also takes
+    // a connection accepted a few microseconds earlier whose request bytes have not been read
+    // yet: the client sees the connection close without a byte of answer. CI met it once in
+    // 19,200 requests. Clients retry such a request (RFC 9110 section 9.2.2 allows it for
+    // idempotent ones), so the test does too, once, and counts how often it had to.
     let stop = Arc::new(AtomicBool::new(false));
-    let failures = Arc::new(AtomicUsize::new(0));
+    let failures = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let retried = Arc::new(AtomicUsize::new(0));
     let sent = Arc::new(AtomicUsize::new(0));
     let client = {
-        let (stop, failures, sent) = (stop.clone(), failures.clone(), sent.clone());
+        let (stop, failures, retried, sent) = (
+            stop.clone(),
+            failures.clone(),
+            retried.clone(),
+            sent.clone(),
+        );
         let probe = Proxy::client_only(old.port);
         thread::spawn(move || {
             while !stop.load(Ordering::SeqCst) {
-                let r = probe.get("login.contoso.com", "/authorize?client_id=1", "");
+                let mut r = probe.get("login.contoso.com", "/authorize?client_id=1", "");
+                if r.raw.is_empty() {
+                    retried.fetch_add(1, Ordering::SeqCst);
+                    r = probe.get("login.contoso.com", "/authorize?client_id=1", "");
+                }
                 sent.fetch_add(1, Ordering::SeqCst);
                 if r.status != 200 {
-                    failures.fetch_add(1, Ordering::SeqCst);
+                    failures.lock().unwrap().push(r.raw);
                 }
             }
         })
@@ -478,11 +495,19 @@ fn a_graceful_upgrade_hands_the_listening_sockets_to_the_new_process() {
     );
     assert_eq!(proxy_get(old.port, "/authorize?client_id=2").status, 200);
     proxy_get(old.port, "/authorize?state=1%27%20OR%20%271%27%3D%271").assert_block_page();
-    assert_eq!(
-        failures.load(Ordering::SeqCst),
-        0,
-        "of {} requests during the upgrade",
-        sent.load(Ordering::SeqCst)
+    let (sent, retried) = (sent.load(Ordering::SeqCst), retried.load(Ordering::SeqCst));
+    let failures = failures.lock().unwrap();
+    assert!(
+        failures.is_empty(),
+        "{} of {sent} requests failed during the upgrade: {:?}",
+        failures.len(),
+        failures.first()
+    );
+    // The race above is a window of microseconds at the moment the old process stops; more
+    // than a handful of empty answers would be a different bug.
+    assert!(
+        retried <= 3,
+        "{retried} of {sent} requests got no answer at all"
     );
     let _ = new.0.kill();
 }
