@@ -4,6 +4,9 @@
 //!
 //! The corpus is read from `../shared/corpus/` at test time, never copied here.
 //! Reproduce: `cargo test --release -p waf-traffic --test attacks_are_blocked -- --nocapture`.
+//! To see what is still let through, set `WAF_MISSED` to a part of a rule file's name (or `all`):
+//! `WAF_MISSED=942 cargo test --release -p waf-traffic --test attacks_are_blocked -- --nocapture`
+//! lists every missed stage of that file at paranoia level 1 (`WAF_MISSED_PL=2` for level 2).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -13,6 +16,7 @@ use waf_core::{compile, Request, RuleSet};
 
 /// One attack stage: its rule file and its request (`None`: our HTTP parser refuses it).
 struct Stage {
+    id: String,
     file: String,
     request: Option<Request>,
 }
@@ -42,6 +46,7 @@ fn attack_stages() -> Vec<Stage> {
             .and_then(|w| base64::engine::general_purpose::STANDARD.decode(w).ok())
             .and_then(|raw| waf_core::parse::http1::parse_request(&raw).ok());
         stages.push(Stage {
+            id: stage["id"].as_str().unwrap_or_default().to_string(),
             file: file.trim_end_matches(".conf").to_string(),
             request,
         });
@@ -51,6 +56,9 @@ fn attack_stages() -> Vec<Stage> {
 
 /// Per rule file: (stages, blocked, refused by the parser).
 fn replay(stages: &[Stage], paranoia: u8) -> BTreeMap<String, (usize, usize, usize)> {
+    let missed = std::env::var("WAF_MISSED").ok().filter(|_| {
+        std::env::var("WAF_MISSED_PL").map_or(paranoia == 1, |p| p == paranoia.to_string())
+    });
     let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules");
     let mut set = RuleSet::from_yaml_paths(&[rules]).expect("rules/ loads");
     set.settings.paranoia = paranoia;
@@ -61,11 +69,42 @@ fn replay(stages: &[Stage], paranoia: u8) -> BTreeMap<String, (usize, usize, usi
         row.0 += 1;
         match &stage.request {
             Some(r) if program.inspect(r).block_status().is_some() => row.1 += 1,
-            Some(_) => {}
+            Some(r) => {
+                if missed
+                    .as_deref()
+                    .is_some_and(|m| m == "all" || stage.file.contains(m))
+                {
+                    print_missed(stage, r);
+                }
+            }
             None => row.2 += 1,
         }
     }
     table
+}
+
+/// One missed stage: its id, request line, the headers a test usually varies, and the body.
+fn print_missed(stage: &Stage, r: &Request) {
+    let mut line = format!(
+        "missed {} {} {}",
+        stage.id,
+        String::from_utf8_lossy(r.method()),
+        String::from_utf8_lossy(r.uri())
+    );
+    for (name, value) in r.headers().iter() {
+        let n = String::from_utf8_lossy(name).to_ascii_lowercase();
+        if !matches!(
+            n.as_str(),
+            "host" | "accept" | "accept-charset" | "accept-encoding" | "accept-language"
+                | "connection" | "content-length" | "keep-alive" | "proxy-connection"
+        ) {
+            line.push_str(&format!(" [{n}: {}]", String::from_utf8_lossy(value)));
+        }
+    }
+    if !r.body().is_empty() {
+        line.push_str(&format!(" body={:?}", String::from_utf8_lossy(r.body())));
+    }
+    println!("{}", line.chars().take(400).collect::<String>());
 }
 
 /// Prints the table; returns the share blocked over all files, in percent.
@@ -96,7 +135,7 @@ fn attack_stages_blocked_per_rule_file() {
     // The targets are 90% at level 1 and 95% at level 2; rules/ is a first cut and far from
     // them. Until it gets there this is a ratchet: the shares may only go up. Raise the floors
     // with the ruleset.
-    assert!(level1 >= 7.5, "level 1 blocks {level1:.1}%");
+    assert!(level1 >= 80.0, "level 1 blocks {level1:.1}%");
     assert!(
         level2 >= level1,
         "level 2 ({level2:.1}%) blocks less than level 1"
