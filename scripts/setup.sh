@@ -9,6 +9,8 @@ command -v perl >/dev/null 2>&1 || need+=(perl)
 command -v make >/dev/null 2>&1 || need+=(make)
 # The HTTP/2 tests drive the proxy with curl (built with nghttp2 on Debian).
 command -v curl >/dev/null 2>&1 || need+=(curl)
+# The OWASP Core Rule Set 3.3.4 the SecLang tests load (/usr/share/modsecurity-crs).
+[ -f /usr/share/modsecurity-crs/owasp-crs.load ] || need+=(modsecurity-crs)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"

@@ -52,6 +52,8 @@ pub(crate) struct Plan {
     scope_regexes: Vec<Option<Regex>>,
     pub(crate) settings: Settings,
     exclusions: Vec<Exclusion>,
+    /// Transaction variables every request starts with.
+    tx_seed: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Plan {
@@ -178,7 +180,30 @@ impl Plan {
                 None => None,
             });
         }
+        // The OWASP CRS reads its paranoia level and blocking threshold from these TX variables
+        // (and sets them only when unset), so a SecLang ruleset follows the site's settings.
+        // Rulesets that never look at TX skip the work.
+        let reads_tx = rules.iter().any(|r| {
+            r.conditions
+                .iter()
+                .any(|c| c.targets.iter().any(|t| t.collection == Collection::Tx))
+        });
+        let mut tx_seed = Vec::new();
+        if reads_tx {
+            tx_seed.push((
+                b"paranoia_level".to_vec(),
+                settings.paranoia.to_string().into_bytes(),
+            ));
+            tx_seed.push((
+                b"inbound_anomaly_score_threshold".to_vec(),
+                settings.inbound_threshold.to_string().into_bytes(),
+            ));
+        }
+        for (k, v) in &settings.tx_defaults {
+            tx_seed.push((k.as_bytes().to_ascii_lowercase(), v.clone().into_bytes()));
+        }
         Ok(Plan {
+            tx_seed,
             rules,
             matchers,
             phases,
@@ -340,10 +365,8 @@ pub(crate) fn run<E: Evaluate>(eval: &E, request: &Request) -> Verdict {
     if state.mode == Mode::Off {
         return state.verdict;
     }
-    for (k, v) in &settings.tx_defaults {
-        state
-            .tx
-            .insert(k.as_bytes().to_ascii_lowercase(), v.clone().into_bytes());
+    for (k, v) in &plan.tx_seed {
+        state.tx.insert(k.clone(), v.clone());
     }
     for (i, ex) in plan.exclusions.iter().enumerate() {
         if scope_matches(plan, i, ex, request, &state.data) {

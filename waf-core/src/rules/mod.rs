@@ -26,6 +26,7 @@
 //! ```
 
 mod action;
+pub mod seclang;
 mod settings;
 mod target;
 pub mod yaml;
