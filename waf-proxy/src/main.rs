@@ -25,6 +25,8 @@ enum Command {
     Rules(RulesCommand),
     /// Show how a ruleset judges one raw HTTP/1.1 request, rule by rule.
     Explain(cli::explain::Args),
+    /// Run go-ftw regression tests (the OWASP CRS test format) against a ruleset.
+    Ftw(cli::ftw::Args),
     /// Run the proxy: inspect every request and forward the clean ones.
     Serve(serve::Args),
 }
@@ -43,6 +45,7 @@ fn main() -> ExitCode {
         Command::Rules(RulesCommand::Check(a)) => cli::check::run(&a),
         Command::Rules(RulesCommand::Test(a)) => cli::test::run(&a),
         Command::Explain(a) => cli::explain::run(&a),
+        Command::Ftw(a) => cli::ftw::run(&a),
         Command::Serve(a) => serve::run(&a),
     };
     match result {
