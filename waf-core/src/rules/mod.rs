@@ -26,6 +26,7 @@
 //! ```
 
 mod action;
+mod load;
 pub mod seclang;
 mod settings;
 mod target;
@@ -36,6 +37,7 @@ use std::sync::Arc;
 pub use action::{
     ActionError, Ctl, Disruptive, Effect, Flow, IdRange, Macro, MacroPart, RuleRef, SetOp, SetVar,
 };
+pub use load::{rule_files, Language, Loader};
 pub use settings::{Exclusion, Mode, Scope, Settings, Severity, SeverityScores, TargetRemoval};
 pub use target::{Collection, Selector, Target, TargetError};
 

@@ -3,12 +3,12 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::load_all;
+use super::load;
 
 /// Arguments of `waf rules check`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Rule files or folders of `*.yaml` files.
+    /// Rule files or folders (`*.yaml`, `*.yml` and SecLang `*.conf` files inside).
     #[arg(required = true)]
     paths: Vec<PathBuf>,
     /// List the residual regexes: those with no literal to gate them, which run on every value.
@@ -18,7 +18,11 @@ pub struct Args {
 
 /// Runs the command: exit 0 when everything compiles, 1 otherwise.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let (mut set, errors) = load_all(&args.paths);
+    let loaded = load(&args.paths);
+    let (mut set, errors) = (loaded.set, loaded.errors);
+    for note in &loaded.notes {
+        println!("{note} (loaded without effect)");
+    }
     for e in &errors {
         println!("{e}");
     }
@@ -45,10 +49,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 }
             }
             println!(
-                "ok: {} rules, {} conditions gated by literals, {} residual regexes",
+                "ok: {} rules, {} conditions gated by literals, {} residual regexes, {} notes",
                 program.rule_count(),
                 program.gated_condition_count(),
-                residual.len()
+                residual.len(),
+                loaded.notes.len()
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -78,7 +78,7 @@ impl Snapshot {
         let mut watched = Vec::new();
         for (index, site) in config.sites.iter().enumerate() {
             let at = format!("sites[{index}]");
-            let files = waf_core::rules::yaml::rule_files(&site.rules)
+            let files = waf_core::rules::rule_files(&site.rules)
                 .map_err(|e| anyhow::anyhow!("{e}"))
                 .with_context(|| format!("{at}.rules"))?;
             let (program, version) =
@@ -164,13 +164,26 @@ fn read_ca(path: &Path) -> anyhow::Result<Box<[pingora::tls::x509::X509]>> {
 /// Compiles a site's rules with its settings; returns the program and its version.
 fn compile_site(site: &Site, files: &[PathBuf]) -> anyhow::Result<(Program, String)> {
     let mut hasher = DefaultHasher::new();
-    let mut set = waf_core::RuleSet::new();
+    let mut loader = waf_core::rules::Loader::new();
     for file in files {
         let text =
             std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
         text.hash(&mut hasher);
-        set.add_yaml_text(file, &text)
+        loader
+            .add_text(file, &text)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let (mut set, notes) = loader.finish().map_err(|e| anyhow::anyhow!("{e}"))?;
+    if !notes.is_empty() {
+        // A CRS load has a few hundred (XML targets, the IP collection...): one line here,
+        // the list from `waf rules check` or at debug level.
+        tracing::warn!(
+            notes = notes.len(),
+            "some SecLang constructs load without effect; `waf rules check` lists them"
+        );
+        for n in &notes {
+            tracing::debug!("{n}");
+        }
     }
     if let Some(p) = site.paranoia {
         set.settings.paranoia = p;

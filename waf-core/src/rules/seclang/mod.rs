@@ -277,6 +277,11 @@ impl Loader {
         Ok(())
     }
 
+    /// The ruleset being built, for the YAML front end to add to.
+    pub(crate) fn ruleset_mut(&mut self) -> &mut RuleSet {
+        &mut self.set
+    }
+
     /// The notes so far: what was loaded without effect, by file, line and rule id.
     pub fn notes(&self) -> &[Error] {
         &self.notes
