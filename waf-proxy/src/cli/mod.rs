@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod explain;
+pub mod ftw;
 pub mod test;
 
 use std::path::PathBuf;
