@@ -158,7 +158,8 @@ impl Plan {
                     }
                 }
             }
-            for e in &rule.effects {
+            let condition_effects = rule.conditions.iter().flat_map(|c| &c.effects);
+            for e in rule.effects.iter().chain(condition_effects) {
                 if let Effect::Ctl(Ctl::RemoveTarget { selector, .. }) = e {
                     add_selector(selector).map_err(fail)?;
                 }
@@ -602,6 +603,9 @@ fn rule_matches<E: Evaluate>(
             }
         }
         state.matched.extend(hits);
+        for effect in &cond.effects {
+            run_effect(plan, i, effect, state);
+        }
     }
     true
 }
@@ -758,43 +762,7 @@ fn act(plan: &Plan, i: usize, state: &mut TxState<'_>) -> bool {
     let rule = &plan.rules[i];
     let settings = &plan.settings;
     for effect in &rule.effects {
-        match effect {
-            Effect::SetVar(sv) => {
-                let name = {
-                    let mut l = |p: &MacroPart| lookup(plan, state, i, p);
-                    expand(&sv.name, &mut l).to_ascii_lowercase()
-                };
-                let new = {
-                    let mut l = |p: &MacroPart| lookup(plan, state, i, p);
-                    match &sv.op {
-                        SetOp::Set(m) => Some(expand(m, &mut l)),
-                        SetOp::Add(m) | SetOp::Sub(m) => {
-                            let current = state
-                                .tx
-                                .get(&name)
-                                .map_or(0, |v| crate::operator::to_number(v));
-                            let delta = crate::operator::to_number(&expand(m, &mut l));
-                            let n = if matches!(sv.op, SetOp::Add(_)) {
-                                current.saturating_add(delta)
-                            } else {
-                                current.saturating_sub(delta)
-                            };
-                            Some(n.to_string().into_bytes())
-                        }
-                        _ => None,
-                    }
-                };
-                match new {
-                    Some(v) => {
-                        state.tx.insert(name, v);
-                    }
-                    None => {
-                        state.tx.remove(&name);
-                    }
-                }
-            }
-            Effect::Ctl(ctl) => apply_ctl(plan, ctl, state),
-        }
+        run_effect(plan, i, effect, state);
     }
     let score = match rule.action {
         Disruptive::Block => rule
@@ -858,6 +826,47 @@ fn act(plan: &Plan, i: usize, state: &mut TxState<'_>) -> bool {
         return state.mode == Mode::Block;
     }
     false
+}
+
+/// Runs one `setvar` or `ctl` of rule `i`.
+fn run_effect(plan: &Plan, i: usize, effect: &Effect, state: &mut TxState<'_>) {
+    match effect {
+        Effect::SetVar(sv) => {
+            let name = {
+                let mut l = |p: &MacroPart| lookup(plan, state, i, p);
+                expand(&sv.name, &mut l).to_ascii_lowercase()
+            };
+            let new = {
+                let mut l = |p: &MacroPart| lookup(plan, state, i, p);
+                match &sv.op {
+                    SetOp::Set(m) => Some(expand(m, &mut l)),
+                    SetOp::Add(m) | SetOp::Sub(m) => {
+                        let current = state
+                            .tx
+                            .get(&name)
+                            .map_or(0, |v| crate::operator::to_number(v));
+                        let delta = crate::operator::to_number(&expand(m, &mut l));
+                        let n = if matches!(sv.op, SetOp::Add(_)) {
+                            current.saturating_add(delta)
+                        } else {
+                            current.saturating_sub(delta)
+                        };
+                        Some(n.to_string().into_bytes())
+                    }
+                    _ => None,
+                }
+            };
+            match new {
+                Some(v) => {
+                    state.tx.insert(name, v);
+                }
+                None => {
+                    state.tx.remove(&name);
+                }
+            }
+        }
+        Effect::Ctl(ctl) => apply_ctl(plan, ctl, state),
+    }
 }
 
 fn record_match(plan: &Plan, i: usize, state: &TxState<'_>, score: i64) -> RuleMatch {

@@ -97,6 +97,11 @@ pub struct Condition {
     pub multi_match: bool,
     /// Store regex captures in `TX:0`…`TX:9` for the following conditions and actions.
     pub capture: bool,
+    /// Side effects run as soon as this condition holds, before the next one is tested.
+    /// ModSecurity runs a chained rule's `setvar`s this way, and the CRS relies on it: rule
+    /// 931130 sets a TX variable in its first link that its second link reads. The rule's own
+    /// [`effects`](Rule::effects) run only once every condition holds.
+    pub effects: Vec<Effect>,
 }
 
 impl Condition {
@@ -116,6 +121,7 @@ impl Condition {
             negated: false,
             multi_match: false,
             capture: false,
+            effects: Vec::new(),
         }
     }
 }

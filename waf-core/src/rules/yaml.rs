@@ -635,6 +635,7 @@ impl Lowering<'_> {
             negated: def.negate,
             multi_match: def.multi_match,
             capture: def.capture,
+            effects: Vec::new(),
         })
     }
 

@@ -618,6 +618,7 @@ impl Loader {
 
         let mut chain = false;
         let mut explicit_block = false;
+        let mut effects = Vec::new();
         for (name, value) in &actions {
             match name.as_str() {
                 "id" | "phase" | "ver" | "rev" | "maturity" | "accuracy" | "auditlog"
@@ -651,11 +652,11 @@ impl Loader {
                     }
                 }
                 "setvar" => match value.parse::<SetVar>() {
-                    Ok(sv) => rule.effects.push(Effect::SetVar(sv)),
+                    Ok(sv) => effects.push(Effect::SetVar(sv)),
                     Err(e) => self.note(&d.source, Some(id), format!("setvar:{value}: {}", e.0)),
                 },
                 "ctl" => match Ctl::parse_seclang(value) {
-                    Ok(Some(ctl)) => rule.effects.push(Effect::Ctl(ctl)),
+                    Ok(Some(ctl)) => effects.push(Effect::Ctl(ctl)),
                     Ok(None) => {}
                     Err(e) => self.note(&d.source, Some(id), format!("ctl:{value}: {}", e.0)),
                 },
@@ -722,8 +723,14 @@ impl Loader {
                 }
             }
         }
-        if let Some(c) = condition {
-            rule.conditions.push(c);
+        // A SecRule's setvar and ctl run when its own condition holds, even when a chained
+        // rule after it then fails (see `Condition::effects`).
+        match condition {
+            Some(mut c) => {
+                c.effects = effects;
+                rule.conditions.push(c);
+            }
+            None => rule.effects = effects,
         }
         if chain {
             self.pending = Some(Pending { rule, dropped });
@@ -768,10 +775,16 @@ impl Loader {
         };
         let op = match name.as_str() {
             "rx" => match pcre::to_rust(arg) {
-                Ok(pattern) => {
-                    crate::operator::build_regex(&pattern)
+                Ok(rewritten) => {
+                    crate::operator::build_regex(&rewritten.pattern)
                         .map_err(|e| format!("@rx does not compile: {e}"))?;
-                    Operator::Rx(pattern)
+                    if rewritten.loosened {
+                        notes.push(
+                            "@rx has a possessive quantifier, read as greedy: the rule may match more than in ModSecurity"
+                                .to_string(),
+                        );
+                    }
+                    Operator::Rx(rewritten.pattern)
                 }
                 Err(why) => {
                     return never(notes, format!("@rx never matches here: {why}"));
@@ -956,7 +969,7 @@ fn rewrite_selector(piece: &str) -> Result<String, String> {
     match sel.strip_prefix('/').and_then(|s| s.strip_suffix('/')) {
         Some(re) if sel.len() >= 2 => {
             let re = pcre::to_rust(re).map_err(|e| format!("selector {sel}: {e}"))?;
-            Ok(format!("{head}:/{re}/"))
+            Ok(format!("{head}:/{}/", re.pattern))
         }
         _ => Ok(format!("{head}:{sel}")),
     }

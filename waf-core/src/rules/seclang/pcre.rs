@@ -7,14 +7,30 @@
 //!   repetition is a literal in PCRE and an error in Rust; a `[` inside a class is a literal in
 //!   PCRE and opens a nested class in Rust (so do `&&`, `--` and `~~`, Rust's set operators);
 //!   `\Z`, `\e`, `\h` and octal `\0` have no Rust spelling. Each is written the Rust way.
-//! - **Backtracking-only** constructs — lookaround, backreferences, atomic groups, possessive
-//!   quantifiers — have no linear-time equivalent in general. They are refused with a reason,
-//!   and the caller reports the rule; they are never dropped quietly (a possessive `a*+`, which
-//!   Rust would read as `(a*)+`, is detected here for that reason).
+//! - **Backtracking-only** constructs — lookaround, backreferences, atomic groups — have no
+//!   linear-time equivalent in general. They are refused with a reason, and the caller reports
+//!   the rule.
+//! - A **possessive quantifier** (`a*+`, which Rust would silently read as `(a*)+`) only
+//!   forbids giving characters back; read as the greedy `a*`, the pattern matches everything it
+//!   matched before and possibly more. That is the safe direction for a detection rule, so it
+//!   is rewritten and reported as a *loosened* pattern.
 //! - Everything else is passed through and checked by compiling it.
 
+/// A pattern in Rust syntax, and whether it had to be loosened (possessive quantifiers read as
+/// greedy ones).
+pub(crate) struct Rewritten {
+    pub(crate) pattern: String,
+    pub(crate) loosened: bool,
+}
+
 /// Rewrites a PCRE pattern; `Err` says which construct has no equivalent.
-pub(crate) fn to_rust(pattern: &str) -> Result<String, String> {
+pub(crate) fn to_rust(pattern: &str) -> Result<Rewritten, String> {
+    let mut loosened = false;
+    let pattern = rewrite(pattern, &mut loosened)?;
+    Ok(Rewritten { pattern, loosened })
+}
+
+fn rewrite(pattern: &str, loosened: &mut bool) -> Result<String, String> {
     let chars: Vec<char> = pattern.chars().collect();
     let mut out = String::with_capacity(pattern.len() + 8);
     let mut i = 0;
@@ -102,11 +118,8 @@ pub(crate) fn to_rust(pattern: &str) -> Result<String, String> {
             '*' | '+' | '?' if was_quantifier => match c {
                 // `a*?` is lazy: the `?` ends the quantifier.
                 '?' => out.push('?'),
-                '+' => {
-                    return Err(
-                        "possessive quantifier (`*+`, `++`, `?+`) needs backtracking".into(),
-                    )
-                }
+                // Possessive: dropped, so the quantifier is greedy.
+                '+' => *loosened = true,
                 _ => out.push(c),
             },
             '*' | '+' | '?' => {
@@ -224,7 +237,9 @@ mod tests {
             ("[´]é", r"[\xC2\xB4]\xC3\xA9"),
         ];
         for (pcre, rust) in cases {
-            assert_eq!(to_rust(pcre).unwrap(), rust, "{pcre}");
+            let r = to_rust(pcre).unwrap();
+            assert_eq!(r.pattern, rust, "{pcre}");
+            assert!(!r.loosened);
             crate::operator::build_regex(rust).unwrap();
         }
     }
@@ -232,10 +247,23 @@ mod tests {
     #[test]
     fn backtracking_constructs_are_refused() {
         for p in [
-            r"a(?=b)", r"(?!a)", r"(?<=a)b", r"(?<!a)b", r"(a)\1", r"(?>a)", r"a*+", r"a++",
-            r"a{2}+",
+            r"a(?=b)", r"(?!a)", r"(?<=a)b", r"(?<!a)b", r"(a)\1", r"(?>a)",
         ] {
             assert!(to_rust(p).is_err(), "{p}");
+        }
+    }
+
+    #[test]
+    fn possessive_quantifiers_are_read_as_greedy_and_flagged() {
+        for (p, want) in [
+            (r"a*+b", "a*b"),
+            (r"a++", "a+"),
+            (r"a{2}+", "a{2}"),
+            (r"(a)?+", "(a)?"),
+        ] {
+            let r = to_rust(p).unwrap();
+            assert_eq!(r.pattern, want, "{p}");
+            assert!(r.loosened, "{p}");
         }
     }
 }

@@ -49,8 +49,8 @@ SecMarker "END"
         second.operator,
         Operator::Pm(vec![b"a".to_vec(), b"b".to_vec()])
     );
-    let Effect::SetVar(sv) = &r.effects[0] else {
-        panic!("{:?}", r.effects)
+    let Effect::SetVar(sv) = &second.effects[0] else {
+        panic!("{:?}", second.effects)
     };
     assert!(
         matches!(&sv.op, SetOp::Add(m) if matches!(&m.parts[0], MacroPart::Var { collection, .. } if collection == "tx"))
