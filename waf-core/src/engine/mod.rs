@@ -595,19 +595,35 @@ fn rule_matches<E: Evaluate>(
         if hits.is_empty() {
             return false;
         }
-        if cond.capture {
-            if let Some(first) = hits.first() {
-                for (n, cap) in first.evidence.captures.iter().enumerate() {
-                    state.tx.insert(n.to_string().into_bytes(), cap.clone());
+        if cond.effects.is_empty() {
+            if cond.capture {
+                if let Some(first) = hits.first() {
+                    store_captures(first, state);
                 }
             }
+            state.matched.extend(hits);
+            continue;
         }
-        state.matched.extend(hits);
-        for effect in &cond.effects {
-            run_effect(plan, i, effect, state);
+        // ModSecurity runs a rule's setvars once per matching value, with that value as
+        // MATCHED_VAR and its captures in TX:0-9: CRS 920450 records every header name this
+        // way (`setvar:tx.header_name_%{tx.0}`) for its chained rule to check.
+        for hit in hits {
+            if cond.capture {
+                store_captures(&hit, state);
+            }
+            state.matched.push(hit);
+            for effect in &cond.effects {
+                run_effect(plan, i, effect, state);
+            }
         }
     }
     true
+}
+
+fn store_captures(hit: &Hit, state: &mut TxState<'_>) {
+    for (n, cap) in hit.evidence.captures.iter().enumerate() {
+        state.tx.insert(n.to_string().into_bytes(), cap.clone());
+    }
 }
 
 /// Tests one value; a [`Hit`] when the condition holds for it.

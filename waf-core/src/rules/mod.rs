@@ -97,10 +97,11 @@ pub struct Condition {
     pub multi_match: bool,
     /// Store regex captures in `TX:0`…`TX:9` for the following conditions and actions.
     pub capture: bool,
-    /// Side effects run as soon as this condition holds, before the next one is tested.
-    /// ModSecurity runs a chained rule's `setvar`s this way, and the CRS relies on it: rule
-    /// 931130 sets a TX variable in its first link that its second link reads. The rule's own
-    /// [`effects`](Rule::effects) run only once every condition holds.
+    /// Side effects run as soon as this condition holds, once for each value that made it
+    /// hold (with that value as `MATCHED_VAR`), before the next condition is tested.
+    /// ModSecurity runs a `SecRule`'s `setvar`s this way, and the CRS relies on it: rule 931130
+    /// sets a TX variable in its first link that its second link reads. The rule's own
+    /// [`effects`](Rule::effects) run once, when every condition holds.
     pub effects: Vec<Effect>,
 }
 
