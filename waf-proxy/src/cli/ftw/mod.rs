@@ -7,6 +7,7 @@
 
 mod check;
 mod format;
+mod front_end;
 mod network;
 mod wire;
 
@@ -127,9 +128,18 @@ impl Runner {
     }
 }
 
-/// In-process: a request the parser refuses is what a server answers 400 to; otherwise the
-/// verdict's matches, and its status when it blocks.
+/// In-process: a request the proxy's front end refuses gets its status ([`front_end`]); one
+/// waf-core's parser refuses is answered 400; otherwise the verdict's matches, and the status
+/// the proxy would answer in blocking mode (the CRS tests' status expectations assume it,
+/// whatever the evaluation mode).
 fn inspect(program: &waf_core::Program, raw: &[u8]) -> Observation {
+    if let Some(refusal) = front_end::refuses(raw) {
+        return Observation {
+            error: Some(refusal.reason),
+            status: Some(refusal.status),
+            ..Observation::default()
+        };
+    }
     match waf_core::parse::http1::parse_request(raw) {
         Err(e) => Observation {
             error: Some(e.to_string()),
@@ -146,11 +156,7 @@ fn inspect(program: &waf_core::Program, raw: &[u8]) -> Observation {
             }
             Observation {
                 error: None,
-                status: if verdict.is_blocking() {
-                    verdict.block_status()
-                } else {
-                    None
-                },
+                status: verdict.block_status(),
                 ids,
                 response: None,
             }
