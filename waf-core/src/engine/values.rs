@@ -25,6 +25,7 @@ enum Source {
     Json,
     File,
     PartHeader,
+    Xml,
 }
 
 /// Names or values of the fields of a source.
@@ -141,6 +142,7 @@ impl<'r> RequestData<'r> {
             BodyProcessor::UrlEncoded => b"URLENCODED",
             BodyProcessor::Json => b"JSON",
             BodyProcessor::Multipart => b"MULTIPART",
+            BodyProcessor::Xml => b"XML",
             _ => b"",
         };
         let error = body
@@ -195,6 +197,23 @@ impl<'r> RequestData<'r> {
         for (c, v) in scalars {
             self.push_scalar(c, v);
         }
+        if body.processor != BodyProcessor::Xml {
+            self.push_scalar(
+                Collection::RequestBodyUnlessXml,
+                self.request.body().to_vec(),
+            );
+        }
+        let mut xml = Vec::new();
+        if let Some(values) = body.xml {
+            xml.push(parse::Field::new(b"/*", values.text));
+            xml.extend(
+                values
+                    .attributes
+                    .into_iter()
+                    .map(|v| parse::Field::new(b"//@*", v)),
+            );
+        }
+        self.push_fields(Source::Xml, xml);
         self.push_fields(Source::BodyArg, body.args);
         self.push_fields(Source::Json, body.json);
         self.push_fields(Source::File, body.files);
@@ -275,6 +294,7 @@ impl<'r> RequestData<'r> {
             Collection::Files => &[(Source::File, Part::Value)],
             Collection::FilesNames => &[(Source::File, Part::Name)],
             Collection::MultipartPartHeaders => &[(Source::PartHeader, Part::Value)],
+            Collection::Xml => &[(Source::Xml, Part::Value)],
             c if c.is_dynamic() => &[],
             scalar => {
                 let found = self

@@ -104,6 +104,7 @@ pub mod http1;
 pub mod json;
 pub mod multipart;
 pub mod urlencoded;
+pub mod xml;
 
 /// Limits that bound parsing work. Hitting one is recorded as a [`ParseIssue`], never an error.
 ///
@@ -303,6 +304,9 @@ pub enum BodyProcessor {
     Json,
     /// `multipart/form-data`.
     Multipart,
+    /// `application/xml`, `text/xml` and `application/soap+xml`: the types ModSecurity's
+    /// recommended configuration hands to its XML processor.
+    Xml,
 }
 
 impl BodyProcessor {
@@ -327,6 +331,15 @@ impl BodyProcessor {
         } else if media_type.eq_ignore_ascii_case(b"application/json") || is_json_suffix(media_type)
         {
             BodyProcessor::Json
+        } else if [
+            &b"application/xml"[..],
+            b"text/xml",
+            b"application/soap+xml",
+        ]
+        .iter()
+        .any(|t| media_type.eq_ignore_ascii_case(t))
+        {
+            BodyProcessor::Xml
         } else {
             BodyProcessor::None
         }
@@ -345,6 +358,7 @@ impl BodyProcessor {
             BodyProcessor::UrlEncoded => "URLENCODED",
             BodyProcessor::Json => "JSON",
             BodyProcessor::Multipart => "MULTIPART",
+            BodyProcessor::Xml => "XML",
         }
     }
 }
@@ -534,6 +548,8 @@ pub struct ParsedBody {
     pub files_combined_size: u64,
     /// Multipart anomalies; all `false` for other processors.
     pub multipart: MultipartFlags,
+    /// The text and attribute values of an XML body (`XML:/*`, `XML://@*`).
+    pub xml: Option<xml::XmlValues>,
     /// What parsing noticed.
     pub issues: Vec<ParseIssue>,
 }
@@ -648,6 +664,15 @@ pub fn parse_body(request: &Request, limits: &ParseLimits, args_already: usize) 
             BodyProcessor::Json => json::parse_json_body(body, &mut sink),
             BodyProcessor::Multipart => {
                 multipart::parse_multipart_body(content_type, body, &mut sink)
+            }
+            BodyProcessor::Xml => {
+                let values = xml::xml_values(body);
+                if let Some(e) = &values.error {
+                    sink.out
+                        .issues
+                        .push(ParseIssue::new(ParseIssueKind::BodyInvalid, e.clone()));
+                }
+                sink.out.xml = Some(values);
             }
             BodyProcessor::None => {}
         }
@@ -916,7 +941,10 @@ mod tests {
             ("+json", BodyProcessor::None),
             ("/+json", BodyProcessor::None),
             ("text/plain", BodyProcessor::None),
-            ("text/xml", BodyProcessor::None),
+            ("text/xml", BodyProcessor::Xml),
+            ("Application/XML; charset=utf-8", BodyProcessor::Xml),
+            ("application/soap+xml", BodyProcessor::Xml),
+            ("application/atom+xml", BodyProcessor::None),
             ("", BodyProcessor::None),
         ];
         for &(ct, expected) in cases {

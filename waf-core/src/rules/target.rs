@@ -103,6 +103,13 @@ pub enum Collection {
     MatchedVars,
     /// Names of `MatchedVars`.
     MatchedVarsNames,
+    /// An XML body's values: `XML:/*` is its text, `XML://@*` each attribute value.
+    Xml,
+    /// SecLang's `REQUEST_BODY`: the raw body, except when the XML processor parsed it. The
+    /// OWASP CRS tests expect ModSecurity 2's behaviour there (XML rules look at `XML:/*`, so
+    /// an element *name* is not an attack); the YAML language's `request_body` is always the
+    /// raw body.
+    RequestBodyUnlessXml,
 }
 
 impl Collection {
@@ -140,6 +147,7 @@ impl Collection {
                 | RemoteAddr
                 | MatchedVar
                 | MatchedVarName
+                | RequestBodyUnlessXml
         )
     }
 
@@ -176,6 +184,8 @@ impl Collection {
                 | ReqbodyError
                 | ReqbodyErrorMsg
                 | ReqbodyProcessor
+                | Xml
+                | RequestBodyUnlessXml
         )
     }
 }
@@ -223,6 +233,9 @@ const COLLECTION_NAMES: &[(Collection, &str)] = &[
     (Collection::MatchedVarName, "MATCHED_VAR_NAME"),
     (Collection::MatchedVars, "MATCHED_VARS"),
     (Collection::MatchedVarsNames, "MATCHED_VARS_NAMES"),
+    (Collection::Xml, "XML"),
+    // After `RequestBody`, so the name parses as that; it prints as `REQUEST_BODY`.
+    (Collection::RequestBodyUnlessXml, "REQUEST_BODY"),
 ];
 
 impl fmt::Display for Collection {

@@ -45,8 +45,8 @@
 //! [`Loader::finish`]. Notes do not stop loading; the rule stays, minus the part that cannot
 //! work:
 //!
-//! - a target from a collection the engine does not have (`XML:/*`, `IP:...`, `GEO`...) is
-//!   left out of the rule;
+//! - a target from a collection the engine does not have (`IP:...`, `GEO`...) or an XPath
+//!   other than `XML:/*` and `XML://@*` is left out of the rule;
 //! - an operator that needs the network or backtracking (`@rbl`, `@geoLookup`, a regex with a
 //!   backreference or lookaround) never matches;
 //! - an action that needs persistent storage or a program (`initcol`, `expirevar`, `exec`) is
@@ -87,7 +87,6 @@ const MAX_INCLUDE_DEPTH: usize = 16;
 /// Collections SecLang has and the engine does not; targets naming them are left out with a
 /// note instead of failing the file.
 const MISSING_COLLECTIONS: &[&str] = &[
-    "XML",
     "IP",
     "GLOBAL",
     "SESSION",
@@ -656,6 +655,15 @@ impl Loader {
                     Err(e) => self.note(&d.source, Some(id), format!("setvar:{value}: {}", e.0)),
                 },
                 "ctl" => match Ctl::parse_seclang(value) {
+                    Ok(Some(Ctl::RemoveTarget {
+                        rules,
+                        collection,
+                        selector,
+                    })) => effects.push(Effect::Ctl(Ctl::RemoveTarget {
+                        rules,
+                        collection: seclang_collection(collection),
+                        selector,
+                    })),
                     Ok(Some(ctl)) => effects.push(Effect::Ctl(ctl)),
                     Ok(None) => {}
                     Err(e) => self.note(&d.source, Some(id), format!("ctl:{value}: {}", e.0)),
@@ -948,13 +956,31 @@ fn parse_targets(text: &str, notes: &mut Vec<String>) -> Result<Targets, String>
         let piece = rewrite_selector(piece)?;
         if piece.starts_with('!') {
             let (c, s) = Target::parse_exclusion(&piece).map_err(|e| e.to_string())?;
-            out.excludes.push((c, s));
-        } else {
-            out.targets
-                .push(piece.parse::<Target>().map_err(|e| e.to_string())?);
+            out.excludes.push((seclang_collection(c), s));
+            continue;
         }
+        let mut target = piece.parse::<Target>().map_err(|e| e.to_string())?;
+        target.collection = seclang_collection(target.collection);
+        if target.collection == Collection::Xml
+            && !matches!(&target.selector, Selector::Name(x) if x == "/*" || x == "//@*")
+        {
+            notes.push(format!(
+                "target {piece}: only the XPath expressions /* and //@* are supported; left out"
+            ));
+            continue;
+        }
+        out.targets.push(target);
     }
     Ok(out)
+}
+
+/// What a SecLang collection name means here: `REQUEST_BODY` is ModSecurity 2's, which the
+/// CRS tests expect (see [`Collection::RequestBodyUnlessXml`]).
+fn seclang_collection(c: Collection) -> Collection {
+    match c {
+        Collection::RequestBody => Collection::RequestBodyUnlessXml,
+        c => c,
+    }
 }
 
 /// A regex selector (`ARGS:/^foo/`) is PCRE too.
@@ -985,7 +1011,15 @@ fn split_targets(text: &str) -> Vec<String> {
     for c in text.chars() {
         match c {
             '\'' if !in_regex => in_quote = !in_quote,
-            '/' if prev == ':' || (prev == '\'' && current.ends_with(":'")) => in_regex = true,
+            // `ARGS:/regex/`, but not an XPath (`XML:/*`).
+            '/' if (prev == ':' || (prev == '\'' && current.ends_with(":'")))
+                && !current
+                    .trim_start_matches(['!', '&'])
+                    .to_ascii_uppercase()
+                    .starts_with("XML:") =>
+            {
+                in_regex = true
+            }
             '/' if in_regex && prev != '\\' => in_regex = false,
             '|' if !in_regex && !in_quote => {
                 out.push(std::mem::take(&mut current));

@@ -69,7 +69,7 @@ SecMarker "END"
 fn what_cannot_work_here_is_noted_with_file_line_and_rule() {
     let (set, notes) = load(
         "SecRequestBodyLimit 13107200\n\
-         SecRule ARGS|XML:/* \"@rx a\" \"id:1,pass\"\n\
+         SecRule ARGS|XML:/*|GEO:COUNTRY_CODE \"@rx a\" \"id:1,pass\"\n\
          SecRule REMOTE_ADDR \"@rbl sbl-xbl.spamhaus.org\" \"id:2,pass\"\n\
          SecRule ARGS \"@rx (a)\\1\" \"id:3,pass\"\n\
          SecAction \"id:4,initcol:global=global,pass\"\n\
@@ -82,7 +82,7 @@ fn what_cannot_work_here_is_noted_with_file_line_and_rule() {
         "{text:?}"
     );
     assert!(
-        text[1].starts_with("t.conf:2:1: rule 1: target XML:/*"),
+        text[1].starts_with("t.conf:2:1: rule 1: target GEO:COUNTRY_CODE"),
         "{text:?}"
     );
     assert!(
@@ -99,7 +99,7 @@ fn what_cannot_work_here_is_noted_with_file_line_and_rule() {
         "{text:?}"
     );
     assert!(notes.iter().all(|n| n.kind() == ErrorKind::Unsupported));
-    assert_eq!(rule(&set, 1).conditions[0].targets.len(), 1);
+    assert_eq!(rule(&set, 1).conditions[0].targets.len(), 2);
     assert_eq!(rule(&set, 2).conditions[0].operator, Operator::NoMatch);
     assert_eq!(rule(&set, 3).conditions[0].operator, Operator::NoMatch);
     assert!(set.rules().all(|r| r.id != 5));

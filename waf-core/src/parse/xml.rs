@@ -1,0 +1,185 @@
+//! XML bodies: the text and attribute values ModSecurity's XML processor exposes as `XML:/*`
+//! and `XML://@*`.
+//!
+//! ModSecurity hands an XML body to libxml2 and lets rules query it with XPath. The OWASP CRS
+//! asks two questions only: `XML:/*`, the string value of the root element — every text node
+//! of the document, concatenated in order — and `XML://@*`, every attribute value. This module
+//! answers those two with `quick-xml`, a streaming parser: no tree is built, nothing from a
+//! `DOCTYPE` is expanded (entities a document declares stay as written), and a malformed
+//! document is reported, keeping what came before the fault.
+
+use quick_xml::events::Event;
+use quick_xml::Reader;
+
+/// What an XML body holds for the rules.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct XmlValues {
+    /// The document's text: text and CDATA nodes, concatenated (`XML:/*`).
+    pub text: Vec<u8>,
+    /// Every attribute value, in document order (`XML://@*`).
+    pub attributes: Vec<Vec<u8>>,
+    /// Why the document is not well-formed, when it is not.
+    pub error: Option<String>,
+}
+
+/// Reads the text and attribute values of an XML document.
+///
+/// ```
+/// use waf_core::parse::xml::xml_values;
+///
+/// let v = xml_values(b"<a x='1'>one<b y=\"2\">two</b><![CDATA[<three>]]></a>");
+/// assert_eq!(v.text, b"onetwo<three>");
+/// assert_eq!(v.attributes, [b"1".to_vec(), b"2".to_vec()]);
+/// assert!(v.error.is_none());
+/// assert!(xml_values(b"<a><b></a>").error.is_some());
+/// ```
+pub fn xml_values(body: &[u8]) -> XmlValues {
+    let mut out = XmlValues::default();
+    let mut reader = Reader::from_reader(body);
+    reader.config_mut().check_end_names = true;
+    let mut depth = 0usize;
+    let mut seen_root = false;
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e)) => {
+                depth += 1;
+                seen_root = true;
+                push_attributes(&e, &mut out);
+            }
+            Ok(Event::Empty(e)) => {
+                seen_root = true;
+                push_attributes(&e, &mut out);
+            }
+            Ok(Event::End(_)) => depth = depth.saturating_sub(1),
+            Ok(Event::Text(t)) if depth > 0 => out.text.extend_from_slice(&unescape(&t)),
+            Ok(Event::GeneralRef(r)) if depth > 0 => {
+                // `&amp;`, `&#60;`: the predefined and numeric references are the text they
+                // stand for; a declared entity (`&xxe;`) stays as written, unexpanded.
+                out.text.extend_from_slice(&reference(&r));
+            }
+            Ok(Event::CData(c)) if depth > 0 => out.text.extend_from_slice(&c),
+            Ok(Event::Eof) => {
+                if depth > 0 {
+                    out.error = Some("XML document ends inside an element".into());
+                } else if !seen_root {
+                    out.error = Some("XML document has no root element".into());
+                }
+                break;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                out.error = Some(format!("XML parsing error: {e}"));
+                break;
+            }
+        }
+    }
+    out
+}
+
+fn push_attributes(e: &quick_xml::events::BytesStart<'_>, out: &mut XmlValues) {
+    for attribute in e.attributes().with_checks(false).flatten() {
+        out.attributes.push(unescape_bytes(&attribute.value));
+    }
+}
+
+fn unescape(t: &quick_xml::events::BytesText<'_>) -> Vec<u8> {
+    unescape_bytes(t)
+}
+
+/// Replaces the five predefined entities and numeric references; anything else is kept.
+fn unescape_bytes(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'&' {
+            if let Some(len) = raw[i..].iter().take(12).position(|&b| b == b';') {
+                let name = &raw[i + 1..i + len];
+                let replaced = resolve(name);
+                if !replaced.is_empty() {
+                    out.extend_from_slice(&replaced);
+                    i += len + 1;
+                    continue;
+                }
+            }
+        }
+        out.push(raw[i]);
+        i += 1;
+    }
+    out
+}
+
+fn reference(r: &quick_xml::events::BytesRef<'_>) -> Vec<u8> {
+    let name: &[u8] = r;
+    let resolved = resolve(name);
+    if resolved.is_empty() {
+        let mut kept = Vec::with_capacity(name.len() + 2);
+        kept.push(b'&');
+        kept.extend_from_slice(name);
+        kept.push(b';');
+        kept
+    } else {
+        resolved
+    }
+}
+
+/// The text of a predefined or numeric reference; empty when it is neither.
+fn resolve(name: &[u8]) -> Vec<u8> {
+    match name {
+        b"lt" => b"<".to_vec(),
+        b"gt" => b">".to_vec(),
+        b"amp" => b"&".to_vec(),
+        b"apos" => b"'".to_vec(),
+        b"quot" => b"\"".to_vec(),
+        [b'#', b'x' | b'X', hex @ ..] => number(hex, 16),
+        [b'#', dec @ ..] => number(dec, 10),
+        _ => Vec::new(),
+    }
+}
+
+fn number(digits: &[u8], radix: u32) -> Vec<u8> {
+    std::str::from_utf8(digits)
+        .ok()
+        .and_then(|d| u32::from_str_radix(d, radix).ok())
+        .and_then(char::from_u32)
+        .map(|c| c.to_string().into_bytes())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::xml_values;
+
+    #[test]
+    fn text_and_attributes_of_a_soap_call() {
+        let v = xml_values(
+            br#"<?xml version="1.0"?><s:Envelope xmlns:s="urn:x"><s:Body><q id="a&amp;b">1 &lt; 2 &#x41; &xxe;</q></s:Body></s:Envelope>"#,
+        );
+        assert_eq!(v.text, b"1 < 2 A &xxe;");
+        assert_eq!(v.attributes, [b"urn:x".to_vec(), b"a&b".to_vec()]);
+        assert_eq!(v.error, None);
+    }
+
+    #[test]
+    fn a_doctype_is_not_expanded_and_names_are_not_text() {
+        let v = xml_values(
+            b"<!DOCTYPE a [<!ENTITY xxe SYSTEM \"file:///etc/passwd\">]><ProcessBuilder k='v'>x</ProcessBuilder>",
+        );
+        assert_eq!(v.text, b"x");
+        assert_eq!(v.attributes, [b"v".to_vec()]);
+    }
+
+    #[test]
+    fn malformed_documents_are_reported_without_panicking() {
+        for body in [
+            &b""[..],
+            b"<a>",
+            b"<a></b>",
+            b"not xml",
+            b"<a x='1></a>",
+            b"\xff\xfe<",
+        ] {
+            let v = xml_values(body);
+            assert!(v.error.is_some(), "{:?}", String::from_utf8_lossy(body));
+        }
+    }
+}
