@@ -89,21 +89,23 @@ fn unescape(t: &quick_xml::events::BytesText<'_>) -> Vec<u8> {
 /// Replaces the five predefined entities and numeric references; anything else is kept.
 fn unescape_bytes(raw: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        if raw[i] == b'&' {
-            if let Some(len) = raw[i..].iter().take(12).position(|&b| b == b';') {
-                let name = &raw[i + 1..i + len];
+    let mut rest = raw;
+    while let Some((&b, tail)) = rest.split_first() {
+        if b == b'&' {
+            let end = tail.iter().take(12).position(|&c| c == b';');
+            if let Some((name, after)) =
+                end.and_then(|e| Some((tail.get(..e)?, tail.get(e + 1..)?)))
+            {
                 let replaced = resolve(name);
                 if !replaced.is_empty() {
                     out.extend_from_slice(&replaced);
-                    i += len + 1;
+                    rest = after;
                     continue;
                 }
             }
         }
-        out.push(raw[i]);
-        i += 1;
+        out.push(b);
+        rest = tail;
     }
     out
 }
