@@ -333,7 +333,15 @@ fn build<R: Rng>(flow: Flow, rng: &mut R) -> Request {
         Flow::Authorize => {
             let (_, challenge) = tokens::pkce(rng);
             let page = rng.gen_range(1..9);
-            let state = tokens::msal_state(rng, &format!("/orders?page={page}&tab=open"));
+            // The application's own state follows MSAL's after `|`: a return path (with a
+            // query, parentheses, an apostrophe, a fragment) or a small JSON object.
+            let app_state = match rng.gen_range(0..4) {
+                0 => format!("/orders?page={page}&tab=open"),
+                1 => format!("/search?q=O'Brien&sort=date(desc)&page={page}#results"),
+                2 => r#"{"returnTo":"/account/profile","theme":"dark"}"#.to_string(),
+                _ => "/".to_string(),
+            };
+            let state = tokens::msal_state(rng, &app_state);
             let mut q = vec![
                 ("client_id", client_id.to_string()),
                 ("scope", pick(rng, SCOPES).to_string()),
@@ -389,7 +397,15 @@ fn build<R: Rng>(flow: Flow, rng: &mut R) -> Request {
                 form(&[
                     (
                         "post_logout_redirect_uri",
-                        "https://app.contoso.com/signed-out?reason=user&next=%2F"
+                        pick(
+                            rng,
+                            &[
+                                "https://app.contoso.com/signed-out?reason=user&next=%2F",
+                                "https://app.contoso.com/",
+                                "https://contoso.github.io/spa/#/signed-out",
+                                "https://app.contoso.com/help/Sign-out_(FAQ)#after",
+                            ]
+                        )
                     ),
                     ("id_token_hint", &hint),
                     ("state", &tokens::base64url(rng, 32)),
@@ -400,11 +416,18 @@ fn build<R: Rng>(flow: Flow, rng: &mut R) -> Request {
         }
         Flow::TokenCode => {
             let (verifier, _) = tokens::pkce(rng);
-            let body = form(&[
+            // A confidential client authenticates with a signed assertion now and then.
+            let assertion = rng
+                .gen_bool(0.3)
+                .then(|| tokens::jwt(rng, client_id, "https://login.contoso.com/contoso/v2.0"));
+            let code = tokens::auth_code(rng);
+            let request_id = tokens::uuid(rng);
+            let anchor = format!("Oid:{}@{}", tokens::uuid(rng), tokens::uuid(rng));
+            let mut pairs = vec![
                 ("client_id", client_id),
                 ("redirect_uri", redirect),
                 ("scope", pick(rng, SCOPES)),
-                ("code", &tokens::auth_code(rng)),
+                ("code", &code),
                 ("x-client-SKU", "msal.js.browser"),
                 ("x-client-VER", "3.13.0"),
                 ("x-ms-lib-capability", "retry-after, h429"),
@@ -413,12 +436,17 @@ fn build<R: Rng>(flow: Flow, rng: &mut R) -> Request {
                 ("code_verifier", &verifier),
                 ("grant_type", "authorization_code"),
                 ("client_info", "1"),
-                ("client-request-id", &tokens::uuid(rng)),
-                (
-                    "X-AnchorMailbox",
-                    &format!("Oid:{}@{}", tokens::uuid(rng), tokens::uuid(rng)),
-                ),
-            ]);
+                ("client-request-id", &request_id),
+                ("X-AnchorMailbox", &anchor),
+            ];
+            if let Some(a) = assertion.as_deref() {
+                pairs.push((
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ));
+                pairs.push(("client_assertion", a));
+            }
+            let body = form(&pairs);
             let prefix = tenant_maybe_policy(rng);
             let b = msal(
                 rng,

@@ -138,6 +138,9 @@ fn the_traffic_holds_the_hard_cases() {
         "attributes=%7B", // native sign-up's JSON in a form field
         "x-client-current-telemetry5|863,0,,,|,",
         "x-ms-cpim-sso:contoso.onmicrosoft.com_0=m1.",
+        "sort%3Ddate%28desc%29", // parentheses in the app's part of MSAL's state
+        "Sign-out_%28FAQ%29%23after", // and in a post-logout redirect, before a fragment
+        "client_assertion=eyJ",  // a confidential client's signed assertion
     ] {
         assert!(contains(needle) > 0, "no request contains {needle}");
     }
