@@ -59,8 +59,8 @@ fn crs_loaded_through_the_proxy_blocks_the_obvious_attacks() {
 }
 
 /// The CRS's own regression tests, with the reference settings (paranoia level 4, detection
-/// only). A ratchet: the floor rises with the pass rate toward the target of 99%; every stage
-/// that fails is listed with its reason in docs/crs-compat.md.
+/// only): at least 99% of the 2,403 stages pass (skipped ones count as not passing). Every
+/// stage that fails is listed with its reason in docs/crs-compat.md.
 #[test]
 fn crs_regression_tests_pass_through_waf_ftw() {
     let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -80,8 +80,6 @@ fn crs_regression_tests_pass_through_waf_ftw() {
             "--paranoia",
             "4",
             "--detection-only",
-            "--min-pass-rate",
-            "0.985",
         ])
         .arg(&corpus)
         .output()
@@ -92,10 +90,18 @@ fn crs_regression_tests_pass_through_waf_ftw() {
         .find(|l| l.starts_with("overall:"))
         .unwrap_or("");
     println!("{overall}");
+    let passed: usize = overall
+        .strip_prefix("overall: ")
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "no overall line:\n{stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
     assert!(
-        out.status.success(),
-        "{overall}\n{}\n{}",
-        stdout,
-        String::from_utf8_lossy(&out.stderr)
+        passed * 100 >= 2_403 * 99,
+        "{passed} of 2,403 stages pass, under 99%:\n{stdout}"
     );
 }

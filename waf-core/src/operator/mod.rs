@@ -37,6 +37,12 @@ use crate::rules::{Macro, MacroPart};
 pub enum Operator {
     /// A regular expression (Rust `regex` syntax, matching bytes).
     Rx(String),
+    /// A regular expression built from `%{...}` macros when the rule runs, in ModSecurity's
+    /// PCRE syntax (rewritten as for [`Rx`](Operator::Rx)); the last few compiled forms are
+    /// cached. The CRS needs it once: 920480 tests a charset against
+    /// `^%{tx.allowed_request_content_type_charset}$`. A pattern that does not compile never
+    /// matches.
+    RxMacro(Macro),
     /// Any of these phrases, case-insensitively (ModSecurity's `@pm`).
     Pm(Vec<Vec<u8>>),
     /// Contains the text (case-sensitive).
@@ -84,7 +90,7 @@ impl Operator {
     /// ModSecurity's name for the operator, such as `rx` or `pm`.
     pub fn name(&self) -> &'static str {
         match self {
-            Operator::Rx(_) => "rx",
+            Operator::Rx(_) | Operator::RxMacro(_) => "rx",
             Operator::Pm(_) => "pm",
             Operator::Contains(_) => "contains",
             Operator::ContainsWord(_) => "containsWord",
@@ -115,7 +121,8 @@ impl fmt::Display for Operator {
         match self {
             Operator::Rx(p) => write!(f, " {p}"),
             Operator::Pm(list) => write!(f, " ({} phrases)", list.len()),
-            Operator::Contains(m)
+            Operator::RxMacro(m)
+            | Operator::Contains(m)
             | Operator::ContainsWord(m)
             | Operator::BeginsWith(m)
             | Operator::EndsWith(m)
@@ -218,6 +225,7 @@ pub struct Matcher {
 #[derive(Clone, Debug)]
 enum MatcherKind {
     Rx(Regex),
+    RxMacro(Macro, RegexCache),
     Pm(AhoCorasick),
     Text(TextOp, Macro),
     Numeric(NumOp, Macro),
@@ -270,6 +278,64 @@ pub fn expand(m: &Macro, lookup: &mut Lookup<'_>) -> Vec<u8> {
     out
 }
 
+/// A regex match, with captures 0-9 when asked for.
+fn regex_match(re: &Regex, value: &[u8], capture: bool) -> Option<Evidence> {
+    if capture {
+        let mut caps = re.create_captures();
+        re.captures(value, &mut caps);
+        let m = caps.get_match()?;
+        let captures = (0..caps.group_len().min(10))
+            .map(|i| {
+                caps.get_group(i)
+                    .and_then(|s| value.get(s.range()))
+                    .unwrap_or_default()
+                    .to_vec()
+            })
+            .collect();
+        Some(Evidence {
+            fragment: value.get(m.range()).unwrap_or_default().to_vec(),
+            captures,
+        })
+    } else {
+        let m = re.find(value)?;
+        Some(Evidence {
+            fragment: value.get(m.range()).unwrap_or_default().to_vec(),
+            captures: Vec::new(),
+        })
+    }
+}
+
+/// Compiled forms of an [`Operator::RxMacro`], by expanded pattern. Few: the expansion is
+/// usually a configured TX value, the same for every request.
+#[derive(Clone, Debug, Default)]
+struct RegexCache(std::sync::Arc<std::sync::Mutex<Vec<CachedRegex>>>);
+
+/// An expanded pattern and its compiled form (`None`: it does not compile).
+type CachedRegex = (Vec<u8>, Option<Regex>);
+
+impl RegexCache {
+    const SIZE: usize = 8;
+
+    fn get(&self, pattern: &[u8]) -> Option<Regex> {
+        let mut cache = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((_, re)) = cache.iter().find(|(p, _)| p == pattern) {
+            return re.clone();
+        }
+        let compiled = std::str::from_utf8(pattern)
+            .ok()
+            .and_then(|p| crate::rules::seclang::pcre_to_rust(p).ok())
+            .and_then(|p| build_regex(&p).ok());
+        if cache.len() >= Self::SIZE {
+            cache.remove(0);
+        }
+        cache.push((pattern.to_vec(), compiled.clone()));
+        compiled
+    }
+}
+
 impl Matcher {
     /// Compiles an operator.
     ///
@@ -280,6 +346,7 @@ impl Matcher {
     pub fn new(op: &Operator) -> Result<Matcher, OperatorError> {
         let kind = match op {
             Operator::Rx(p) => MatcherKind::Rx(build_regex(p)?),
+            Operator::RxMacro(m) => MatcherKind::RxMacro(m.clone(), RegexCache::default()),
             Operator::Pm(phrases) => MatcherKind::Pm(
                 AhoCorasick::builder()
                     .ascii_case_insensitive(true)
@@ -355,28 +422,12 @@ impl Matcher {
             })
         };
         match &self.kind {
-            MatcherKind::Rx(re) => {
-                if capture {
-                    let mut caps = re.create_captures();
-                    re.captures(value, &mut caps);
-                    let m = caps.get_match()?;
-                    let captures = (0..caps.group_len().min(10))
-                        .map(|i| {
-                            caps.get_group(i)
-                                .and_then(|s| value.get(s.range()))
-                                .unwrap_or_default()
-                                .to_vec()
-                        })
-                        .collect();
-                    Some(Evidence {
-                        fragment: value.get(m.range()).unwrap_or_default().to_vec(),
-                        captures,
-                    })
-                } else {
-                    let m = re.find(value)?;
-                    fragment(value.get(m.range()).unwrap_or_default())
-                }
+            MatcherKind::RxMacro(m, cache) => {
+                let pattern = expand(m, lookup);
+                let re = cache.get(&pattern)?;
+                regex_match(&re, value, capture)
             }
+            MatcherKind::Rx(re) => regex_match(re, value, capture),
             MatcherKind::Pm(ac) => {
                 let m = ac.find(value)?;
                 let hit = value.get(m.range()).unwrap_or_default();

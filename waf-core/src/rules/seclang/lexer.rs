@@ -2,8 +2,10 @@
 //!
 //! SecLang is line-oriented: a directive is a name followed by arguments separated by
 //! whitespace, an argument may be double-quoted, and a line ending in a backslash continues on
-//! the next one. Inside double quotes `\"` is a quote; every other backslash is kept, because
-//! the arguments are mostly regexes and `\s` must reach the regex as written.
+//! the next one. Inside double quotes `\"` is a quote and `\\` one backslash, as Apache's
+//! configuration parser reads them (ModSecurity 2 was an Apache module, and the CRS is written
+//! for it: 920460 spells a regex that matches one backslash `\\\\`). Every other backslash is
+//! kept, because the arguments are mostly regexes and `\s` must reach the regex as written.
 
 use std::sync::Arc;
 
@@ -71,9 +73,8 @@ fn split_words(line: &str) -> Result<Vec<String>, String> {
             let mut closed = false;
             while let Some(c) = chars.next() {
                 match c {
-                    '\\' if chars.peek() == Some(&'"') => {
-                        word.push('"');
-                        chars.next();
+                    '\\' if matches!(chars.peek(), Some('"' | '\\')) => {
+                        word.extend(chars.next());
                     }
                     '"' => {
                         closed = true;
@@ -109,9 +110,9 @@ mod tests {
 
     #[test]
     fn quoted_arguments_keep_regex_backslashes() {
-        let d = parse(r#"SecRule ARGS "@rx a\s+\"b\"" "id:1,deny""#);
+        let d = parse(r#"SecRule ARGS "@rx a\s+\"b\"[^\\\\]\\\\c" "id:1,deny""#);
         assert_eq!(d[0].name, "SecRule");
-        assert_eq!(d[0].args, ["ARGS", r#"@rx a\s+"b""#, "id:1,deny"]);
+        assert_eq!(d[0].args, ["ARGS", r#"@rx a\s+"b"[^\\]\\c"#, "id:1,deny"]);
     }
 
     #[test]

@@ -69,6 +69,12 @@
 mod lexer;
 mod pcre;
 
+/// Rewrites a PCRE pattern into Rust syntax (see the `pcre` module); for operators that build
+/// their regex when the rule runs.
+pub(crate) fn pcre_to_rust(pattern: &str) -> Result<String, String> {
+    pcre::to_rust(pattern).map(|r| r.pattern)
+}
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -782,6 +788,7 @@ impl Loader {
             std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))
         };
         let op = match name.as_str() {
+            "rx" if arg.contains("%{") => Operator::RxMacro(Macro::parse(arg)),
             "rx" => match pcre::to_rust(arg) {
                 Ok(rewritten) => {
                     crate::operator::build_regex(&rewritten.pattern)

@@ -197,3 +197,23 @@ fn regex_selectors_may_contain_bars() {
     assert_eq!(targets.len(), 2);
     assert_eq!(targets[0].selector, Selector::Regex("^(?:a|b)$".into()));
 }
+
+#[test]
+fn a_regex_built_from_a_tx_variable_follows_its_value() {
+    let (set, notes) = load(
+        "SecAction \"id:1,phase:1,pass,nolog,setvar:'tx.allowed=utf-8|iso-8859-1'\"\n\
+         SecRule REQUEST_HEADERS:X-Charset \"!@rx ^%{tx.allowed}$\" \"id:2,phase:1,deny\"\n",
+    )
+    .unwrap();
+    assert!(notes.is_empty(), "{notes:?}");
+    let program = crate::compile(&set).unwrap();
+    let with = |charset: &str| {
+        let request = crate::Request::builder()
+            .header("X-Charset", charset)
+            .build();
+        program.inspect(&request).is_blocking()
+    };
+    assert!(!with("utf-8"));
+    assert!(!with("iso-8859-1"));
+    assert!(with("koi8-r"));
+}

@@ -4,9 +4,11 @@
 //! "`Content-Length: NotDigits` gets a 400" is about the server. Pingora parses request heads
 //! with `httparse`, retries a request line whose target has bytes `httparse` refuses after
 //! escaping them, answers 405 to `CONNECT`, and refuses a `Content-Length` that is not a
-//! number and `Transfer-Encoding` on HTTP/1.0 or not ending in `chunked`. This module asks
-//! the same questions, so in-process results agree with `waf ftw --target` against
-//! `waf serve`.
+//! number and `Transfer-Encoding` on HTTP/1.0 or not ending in `chunked`, and drops
+//! `Content-Length` when `Transfer-Encoding` is present (RFC 9112 section 6.3). This module
+//! does the same, so in-process results agree with `waf ftw --target` against `waf serve`.
+
+use std::borrow::Cow;
 
 /// Why the front end answers before inspection: the status and a reason.
 pub(super) struct Refusal {
@@ -14,8 +16,17 @@ pub(super) struct Refusal {
     pub(super) reason: String,
 }
 
+/// The request as it reaches the rules, or why Pingora answers it itself.
+pub(super) fn admit(raw: &[u8]) -> Result<Cow<'_, [u8]>, Refusal> {
+    match refuses(raw) {
+        Some(refusal) => Err(refusal),
+        None if has_both_framings(raw) => Ok(Cow::Owned(without_content_length(raw))),
+        None => Ok(Cow::Borrowed(raw)),
+    }
+}
+
 /// `Some` when Pingora would answer the request itself; `None` when it reaches the rules.
-pub(super) fn refuses(raw: &[u8]) -> Option<Refusal> {
+fn refuses(raw: &[u8]) -> Option<Refusal> {
     let refuse = |status: u16, reason: &str| {
         Some(Refusal {
             status,
@@ -85,6 +96,43 @@ pub(super) fn refuses(raw: &[u8]) -> Option<Refusal> {
     None
 }
 
+/// The head's lines, up to the blank line.
+fn head_lines(raw: &[u8]) -> impl Iterator<Item = &[u8]> {
+    raw.split(|&b| b == b'\n')
+        .skip(1)
+        .take_while(|l| !l.is_empty() && *l != b"\r")
+}
+
+fn header_line_is(line: &[u8], name: &[u8]) -> bool {
+    line.len() > name.len()
+        && line
+            .get(..name.len())
+            .is_some_and(|n| n.eq_ignore_ascii_case(name))
+        && line.get(name.len()) == Some(&b':')
+}
+
+fn has_both_framings(raw: &[u8]) -> bool {
+    head_lines(raw).any(|l| header_line_is(l, b"transfer-encoding"))
+        && head_lines(raw).any(|l| header_line_is(l, b"content-length"))
+}
+
+/// The request without its `Content-Length` lines.
+fn without_content_length(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut in_head = true;
+    let mut first = true;
+    for line in raw.split_inclusive(|&b| b == b'\n') {
+        if in_head && !first && (line == b"\r\n" || line == b"\n") {
+            in_head = false;
+        }
+        if !(in_head && !first && header_line_is(line, b"content-length")) {
+            out.extend_from_slice(line);
+        }
+        first = false;
+    }
+    out
+}
+
 /// `METHOD SP target SP HTTP/1.x` with a token for a method, at the very start: the shape
 /// Pingora repairs by escaping the target. Anything else (leading blanks, `HTTP/0.9`, a
 /// missing version) it refuses.
@@ -108,7 +156,21 @@ fn request_line_is_escapable(raw: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::refuses;
+    #[test]
+    fn content_length_goes_when_transfer_encoding_frames_the_body() {
+        let raw = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 7\r\nTransfer-Encoding: chunked\r\n\r\n7\r\nfoo=bar\r\n0\r\n\r\n";
+        let admitted = admit(raw).ok().unwrap();
+        assert_eq!(
+            &admitted[..],
+            &b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n7\r\nfoo=bar\r\n0\r\n\r\n"[..]
+        );
+        assert!(matches!(
+            admit(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"),
+            Ok(std::borrow::Cow::Borrowed(_))
+        ));
+    }
+
+    use super::{admit, refuses};
 
     #[test]
     fn what_pingora_answers_itself() {

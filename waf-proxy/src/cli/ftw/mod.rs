@@ -133,14 +133,17 @@ impl Runner {
 /// the proxy would answer in blocking mode (the CRS tests' status expectations assume it,
 /// whatever the evaluation mode).
 fn inspect(program: &waf_core::Program, raw: &[u8]) -> Observation {
-    if let Some(refusal) = front_end::refuses(raw) {
-        return Observation {
-            error: Some(refusal.reason),
-            status: Some(refusal.status),
-            ..Observation::default()
-        };
-    }
-    match waf_core::parse::http1::parse_request(raw) {
+    let raw = match front_end::admit(raw) {
+        Ok(admitted) => admitted,
+        Err(refusal) => {
+            return Observation {
+                error: Some(refusal.reason),
+                status: Some(refusal.status),
+                ..Observation::default()
+            }
+        }
+    };
+    match waf_core::parse::http1::parse_request(&raw) {
         Err(e) => Observation {
             error: Some(e.to_string()),
             status: Some(400),
