@@ -117,6 +117,20 @@ const SCOPES: &[&str] = &[
     "openid email profile User.Read",
     "https://graph.microsoft.com/.default openid profile offline_access",
 ];
+const WEBSITES: &[&str] = &[
+    "https://zoe-obrien.example.ie/",
+    "http://www.johnson-and-sons.example.com/about?lang=en",
+    "https://github.com/seanosullivan",
+    "www.example.org/~dagny",
+];
+const BIOS: &[&str] = &[
+    "Hi! I'm Zoë.\nRole: product owner (EMEA)",
+    "Loves SQL, C# & F#; chess club & union organiser -- ask me anything :)",
+    "Prices in $USD (approx.) / 100% remote; see my site",
+    "\"Coffee first\" -- then code. 5' 11\", O+ blood donor",
+    "Bonjour ! J'habite à Saint-Étienne (42) & j'adore l'escalade.",
+    "東京在住のエンジニアです。よろしくお願いします！",
+];
 const LOCALES: &[&str] = &[
     "en-US", "fr-FR", "ga-IE", "pt-BR", "ja-JP", "de-CH", "es-419",
 ];
@@ -559,6 +573,14 @@ fn build<R: Rng>(flow: Flow, rng: &mut R) -> Request {
                         ("extension_PhoneNumber", person.phone.clone()),
                         ("extension_agreedToTerms", "true".into()),
                     ]);
+                    // Custom attributes a tenant adds to its sign-up page: a website and a
+                    // free-text bio, typed by people.
+                    if rng.gen_bool(0.3) {
+                        pairs.push(("extension_Website", pick(rng, WEBSITES).to_string()));
+                    }
+                    if rng.gen_bool(0.3) {
+                        pairs.push(("extension_Bio", pick(rng, BIOS).to_string()));
+                    }
                 }
                 _ => {
                     pairs.extend([

@@ -141,6 +141,8 @@ fn the_traffic_holds_the_hard_cases() {
         "sort%3Ddate%28desc%29", // parentheses in the app's part of MSAL's state
         "Sign-out_%28FAQ%29%23after", // and in a post-logout redirect, before a fragment
         "client_assertion=eyJ",  // a confidential client's signed assertion
+        "extension_Bio=Hi%21+I%27m+Zo%C3%AB.%0ARole%3A", // a second line that reads like a header
+        "extension_Website=https%3A%2F%2F", // a URL in a profile field
     ] {
         assert!(contains(needle) > 0, "no request contains {needle}");
     }
