@@ -667,6 +667,23 @@ fn for_each_selected(
             })
     };
     match target.collection {
+        // `TX:name`, the common case (the CRS reads TX over two hundred times a request):
+        // one lookup instead of a sorted walk over every variable. Names are stored lowercase.
+        Collection::Tx if matches!(target.selector, Selector::Name(_)) => {
+            let Selector::Name(n) = &target.selector else {
+                return;
+            };
+            let key = n.as_bytes().to_ascii_lowercase();
+            if let Some((k, v)) = state.tx.get_key_value(&key) {
+                if keep(k) {
+                    f(Value {
+                        slot: 0,
+                        name: k,
+                        value: v,
+                    });
+                }
+            }
+        }
         Collection::Tx => {
             let mut vars: Vec<(&Vec<u8>, &Vec<u8>)> = state.tx.iter().collect();
             vars.sort();

@@ -630,7 +630,18 @@ impl Loader {
                 | "noauditlog" => {}
                 "msg" => rule.message = Some(Macro::parse(value)),
                 "logdata" => rule.logdata = Some(Macro::parse(value)),
-                "tag" => rule.tags.push(value.clone()),
+                "tag" => {
+                    // The CRS tags each rule with its paranoia level. Taking it as the rule's
+                    // level lets the compiler leave out what the site's level never runs,
+                    // instead of compiling it for the CRS's own skipAfter to jump over.
+                    if let Some(level) = value
+                        .strip_prefix("paranoia-level/")
+                        .and_then(|l| l.parse::<u8>().ok())
+                    {
+                        rule.paranoia = Some(level);
+                    }
+                    rule.tags.push(value.clone());
+                }
                 "severity" => rule.severity = Some(value.parse::<Severity>().map_err(rule_error)?),
                 "t" => {
                     let Some(c) = condition.as_mut() else {
@@ -657,7 +668,18 @@ impl Loader {
                     }
                 }
                 "setvar" => match value.parse::<SetVar>() {
-                    Ok(sv) => effects.push(Effect::SetVar(sv)),
+                    Ok(sv) => {
+                        // crs-setup.conf's SecAction 900000, when enabled.
+                        if targets_op.is_none() && sv.name.literal() == Some(b"paranoia_level") {
+                            self.note(
+                                &d.source,
+                                Some(id),
+                                "sets tx.paranoia_level: the site's `paranoia` decides which \
+                                 rules are compiled; set the level there",
+                            );
+                        }
+                        effects.push(Effect::SetVar(sv));
+                    }
                     Err(e) => self.note(&d.source, Some(id), format!("setvar:{value}: {}", e.0)),
                 },
                 "ctl" => match Ctl::parse_seclang(value) {
