@@ -66,6 +66,40 @@ pub(crate) fn gate_literals(op: &Operator) -> Option<Vec<Vec<u8>>> {
     }
 }
 
+/// The bytes one of which every match of a regex starts with, as a table, when that set is
+/// *rare*: no ASCII letter or digit in it. The residual regexes (no literal of two bytes to
+/// gate them) are mostly of this shape: the CRS command-injection rules start at `;`, `|`,
+/// `&`, `` ` `` or `$(`. A value with none of those bytes cannot match, and skips the residual
+/// set; ordinary tokens and names have none of them.
+///
+/// `None` when a match may start with anything (an anchor or an empty branch first) or with a
+/// letter or digit, which nearly every value contains.
+pub(crate) fn rare_first_bytes(pattern: &str) -> Option<Box<[bool; 256]>> {
+    let hir = regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .build()
+        .parse(pattern)
+        .ok()?;
+    let mut extractor = Extractor::new();
+    extractor
+        .kind(ExtractKind::Prefix)
+        .limit_class(256)
+        .limit_repeat(1)
+        .limit_literal_len(1)
+        .limit_total(512);
+    let seq = extractor.extract(&hir);
+    let mut table = Box::new([false; 256]);
+    for lit in seq.literals()? {
+        let &first = lit.as_bytes().first()?;
+        if first.is_ascii_alphanumeric() {
+            return None;
+        }
+        table[usize::from(first)] = true;
+    }
+    Some(table)
+}
+
 /// The literal gate of a regex, or `None` when it has no usable one.
 pub(crate) fn regex_literals(pattern: &str) -> Option<Vec<Vec<u8>>> {
     let hir = regex_syntax::ParserBuilder::new()
@@ -261,7 +295,43 @@ mod tests {
         }
     }
 
+    #[test]
+    fn rare_first_bytes_of_command_injection_shapes() {
+        let first = |p: &str| {
+            rare_first_bytes(p).map(|t| {
+                (0u8..=255)
+                    .filter(|&b| t[usize::from(b)])
+                    .map(char::from)
+                    .collect::<String>()
+            })
+        };
+        assert_eq!(
+            first(r"(?:;|\||&&?|`|\$\()\s*\w+").as_deref(),
+            Some("$&;`|")
+        );
+        assert_eq!(first(r"[<>]\s*script").as_deref(), Some("<>"));
+        assert_eq!(first(r"(?:^|;)cat"), None, "a match may start at ^");
+        assert_eq!(first(r"(?i)select|;"), None, "a letter is not rare");
+        assert_eq!(first(r"x*;"), None, "an optional first byte");
+    }
+
     proptest::proptest! {
+        /// Soundness of the first-byte gate: a value the regex matches holds one of them.
+        #[test]
+        fn rare_first_bytes_are_necessary(
+            pattern in r"(?:[;|&<]|\\s|\.|\*|\+|\?|\||\(|\)|\[;a\]|\^|\$|a){1,10}",
+            value in "[a;|&< ]{0,16}",
+        ) {
+            let Some(table) = rare_first_bytes(&pattern) else { return Ok(()) };
+            let Ok(m) = Matcher::new(&Operator::Rx(pattern.clone())) else { return Ok(()) };
+            if m.matches(value.as_bytes(), &mut |_| None).is_some() {
+                proptest::prop_assert!(
+                    value.bytes().any(|b| table[usize::from(b)]),
+                    "{pattern} matched {value:?} without any of its first bytes"
+                );
+            }
+        }
+
         /// Soundness: whenever a regex matches, one of its gate literals occurs in the
         /// lowercased value.
         #[test]

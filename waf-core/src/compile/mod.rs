@@ -11,7 +11,9 @@
 //!    [required literals](literals) of every condition tested at that node — phrase lists,
 //!    `contains` strings and literals extracted from regexes. A value is scanned once per node;
 //!    a condition whose literals did not occur is known not to match without running its
-//!    regex. Conditions with no usable literal (the residual set) always run.
+//!    regex. Regexes with no usable literal (the residual set) run as one multi-pattern regex
+//!    per node; those whose every match starts with a rare byte (`;`, `|`, `<`...) form a
+//!    set of their own that values without such a byte skip.
 //! 3. **Evaluation stops early** once a blocking decision is certain.
 //!
 //! ```
@@ -61,9 +63,19 @@ struct Chain {
     parent: Option<ChainId>,
     /// The transformation this node adds to its parent's value (`None` for the root).
     transform: Option<Transform>,
-    /// The residual regexes tested at this node, as one multi-pattern regex, and each
-    /// pattern's gate id.
-    residual: Option<(regex_automata::meta::Regex, Vec<u32>)>,
+    /// The residual regexes tested at this node, as multi-pattern regexes.
+    residual: Vec<ResidualSet>,
+}
+
+/// Residual regexes of one chain node, run as one multi-pattern regex.
+#[derive(Debug)]
+struct ResidualSet {
+    set: regex_automata::meta::Regex,
+    /// Each pattern's gate id.
+    gates: Vec<u32>,
+    /// When every pattern of the set starts with a rare byte ([`literals::rare_first_bytes`]):
+    /// their union. A value with none of them skips the set.
+    first_bytes: Option<Box<[bool; 256]>>,
 }
 
 /// The literals of every gated condition, in one automaton.
@@ -161,7 +173,7 @@ impl Program {
         let mut chains = vec![Chain {
             parent: None,
             transform: None,
-            residual: None,
+            residual: Vec::new(),
         }];
         let mut node_of = |transforms: &[Transform], chains: &mut Vec<Chain>| -> Vec<ChainId> {
             // The node after each prefix: [root, t1, t1t2, ...].
@@ -172,7 +184,7 @@ impl Program {
                     chains.push(Chain {
                         parent: Some(at),
                         transform: Some(t),
-                        residual: None,
+                        residual: Vec::new(),
                     });
                     (chains.len() - 1) as ChainId
                 });
@@ -252,13 +264,44 @@ impl Program {
         // The residual regexes of a node run as one multi-pattern regex: one pass over a
         // value says which of them match anywhere in it (`MatchKind::All`), so each is
         // confirmed only on values where it matches. Sets stay small (the residual set is
-        // meant to be), well clear of the lazy DFA's cache cliff.
+        // meant to be), well clear of the lazy DFA's cache cliff. Patterns that must start
+        // with a rare byte form a set of their own, which values without such a byte skip.
         for (node, patterns) in residual_patterns {
-            let (texts, gates): (Vec<String>, Vec<u32>) = patterns.into_iter().unzip();
-            let set = crate::operator::build_regex_set(&texts)
-                .map_err(|e| Error::new(ErrorKind::Rule, format!("residual regexes: {e}")))?;
-            if let Some(chain) = chains.get_mut(node as usize) {
-                chain.residual = Some((set, gates));
+            let (mut rare, mut plain): (Vec<_>, Vec<_>) = (Vec::new(), Vec::new());
+            for (text, gate) in patterns {
+                match literals::rare_first_bytes(&text) {
+                    Some(table) => rare.push((text, gate, Some(table))),
+                    None => plain.push((text, gate, None)),
+                }
+            }
+            for group in [rare, plain] {
+                if group.is_empty() {
+                    continue;
+                }
+                let mut union: Option<Box<[bool; 256]>> = Some(Box::new([false; 256]));
+                let mut texts = Vec::with_capacity(group.len());
+                let mut gates = Vec::with_capacity(group.len());
+                for (text, gate, table) in group {
+                    match (&mut union, table) {
+                        (Some(u), Some(t)) => {
+                            for (slot, &b) in u.iter_mut().zip(t.iter()) {
+                                *slot |= b;
+                            }
+                        }
+                        _ => union = None,
+                    }
+                    texts.push(text);
+                    gates.push(gate);
+                }
+                let set = crate::operator::build_regex_set(&texts)
+                    .map_err(|e| Error::new(ErrorKind::Rule, format!("residual regexes: {e}")))?;
+                if let Some(chain) = chains.get_mut(node as usize) {
+                    chain.residual.push(ResidualSet {
+                        set,
+                        gates,
+                        first_bytes: union,
+                    });
+                }
             }
         }
         let prefilter = if literals.is_empty() {
@@ -422,18 +465,31 @@ impl Program {
             (None, true) => Some(Vec::new()),
             (_, false) => None,
         };
-        if let Some((set, gates)) = &chain.residual {
+        for residual in &chain.residual {
             // Unlike literals, regexes see case: this node's own bytes decide.
             let value = bytes
                 .as_deref()
                 .unwrap_or_else(|| self.bytes(cache, node, slot, raw));
-            let mut hits = regex_automata::PatternSet::new(set.pattern_len());
-            set.which_overlapping_matches(&regex_automata::Input::new(value), &mut hits);
-            let mut merged = match open {
+            if let Some(table) = &residual.first_bytes {
+                if !value.iter().any(|&b| table[usize::from(b)]) {
+                    continue;
+                }
+            }
+            let mut hits = regex_automata::PatternSet::new(residual.set.pattern_len());
+            residual
+                .set
+                .which_overlapping_matches(&regex_automata::Input::new(value), &mut hits);
+            if hits.is_empty() {
+                continue;
+            }
+            let mut merged = match open.take() {
                 Some(o) => o,
                 None => self.open(cache, node, slot).to_vec(),
             };
-            merged.extend(hits.iter().filter_map(|p| gates.get(p.as_usize()).copied()));
+            merged.extend(
+                hits.iter()
+                    .filter_map(|p| residual.gates.get(p.as_usize()).copied()),
+            );
             merged.sort_unstable();
             merged.dedup();
             open = Some(merged);
