@@ -538,35 +538,47 @@ fn rule_matches<E: Evaluate>(
         }
         let mut hits = Vec::new();
         for target in &cond.targets {
-            if target.count || target.collection.is_dynamic() {
-                // Counts are computed, and dynamic collections may change while rules run:
-                // both are copied out and never cached.
-                let mut values: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-                if target.count {
-                    let mut n = 0usize;
-                    for_each_selected(plan, state, i, target, |_| n += 1);
-                    values.push((Vec::new(), n.to_string().into_bytes()));
-                } else {
-                    for_each_selected(plan, state, i, target, |v| {
-                        values.push((v.name.to_vec(), v.value.to_vec()))
-                    });
-                }
-                for (name, value) in &values {
+            if target.count {
+                // A count is computed: its value exists nowhere to borrow, and is not cached.
+                let mut n = 0usize;
+                for_each_selected(plan, state, i, target, |_| n += 1);
+                let value = n.to_string().into_bytes();
+                let probe = Probe {
+                    rule: i,
+                    cond: c,
+                    value: &value,
+                    slot: None,
+                };
+                hits.extend(test_value(
+                    eval,
+                    cache,
+                    state,
+                    probe,
+                    target.collection,
+                    b"",
+                ));
+                continue;
+            }
+            if target.collection.is_dynamic() {
+                // TX and MATCHED_VARS change while rules run: tested in place, never cached
+                // (no slot).
+                let st: &TxState<'_> = state;
+                for_each_selected(plan, st, i, target, |v| {
                     let probe = Probe {
                         rule: i,
                         cond: c,
-                        value,
+                        value: v.value,
                         slot: None,
                     };
                     hits.extend(test_value(
                         eval,
                         cache,
-                        state,
+                        st,
                         probe,
                         target.collection,
-                        name,
+                        v.name,
                     ));
-                }
+                });
                 continue;
             }
             let st: &TxState<'_> = state;
