@@ -75,12 +75,7 @@ pub(crate) fn gate_literals(op: &Operator) -> Option<Vec<Vec<u8>>> {
 /// `None` when a match may start with anything (an anchor or an empty branch first) or with a
 /// letter or digit, which nearly every value contains.
 pub(crate) fn rare_first_bytes(pattern: &str) -> Option<Box<[bool; 256]>> {
-    let hir = regex_syntax::ParserBuilder::new()
-        .unicode(false)
-        .utf8(false)
-        .build()
-        .parse(pattern)
-        .ok()?;
+    let hir = parse_bytes(pattern)?;
     let mut extractor = Extractor::new();
     extractor
         .kind(ExtractKind::Prefix)
@@ -100,14 +95,19 @@ pub(crate) fn rare_first_bytes(pattern: &str) -> Option<Box<[bool; 256]>> {
     Some(table)
 }
 
-/// The literal gate of a regex, or `None` when it has no usable one.
-pub(crate) fn regex_literals(pattern: &str) -> Option<Vec<Vec<u8>>> {
-    let hir = regex_syntax::ParserBuilder::new()
+/// The syntax tree of a pattern as the engine compiles it: bytes, no Unicode.
+fn parse_bytes(pattern: &str) -> Option<Hir> {
+    regex_syntax::ParserBuilder::new()
         .unicode(false)
         .utf8(false)
         .build()
         .parse(pattern)
-        .ok()?;
+        .ok()
+}
+
+/// The literal gate of a regex, or `None` when it has no usable one.
+pub(crate) fn regex_literals(pattern: &str) -> Option<Vec<Vec<u8>>> {
+    let hir = parse_bytes(pattern)?;
     let folded = fold_case(&hir, 0)?;
     let seq = required(&folded, 0)?;
     let mut lits: Vec<Vec<u8>> = seq

@@ -35,6 +35,14 @@ impl Language {
 /// The rule files `paths` name, in loading order: a file as given; a folder's `*.yaml`,
 /// `*.yml` and `*.conf` files, sorted by name (the CRS numbers its files for this).
 pub fn rule_files<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<PathBuf>, Error> {
+    files_in(paths, &["yaml", "yml", "conf"])
+}
+
+/// `paths`, with each folder replaced by its files of these extensions, sorted by name.
+pub(crate) fn files_in<P: AsRef<Path>>(
+    paths: &[P],
+    extensions: &[&str],
+) -> Result<Vec<PathBuf>, Error> {
     let mut out = Vec::new();
     for path in paths {
         let path = path.as_ref();
@@ -43,10 +51,9 @@ pub fn rule_files<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<PathBuf>, Error> {
                 .map_err(|e| Error::new(ErrorKind::Io, format!("{}: {e}", path.display())))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| {
-                    matches!(
-                        p.extension().and_then(|e| e.to_str()),
-                        Some("yaml" | "yml" | "conf")
-                    )
+                    p.extension()
+                        .and_then(|e| e.to_str())
+                        .is_some_and(|e| extensions.contains(&e))
                 })
                 .collect();
             files.sort();

@@ -269,22 +269,7 @@ fn default_uri() -> String {
 /// let files = waf_core::rules::yaml::rule_files(&["rules/"]).unwrap();
 /// ```
 pub fn rule_files<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<PathBuf>, Error> {
-    let mut out = Vec::new();
-    for path in paths {
-        let path = path.as_ref();
-        if path.is_dir() {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-                .map_err(|e| io_error(path, e))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
-                .collect();
-            files.sort();
-            out.extend(files);
-        } else {
-            out.push(path.to_path_buf());
-        }
-    }
-    Ok(out)
+    super::load::files_in(paths, &["yaml", "yml"])
 }
 
 fn io_error(path: &Path, e: std::io::Error) -> Error {
