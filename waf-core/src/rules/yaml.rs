@@ -333,9 +333,18 @@ pub(crate) fn load_str(
     Ok(())
 }
 
-/// serde-saphyr's messages carry a source snippet after the first line; our callers print
-/// `file:line:col: message` themselves.
-fn first_line(message: &str) -> String {
+/// A serde-saphyr error message without its source snippet (the lines after the first) and
+/// without the location it repeats, for callers that print `file:line:col: message`
+/// themselves: the rule loader, and `waf ftw` for its test files.
+///
+/// ```
+/// use waf_core::rules::yaml::first_line;
+/// assert_eq!(
+///     first_line("error: line 3 column 5: unknown field `x`\n 3 | x: 1\n   | ^"),
+///     "unknown field `x`"
+/// );
+/// ```
+pub fn first_line(message: &str) -> String {
     let line = message.lines().next().unwrap_or(message).trim();
     // `error: line 3 column 5: unknown field` → `unknown field`: the location is printed
     // by `Error` itself.

@@ -154,7 +154,7 @@ pub fn parse(text: &str, stem: &str) -> Result<TestFile, String> {
             .location()
             .map(|l| format!("line {}, column {}: ", l.line(), l.column()))
             .unwrap_or_default();
-        format!("{at}{}", first_line(&e.to_string()))
+        format!("{at}{}", waf_core::rules::yaml::first_line(&e.to_string()))
     })?;
     let file_enabled = raw.meta.enabled.unwrap_or(true);
     let rule = raw
@@ -188,20 +188,6 @@ pub fn parse(text: &str, stem: &str) -> Result<TestFile, String> {
         });
     }
     Ok(TestFile { tests })
-}
-
-/// serde-saphyr's message without its source snippet (the lines after the first) and without
-/// the location it repeats (`error: line 3 column 5: ...`), which the caller prints itself.
-fn first_line(message: &str) -> String {
-    let line = message.lines().next().unwrap_or_default().trim();
-    let line = line.strip_prefix("error: ").unwrap_or(line);
-    match line
-        .strip_prefix("line ")
-        .and_then(|rest| rest.split_once(": "))
-    {
-        Some((position, rest)) if position.contains("column") => rest.to_string(),
-        _ => line.to_string(),
-    }
 }
 
 #[derive(Deserialize)]
