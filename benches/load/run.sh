@@ -481,11 +481,25 @@ blocks_in() {
 }
 block_reasons() {
     # $1 = mode, $2 = a part of its block log: "rule-id field" for every rule that contributed
-    # to a block (not the anomaly-score rule 949110 that turns them into one).
+    # to a block, one line per rule and blocked request. Ours: the rules with a score when some
+    # have one (not 110100-style bookkeeping rules), else all (the CRS scores through setvar),
+    # but the anomaly-score rule 949110 that turns them into a block; a rule's field is the
+    # first it matched (later ones are its chain's).
     if is_waf_mode "$1"; then
-        grep -E '"action": ?"blocked"' "$2" | grep -o -E '"id": ?[0-9]+|"target": ?"[^"]*"' |
-            awk '/^"id"/ { id = $0; gsub(/[^0-9]/, "", id); next } { t = $0; sub(/^"target": ?"/, "", t); sub(/"$/, "", t)
-                 sub(/^MATCHED_VARS:/, "", t); if (id != 949110) print id, t }' | sort -u
+        grep -E '"action": ?"blocked"' "$2" | awk '{
+            line = $0; n = 0
+            while (match(line, /"id": ?[0-9]+|"score": ?[0-9]+|"target": ?"[^"]*"/)) {
+                tok = substr(line, RSTART, RLENGTH); line = substr(line, RSTART + RLENGTH)
+                if (tok ~ /^"id"/) { n++; v = tok; gsub(/[^0-9]/, "", v); id[n] = v; sc[n] = 0; tg[n] = "" }
+                else if (tok ~ /^"score"/ && n) { v = tok; gsub(/[^0-9]/, "", v); sc[n] = v + 0 }
+                else if (tok ~ /^"target"/ && n && tg[n] == "") {
+                    v = tok; sub(/^"target": ?"/, "", v); sub(/"$/, "", v); sub(/^MATCHED_VARS:/, "", v); tg[n] = v
+                }
+            }
+            scored = 0
+            for (i = 1; i <= n; i++) if (sc[i] > 0) scored = 1
+            for (i = 1; i <= n; i++) if (id[i] != 949110 && (!scored || sc[i] > 0)) print id[i], tg[i]
+        }'
     else
         # The rules that matched are ModSecurity's warnings (nginx's `info` level).
         grep 'ModSecurity: Warning' "$2" |
@@ -707,7 +721,7 @@ for mode in "${modes[@]}"; do
     if is_waf_mode "$mode"; then
         fl="$(grep -c -E '"action": ?"flagged"' "$tmp/$mode/during-load.txt" || true) flagged below the threshold"
     else
-        fl="$(grep -c 'ModSecurity: Warning' "$tmp/$mode/during-load.txt" || true) rule warnings"
+        fl="$(grep -c 'ModSecurity: Warning' "$tmp/$mode/during-load.txt" || true) rule warning(s)"
     fi
     why=""
     [[ ! -s "$tmp/$mode/false-positives.txt" ]] || why="; blocked by (rule field): $(top <"$tmp/$mode/false-positives.txt")"
