@@ -66,33 +66,120 @@ pub(crate) fn gate_literals(op: &Operator) -> Option<Vec<Vec<u8>>> {
     }
 }
 
-/// The bytes one of which every match of a regex starts with, as a table, when that set is
-/// *rare*: no ASCII letter or digit in it. The residual regexes (no literal of two bytes to
-/// gate them) are mostly of this shape: the CRS command-injection rules start at `;`, `|`,
-/// `&`, `` ` `` or `$(`. A value with none of those bytes cannot match, and skips the residual
-/// set; ordinary tokens and names have none of them.
-///
-/// `None` when a match may start with anything (an anchor or an empty branch first) or with a
-/// letter or digit, which nearly every value contains.
-pub(crate) fn rare_first_bytes(pattern: &str) -> Option<Box<[bool; 256]>> {
-    let hir = parse_bytes(pattern)?;
-    let mut extractor = Extractor::new();
-    extractor
-        .kind(ExtractKind::Prefix)
-        .limit_class(256)
-        .limit_repeat(1)
-        .limit_literal_len(1)
-        .limit_total(512);
-    let seq = extractor.extract(&hir);
-    let mut table = Box::new([false; 256]);
-    for lit in seq.literals()? {
-        let &first = lit.as_bytes().first()?;
-        if first.is_ascii_alphanumeric() {
-            return None;
+/// A set of bytes, as a 256-bit table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ByteSet([u64; 4]);
+
+impl ByteSet {
+    /// The bytes that occur in `value`.
+    pub(crate) fn of(value: &[u8]) -> ByteSet {
+        let mut set = ByteSet::default();
+        for &b in value {
+            set.insert(b);
         }
-        table[usize::from(first)] = true;
+        set
     }
-    Some(table)
+
+    pub(crate) fn insert(&mut self, b: u8) {
+        self.0[usize::from(b >> 6)] |= 1 << (b & 63);
+    }
+
+    pub(crate) fn contains(&self, b: u8) -> bool {
+        self.0[usize::from(b >> 6)] & (1 << (b & 63)) != 0
+    }
+
+    /// Whether the two sets share a byte.
+    pub(crate) fn intersects(&self, other: &ByteSet) -> bool {
+        self.0.iter().zip(&other.0).any(|(a, b)| a & b != 0)
+    }
+
+    fn union(mut self, other: ByteSet) -> ByteSet {
+        for (a, b) in self.0.iter_mut().zip(other.0) {
+            *a |= b;
+        }
+        self
+    }
+
+    fn bytes(&self) -> impl Iterator<Item = u8> + '_ {
+        (0u8..=255).filter(|&b| self.contains(b))
+    }
+
+    /// How often a value of sign-in traffic holds one of these bytes, roughly: the sum of the
+    /// bytes' [`commonness`]. Lower is a better gate.
+    fn cost(&self) -> u32 {
+        self.bytes().map(commonness).sum()
+    }
+}
+
+/// How common a byte is in the values of ordinary requests, on a rough scale: letters and
+/// digits are in nearly every value, the punctuation of URLs, dates, tokens and prose in many,
+/// everything else (`;`, `|`, `<`, `` ` ``, `$`, quotes, control bytes) in few.
+fn commonness(b: u8) -> u32 {
+    match b {
+        b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => 16,
+        b' ' | b'/' | b'.' | b'-' | b'_' | b'=' | b':' | b'%' | b'+' | b',' => 4,
+        _ => 1,
+    }
+}
+
+/// The *byte gate* of a regex: bytes one of which occurs in every match, when they are rare
+/// enough to be worth checking (no ASCII letter or digit among them).
+///
+/// It serves the residual regexes, which have no literal of [`MIN_REGEX_LITERAL`] bytes: the
+/// CRS command-injection rules need one of `;`, `|`, `&`, `` ` `` or `$`, its XSS rules a `<`,
+/// its header-injection rules a CR or LF. A value without any of them cannot match, which
+/// one look at a table of the value's bytes tells, without running the regex.
+///
+/// Found on the syntax tree, and *necessary* by construction: a literal requires each of its
+/// bytes (the rarest is taken), a class one of its bytes, a repetition of at least one its
+/// body's set, a concatenation any one of its elements' sets (the cheapest by [`commonness`]),
+/// an alternation the union of its branches'. Anything that may match the empty string
+/// requires nothing.
+pub(crate) fn byte_gate(pattern: &str) -> Option<ByteSet> {
+    let hir = parse_bytes(pattern)?;
+    let set = required_bytes(&hir, 0)?;
+    let rare = set.bytes().all(|b| !b.is_ascii_alphanumeric());
+    rare.then_some(set)
+}
+
+/// Bytes one of which every match of `hir` contains; `None` when a match may be empty or the
+/// tree is too deep to tell.
+fn required_bytes(hir: &Hir, depth: usize) -> Option<ByteSet> {
+    if depth > MAX_DEPTH * 4 {
+        return None;
+    }
+    let d = depth + 1;
+    match hir.kind() {
+        HirKind::Empty | HirKind::Look(_) => None,
+        HirKind::Literal(lit) => {
+            let rarest = lit.0.iter().copied().min_by_key(|&b| commonness(b))?;
+            let mut set = ByteSet::default();
+            set.insert(rarest);
+            Some(set)
+        }
+        HirKind::Class(Class::Bytes(c)) => Some(class_bytes(c)),
+        HirKind::Class(Class::Unicode(c)) => c.to_byte_class().map(|c| class_bytes(&c)),
+        HirKind::Repetition(r) if r.min >= 1 => required_bytes(&r.sub, d),
+        HirKind::Repetition(_) => None,
+        HirKind::Capture(c) => required_bytes(&c.sub, d),
+        HirKind::Concat(subs) => subs
+            .iter()
+            .filter_map(|s| required_bytes(s, d))
+            .min_by_key(ByteSet::cost),
+        HirKind::Alternation(subs) => subs.iter().try_fold(ByteSet::default(), |acc, s| {
+            Some(acc.union(required_bytes(s, d)?))
+        }),
+    }
+}
+
+fn class_bytes(class: &ClassBytes) -> ByteSet {
+    let mut set = ByteSet::default();
+    for range in class.iter() {
+        for b in range.start()..=range.end() {
+            set.insert(b);
+        }
+    }
+    set
 }
 
 /// The syntax tree of a pattern as the engine compiles it: bytes, no Unicode.
@@ -296,38 +383,36 @@ mod tests {
     }
 
     #[test]
-    fn rare_first_bytes_of_command_injection_shapes() {
-        let first = |p: &str| {
-            rare_first_bytes(p).map(|t| {
-                (0u8..=255)
-                    .filter(|&b| t[usize::from(b)])
-                    .map(char::from)
-                    .collect::<String>()
-            })
-        };
+    fn byte_gates_of_residual_shapes() {
+        let gate =
+            |p: &str| byte_gate(p).map(|set| set.bytes().map(char::from).collect::<String>());
+        assert_eq!(gate(r"(?:;|\||&&?|`|\$\()\s*\w+").as_deref(), Some("$&;`|"));
+        assert_eq!(gate(r"[<>]\s*script").as_deref(), Some("<>"));
         assert_eq!(
-            first(r"(?:;|\||&&?|`|\$\()\s*\w+").as_deref(),
-            Some("$&;`|")
+            gate(r"\bcat\s*;").as_deref(),
+            Some(";"),
+            "inner bytes count too"
         );
-        assert_eq!(first(r"[<>]\s*script").as_deref(), Some("<>"));
-        assert_eq!(first(r"(?:^|;)cat"), None, "a match may start at ^");
-        assert_eq!(first(r"(?i)select|;"), None, "a letter is not rare");
-        assert_eq!(first(r"x*;"), None, "an optional first byte");
+        assert_eq!(gate(r"(?:^|;)cat"), None, "a match may have no `;`");
+        assert_eq!(gate(r"a[\r\n]+b").as_deref(), Some("\n\r"));
+        assert_eq!(gate(r"(?i)select|;"), None, "a letter is not rare");
+        assert_eq!(gate(r"x*;?"), None, "may match the empty string");
+        assert_eq!(gate(r"(?:x|y)+"), None, "letters only");
     }
 
     proptest::proptest! {
-        /// Soundness of the first-byte gate: a value the regex matches holds one of them.
+        /// Soundness of the byte gate: a value the regex matches holds one of its bytes.
         #[test]
-        fn rare_first_bytes_are_necessary(
-            pattern in r"(?:[;|&<]|\\s|\.|\*|\+|\?|\||\(|\)|\[;a\]|\^|\$|a){1,10}",
-            value in "[a;|&< ]{0,16}",
+        fn byte_gates_are_necessary(
+            pattern in r"(?:[;|&<]|\\s|\.|\*|\+|\?|\||\(|\)|\[;a\]|\^|\$|a|;a|\(\?i\)){1,10}",
+            value in "[aA;|&< ]{0,16}",
         ) {
-            let Some(table) = rare_first_bytes(&pattern) else { return Ok(()) };
+            let Some(gate) = byte_gate(&pattern) else { return Ok(()) };
             let Ok(m) = Matcher::new(&Operator::Rx(pattern.clone())) else { return Ok(()) };
             if m.matches(value.as_bytes(), &mut |_| None).is_some() {
                 proptest::prop_assert!(
-                    value.bytes().any(|b| table[usize::from(b)]),
-                    "{pattern} matched {value:?} without any of its first bytes"
+                    gate.intersects(&ByteSet::of(value.as_bytes())),
+                    "{pattern} matched {value:?} without any byte of its gate"
                 );
             }
         }

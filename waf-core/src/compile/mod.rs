@@ -63,8 +63,13 @@ struct Chain {
     parent: Option<ChainId>,
     /// The transformation this node adds to its parent's value (`None` for the root).
     transform: Option<Transform>,
-    /// The residual regexes tested at this node, as multi-pattern regexes.
-    residual: Vec<ResidualSet>,
+    /// The residual regexes tested at this node that have no byte gate, as one multi-pattern
+    /// regex.
+    residual: Option<ResidualSet>,
+    /// The residual regexes tested at this node that have a [byte gate](literals::byte_gate):
+    /// the gate's bytes and the condition's gate id. A value holding one of the bytes opens
+    /// the gate, and the condition's own regex decides.
+    byte_gated: Vec<(literals::ByteSet, u32)>,
 }
 
 /// Residual regexes of one chain node, run as one multi-pattern regex.
@@ -73,9 +78,6 @@ struct ResidualSet {
     set: regex_automata::meta::Regex,
     /// Each pattern's gate id.
     gates: Vec<u32>,
-    /// When every pattern of the set starts with a rare byte ([`literals::rare_first_bytes`]):
-    /// their union. A value with none of them skips the set.
-    first_bytes: Option<Box<[bool; 256]>>,
 }
 
 /// The literals of every gated condition, in one automaton.
@@ -173,7 +175,8 @@ impl Program {
         let mut chains = vec![Chain {
             parent: None,
             transform: None,
-            residual: Vec::new(),
+            residual: None,
+            byte_gated: Vec::new(),
         }];
         let mut node_of = |transforms: &[Transform], chains: &mut Vec<Chain>| -> Vec<ChainId> {
             // The node after each prefix: [root, t1, t1t2, ...].
@@ -184,7 +187,8 @@ impl Program {
                     chains.push(Chain {
                         parent: Some(at),
                         transform: Some(t),
-                        residual: Vec::new(),
+                        residual: None,
+                        byte_gated: Vec::new(),
                     });
                     (chains.len() - 1) as ChainId
                 });
@@ -261,47 +265,31 @@ impl Program {
             }
             conds.push(cps);
         }
-        // The residual regexes of a node run as one multi-pattern regex: one pass over a
-        // value says which of them match anywhere in it (`MatchKind::All`), so each is
-        // confirmed only on values where it matches. Sets stay small (the residual set is
-        // meant to be), well clear of the lazy DFA's cache cliff. Patterns that must start
-        // with a rare byte form a set of their own, which values without such a byte skip.
+        // Residual regexes with a byte gate are opened by one look at a table of the value's
+        // bytes, and their own regex decides; on ordinary values (tokens, ids, URLs) the gate
+        // stays shut and no regex runs. The others of a node run as one multi-pattern regex:
+        // one pass over a value says which of them match anywhere in it (`MatchKind::All`), so
+        // each is confirmed only on values where it matches. That set stays small (the residual
+        // set is meant to be), well clear of the lazy DFA's cache cliff.
         for (node, patterns) in residual_patterns {
-            let (mut rare, mut plain): (Vec<_>, Vec<_>) = (Vec::new(), Vec::new());
+            let Some(chain) = chains.get_mut(node as usize) else {
+                continue;
+            };
+            let mut texts = Vec::new();
+            let mut gates = Vec::new();
             for (text, gate) in patterns {
-                match literals::rare_first_bytes(&text) {
-                    Some(table) => rare.push((text, gate, Some(table))),
-                    None => plain.push((text, gate, None)),
+                match literals::byte_gate(&text) {
+                    Some(bytes) => chain.byte_gated.push((bytes, gate)),
+                    None => {
+                        texts.push(text);
+                        gates.push(gate);
+                    }
                 }
             }
-            for group in [rare, plain] {
-                if group.is_empty() {
-                    continue;
-                }
-                let mut union: Option<Box<[bool; 256]>> = Some(Box::new([false; 256]));
-                let mut texts = Vec::with_capacity(group.len());
-                let mut gates = Vec::with_capacity(group.len());
-                for (text, gate, table) in group {
-                    match (&mut union, table) {
-                        (Some(u), Some(t)) => {
-                            for (slot, &b) in u.iter_mut().zip(t.iter()) {
-                                *slot |= b;
-                            }
-                        }
-                        _ => union = None,
-                    }
-                    texts.push(text);
-                    gates.push(gate);
-                }
+            if !texts.is_empty() {
                 let set = crate::operator::build_regex_set(&texts)
                     .map_err(|e| Error::new(ErrorKind::Rule, format!("residual regexes: {e}")))?;
-                if let Some(chain) = chains.get_mut(node as usize) {
-                    chain.residual.push(ResidualSet {
-                        set,
-                        gates,
-                        first_bytes: union,
-                    });
-                }
+                chain.residual = Some(ResidualSet { set, gates });
             }
         }
         let prefilter = if literals.is_empty() {
@@ -465,34 +453,50 @@ impl Program {
             (None, true) => Some(Vec::new()),
             (_, false) => None,
         };
-        for residual in &chain.residual {
-            // Unlike literals, regexes see case: this node's own bytes decide.
+        if !chain.byte_gated.is_empty() {
+            // Regexes see case: this node's own bytes decide.
             let value = bytes
                 .as_deref()
                 .unwrap_or_else(|| self.bytes(cache, node, slot, raw));
-            if let Some(table) = &residual.first_bytes {
-                if !value.iter().any(|&b| table[usize::from(b)]) {
-                    continue;
-                }
+            let present = literals::ByteSet::of(value);
+            let mut opened = chain
+                .byte_gated
+                .iter()
+                .filter(|(gate_bytes, _)| gate_bytes.intersects(&present))
+                .map(|&(_, gate)| gate)
+                .peekable();
+            if opened.peek().is_some() {
+                let mut merged = match open.take() {
+                    Some(o) => o,
+                    None => self.open(cache, node, slot).to_vec(),
+                };
+                merged.extend(opened);
+                merged.sort_unstable();
+                merged.dedup();
+                open = Some(merged);
             }
+        }
+        if let Some(residual) = &chain.residual {
+            let value = bytes
+                .as_deref()
+                .unwrap_or_else(|| self.bytes(cache, node, slot, raw));
             let mut hits = regex_automata::PatternSet::new(residual.set.pattern_len());
             residual
                 .set
                 .which_overlapping_matches(&regex_automata::Input::new(value), &mut hits);
-            if hits.is_empty() {
-                continue;
+            if !hits.is_empty() {
+                let mut merged = match open.take() {
+                    Some(o) => o,
+                    None => self.open(cache, node, slot).to_vec(),
+                };
+                merged.extend(
+                    hits.iter()
+                        .filter_map(|p| residual.gates.get(p.as_usize()).copied()),
+                );
+                merged.sort_unstable();
+                merged.dedup();
+                open = Some(merged);
             }
-            let mut merged = match open.take() {
-                Some(o) => o,
-                None => self.open(cache, node, slot).to_vec(),
-            };
-            merged.extend(
-                hits.iter()
-                    .filter_map(|p| residual.gates.get(p.as_usize()).copied()),
-            );
-            merged.sort_unstable();
-            merged.dedup();
-            open = Some(merged);
         }
         let row = &mut cache.nodes[n];
         if row.len() < slots.max(s + 1) {
@@ -621,7 +625,12 @@ impl Evaluate for Program {
             });
         }
         match cache.gate_slots.get(gate as usize) {
-            Some(list) if !list.is_empty() => Candidates::Slots(list.clone()),
+            Some(list) if !list.is_empty() => {
+                let mut slots = list.clone();
+                slots.sort_unstable();
+                slots.dedup();
+                Candidates::Slots(slots)
+            }
             _ => Candidates::None,
         }
     }

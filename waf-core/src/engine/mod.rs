@@ -46,8 +46,17 @@ pub(crate) struct Plan {
     phases: [(Phase, Range<usize>); 2],
     /// For rules with `skip_after`: the index to continue at.
     jumps: Vec<Option<usize>>,
-    /// Every regex selector of targets, exclusions and `ctl`, compiled once.
-    selectors: HashMap<String, Regex>,
+    /// Every regex selector of targets, exclusions and `ctl`, compiled once; a
+    /// [`SelectorId::Regex`] indexes it.
+    selector_regexes: Vec<Regex>,
+    /// The index of each regex selector in `selector_regexes`, by its source.
+    selector_index: HashMap<String, u32>,
+    /// By rule, condition and target: the target's selector and its exclusions, resolved.
+    target_selectors: Vec<Vec<Vec<TargetSelectors>>>,
+    /// The rules every [`RuleRef`] of an exclusion or `ctl` names, resolved once.
+    resolved: HashMap<RuleRef, Vec<usize>>,
+    /// What the exclusions that apply to every request remove, applied once.
+    everywhere: Removals,
     /// Compiled scope regexes of exclusions, by exclusion index.
     scope_regexes: Vec<Option<Regex>>,
     pub(crate) settings: Settings,
@@ -131,17 +140,26 @@ impl Plan {
             jumps.push(jump);
         }
         let mut matchers = Vec::with_capacity(rules.len());
-        let mut selectors = HashMap::new();
-        let mut add_selector = |s: &Selector| -> Result<(), String> {
-            if let Selector::Regex(r) = s {
-                if !selectors.contains_key(r) {
-                    let re = crate::operator::build_regex(&format!("(?i){r}"))
-                        .map_err(|e| format!("selector /{r}/: {e}"))?;
-                    selectors.insert(r.clone(), re);
-                }
-            }
-            Ok(())
+        let mut selector_index: HashMap<String, u32> = HashMap::new();
+        let mut selector_regexes = Vec::new();
+        let mut add_selector = |s: &Selector| -> Result<SelectorId, String> {
+            Ok(match s {
+                Selector::All => SelectorId::All,
+                Selector::Name(n) => SelectorId::Name(n.as_bytes().into()),
+                Selector::Regex(r) => match selector_index.get(r) {
+                    Some(&id) => SelectorId::Regex(id),
+                    None => {
+                        let re = crate::operator::build_regex(&format!("(?i){r}"))
+                            .map_err(|e| format!("selector /{r}/: {e}"))?;
+                        let id = selector_regexes.len() as u32;
+                        selector_regexes.push(re);
+                        selector_index.insert(r.clone(), id);
+                        SelectorId::Regex(id)
+                    }
+                },
+            })
         };
+        let mut target_selectors = Vec::with_capacity(rules.len());
         for rule in &rules {
             let fail = |m: String| {
                 Error::new(ErrorKind::Rule, m)
@@ -149,15 +167,23 @@ impl Plan {
                     .rule(rule.id)
             };
             let mut ms = Vec::with_capacity(rule.conditions.len());
+            let mut rule_selectors = Vec::with_capacity(rule.conditions.len());
             for c in &rule.conditions {
                 ms.push(Matcher::new(&c.operator).map_err(|e| fail(e.to_string()))?);
+                let mut cond_selectors = Vec::with_capacity(c.targets.len());
                 for t in &c.targets {
-                    add_selector(&t.selector).map_err(fail)?;
-                    for e in &t.exclude {
-                        add_selector(e).map_err(fail)?;
-                    }
+                    let selector = add_selector(&t.selector).map_err(fail)?;
+                    let exclude = t
+                        .exclude
+                        .iter()
+                        .map(&mut add_selector)
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(fail)?;
+                    cond_selectors.push(TargetSelectors { selector, exclude });
                 }
+                rule_selectors.push(cond_selectors);
             }
+            target_selectors.push(rule_selectors);
             let condition_effects = rule.conditions.iter().flat_map(|c| &c.effects);
             for e in rule.effects.iter().chain(condition_effects) {
                 if let Effect::Ctl(Ctl::RemoveTarget { selector, .. }) = e {
@@ -165,6 +191,44 @@ impl Plan {
                 }
             }
             matchers.push(ms);
+        }
+        // Every rule reference, resolved to rule indices once: exclusions apply to every
+        // request, and a sign-in exclusion names its rules by tag.
+        let mut refs: Vec<RuleRef> = Vec::new();
+        for rule in &rules {
+            let condition_effects = rule.conditions.iter().flat_map(|c| &c.effects);
+            for e in rule.effects.iter().chain(condition_effects) {
+                match e {
+                    Effect::Ctl(Ctl::RemoveRules(r)) => refs.push(r.clone()),
+                    Effect::Ctl(Ctl::RemoveTarget { rules, .. }) => refs.push(rules.clone()),
+                    _ => {}
+                }
+            }
+        }
+        for ex in &set.exclusions {
+            refs.extend(ex.remove_rules.iter().map(|r| RuleRef::Id(*r)));
+            refs.extend(ex.remove_tags.iter().map(|t| RuleRef::Tag(t.clone())));
+            refs.extend(
+                ex.remove_targets
+                    .iter()
+                    .flat_map(|rt| rt.rules.iter().cloned()),
+            );
+        }
+        let mut resolved = HashMap::new();
+        for r in refs {
+            if resolved.contains_key(&r) {
+                continue;
+            }
+            let indices = rules
+                .iter()
+                .enumerate()
+                .filter(|(_, rule)| match &r {
+                    RuleRef::Id(range) => range.contains(rule.id),
+                    RuleRef::Tag(tag) => rule.tags.iter().any(|t| t == tag),
+                })
+                .map(|(i, _)| i)
+                .collect();
+            resolved.insert(r, indices);
         }
         let mut scope_regexes = Vec::new();
         for ex in &set.exclusions {
@@ -203,39 +267,72 @@ impl Plan {
         for (k, v) in &settings.tx_defaults {
             tx_seed.push((k.as_bytes().to_ascii_lowercase(), v.clone().into_bytes()));
         }
-        Ok(Plan {
+        let rule_count = rules.len();
+        let mut plan = Plan {
+            everywhere: Removals::default(),
             tx_seed,
+            selector_regexes,
+            selector_index,
+            target_selectors,
+            resolved,
             rules,
             matchers,
             phases,
             jumps,
-            selectors,
             scope_regexes,
             settings,
             exclusions: set.exclusions.clone(),
-        })
+        };
+        let mut everywhere = Removals::none(rule_count);
+        for ex in plan.exclusions.iter().filter(|ex| ex.scope.is_everywhere()) {
+            apply_exclusion(&plan, ex, &mut everywhere);
+        }
+        plan.everywhere = everywhere;
+        Ok(plan)
     }
 
-    fn selector_matches(&self, selector: &Selector, name: &[u8]) -> bool {
+    fn selector_matches(&self, selector: &SelectorId, name: &[u8]) -> bool {
         match selector {
-            Selector::All => true,
-            Selector::Name(n) => n.as_bytes().eq_ignore_ascii_case(name),
-            Selector::Regex(r) => self.selectors.get(r).is_some_and(|re| re.is_match(name)),
+            SelectorId::All => true,
+            SelectorId::Name(n) => n.eq_ignore_ascii_case(name),
+            SelectorId::Regex(i) => self
+                .selector_regexes
+                .get(*i as usize)
+                .is_some_and(|re| re.is_match(name)),
         }
     }
 
-    /// Rule indices a [`RuleRef`] names.
-    fn resolve(&self, r: &RuleRef) -> impl Iterator<Item = usize> + '_ {
-        let r = r.clone();
-        self.rules
-            .iter()
-            .enumerate()
-            .filter(move |(_, rule)| match &r {
-                RuleRef::Id(range) => range.contains(rule.id),
-                RuleRef::Tag(tag) => rule.tags.iter().any(|t| t == tag),
-            })
-            .map(|(i, _)| i)
+    /// A selector of a `ctl` or an exclusion, resolved; every regex among them was compiled
+    /// with the plan (`None` for one that was not, which selects nothing).
+    fn selector_id(&self, selector: &Selector) -> Option<SelectorId> {
+        Some(match selector {
+            Selector::All => SelectorId::All,
+            Selector::Name(n) => SelectorId::Name(n.as_bytes().into()),
+            Selector::Regex(r) => SelectorId::Regex(*self.selector_index.get(r)?),
+        })
     }
+
+    /// Rule indices a [`RuleRef`] names.
+    fn resolve(&self, r: &RuleRef) -> &[usize] {
+        self.resolved.get(r).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// A [`Selector`] resolved against a plan: a regex selector is an index, so that testing a
+/// name against it costs no lookup by the regex's text. Every value every rule visits is
+/// checked against its target's selectors and exclusions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum SelectorId {
+    All,
+    Name(Box<[u8]>),
+    Regex(u32),
+}
+
+/// A target's selector and its exclusions, resolved.
+#[derive(Debug)]
+struct TargetSelectors {
+    selector: SelectorId,
+    exclude: Vec<SelectorId>,
 }
 
 /// One value to test against one condition.
@@ -259,7 +356,7 @@ pub(crate) enum Candidates {
     None,
     /// Any value may.
     All,
-    /// Only the values in these slots may.
+    /// Only the values in these slots may (sorted, no duplicates).
     Slots(Vec<u32>),
 }
 
@@ -339,8 +436,8 @@ struct TxState<'r> {
     data: RequestData<'r>,
     tx: HashMap<Vec<u8>, Vec<u8>>,
     matched: Vec<Hit>,
-    removed_rules: Vec<bool>,
-    removed_targets: Vec<(usize, Collection, Selector)>,
+    /// Rules and targets removed for this request (besides [`Plan::everywhere`]).
+    removed: Removals,
     mode: Mode,
     verdict: Verdict,
     decided: bool,
@@ -354,8 +451,10 @@ pub(crate) fn run<E: Evaluate>(eval: &E, request: &Request) -> Verdict {
         data: RequestData::new(request, &settings.parse_limits),
         tx: HashMap::new(),
         matched: Vec::new(),
-        removed_rules: vec![false; plan.rules.len()],
-        removed_targets: Vec::new(),
+        removed: Removals {
+            rules: plan.everywhere.rules.clone(),
+            targets: vec![Vec::new(); plan.rules.len()],
+        },
         mode: settings.mode,
         verdict: Verdict {
             enforced: settings.mode == Mode::Block,
@@ -370,8 +469,9 @@ pub(crate) fn run<E: Evaluate>(eval: &E, request: &Request) -> Verdict {
         state.tx.insert(k.clone(), v.clone());
     }
     for (i, ex) in plan.exclusions.iter().enumerate() {
-        if scope_matches(plan, i, ex, request, &state.data) {
-            apply_exclusion(plan, ex, &mut state);
+        // Exclusions that apply everywhere are in `plan.everywhere` already.
+        if !ex.scope.is_everywhere() && scope_matches(plan, i, ex, request, &state.data) {
+            apply_exclusion(plan, ex, &mut state.removed);
         }
     }
     let mut cache = E::Cache::default();
@@ -381,7 +481,7 @@ pub(crate) fn run<E: Evaluate>(eval: &E, request: &Request) -> Verdict {
         }
         let mut i = range.start;
         while i < range.end {
-            if state.removed_rules.get(i).copied().unwrap_or(true) {
+            if state.removed.rules.get(i).copied().unwrap_or(true) {
                 i += 1;
                 continue;
             }
@@ -470,50 +570,88 @@ fn strip_port(host: &[u8]) -> &[u8] {
     }
 }
 
-fn apply_exclusion(plan: &Plan, ex: &Exclusion, state: &mut TxState<'_>) {
+fn apply_exclusion(plan: &Plan, ex: &Exclusion, removed: &mut Removals) {
     for range in &ex.remove_rules {
-        apply_ctl(plan, &Ctl::RemoveRules(RuleRef::Id(*range)), state);
+        removed.remove_rules(plan, &RuleRef::Id(*range));
     }
     for tag in &ex.remove_tags {
-        apply_ctl(plan, &Ctl::RemoveRules(RuleRef::Tag(tag.clone())), state);
+        removed.remove_rules(plan, &RuleRef::Tag(tag.clone()));
     }
     for rt in &ex.remove_targets {
         for rules in &rt.rules {
             for (collection, selector) in &rt.targets {
-                apply_ctl(
-                    plan,
-                    &Ctl::RemoveTarget {
-                        rules: rules.clone(),
-                        collection: *collection,
-                        selector: selector.clone(),
-                    },
-                    state,
-                );
+                removed.remove_target(plan, rules, *collection, selector);
             }
         }
     }
 }
 
-fn apply_ctl(plan: &Plan, ctl: &Ctl, state: &mut TxState<'_>) {
-    match ctl {
-        Ctl::RemoveRules(r) => {
-            for i in plan.resolve(r) {
-                if let Some(slot) = state.removed_rules.get_mut(i) {
-                    *slot = true;
+/// Rules and targets taken out of inspection by exclusions and `ctl`.
+#[derive(Debug, Default)]
+struct Removals {
+    /// By rule index: whether the rule is removed.
+    rules: Vec<bool>,
+    /// By rule index: the targets removed from it. Indexed by rule because every value every
+    /// rule visits is checked against its list.
+    targets: Vec<Vec<(Collection, SelectorId)>>,
+}
+
+impl Removals {
+    fn none(rules: usize) -> Removals {
+        Removals {
+            rules: vec![false; rules],
+            targets: vec![Vec::new(); rules],
+        }
+    }
+
+    fn remove_rules(&mut self, plan: &Plan, r: &RuleRef) {
+        for &i in plan.resolve(r) {
+            if let Some(slot) = self.rules.get_mut(i) {
+                *slot = true;
+            }
+        }
+    }
+
+    fn remove_target(
+        &mut self,
+        plan: &Plan,
+        rules: &RuleRef,
+        collection: Collection,
+        selector: &Selector,
+    ) {
+        let Some(selector) = plan.selector_id(selector) else {
+            return;
+        };
+        for &i in plan.resolve(rules) {
+            if let Some(removed) = self.targets.get_mut(i) {
+                let entry = (collection, selector.clone());
+                if !removed.contains(&entry) {
+                    removed.push(entry);
                 }
             }
         }
+    }
+
+    /// Whether `name` of `collection` is removed from rule `rule`.
+    fn removes(&self, plan: &Plan, rule: usize, collection: Collection, name: &[u8]) -> bool {
+        self.targets.get(rule).is_some_and(|removed| {
+            removed
+                .iter()
+                .any(|(c, s)| *c == collection && plan.selector_matches(s, name))
+        })
+    }
+}
+
+fn apply_ctl(plan: &Plan, ctl: &Ctl, state: &mut TxState<'_>) {
+    match ctl {
+        Ctl::RemoveRules(r) => state.removed.remove_rules(plan, r),
         Ctl::RemoveTarget {
             rules,
             collection,
             selector,
-        } => {
-            for i in plan.resolve(rules) {
-                state
-                    .removed_targets
-                    .push((i, *collection, selector.clone()));
-            }
-        }
+        } => state
+            .removed
+            .remove_target(plan, rules, *collection, selector),
         Ctl::EngineMode(mode) => {
             state.mode = *mode;
             state.verdict.enforced = *mode == Mode::Block;
@@ -537,11 +675,11 @@ fn rule_matches<E: Evaluate>(
             return false;
         }
         let mut hits = Vec::new();
-        for target in &cond.targets {
+        for (t, target) in cond.targets.iter().enumerate() {
             if target.count {
                 // A count is computed: its value exists nowhere to borrow, and is not cached.
                 let mut n = 0usize;
-                for_each_selected(plan, state, i, target, |_| n += 1);
+                for_each_selected(plan, state, (i, c, t), target, None, |_| n += 1);
                 let value = n.to_string().into_bytes();
                 let probe = Probe {
                     rule: i,
@@ -563,7 +701,7 @@ fn rule_matches<E: Evaluate>(
                 // TX and MATCHED_VARS change while rules run: tested in place, never cached
                 // (no slot).
                 let st: &TxState<'_> = state;
-                for_each_selected(plan, st, i, target, |v| {
+                for_each_selected(plan, st, (i, c, t), target, None, |v| {
                     let probe = Probe {
                         rule: i,
                         cond: c,
@@ -582,12 +720,11 @@ fn rule_matches<E: Evaluate>(
                 continue;
             }
             let st: &TxState<'_> = state;
-            for_each_selected(plan, st, i, target, |v| {
-                if let Candidates::Slots(slots) = &candidates {
-                    if !slots.contains(&v.slot) {
-                        return;
-                    }
-                }
+            let only = match &candidates {
+                Candidates::Slots(slots) => Some(slots.as_slice()),
+                _ => None,
+            };
+            for_each_selected(plan, st, (i, c, t), target, only, |v| {
                 let probe = Probe {
                     rule: i,
                     cond: c,
@@ -660,23 +797,34 @@ fn test_value<E: Evaluate>(
     })
 }
 
-/// Calls `f` with each value a target selects for rule `rule`, minus exclusions.
+/// Calls `f` with each value a target selects for rule `rule`, minus exclusions; with `only`
+/// (sorted slots), only with the values in those slots. `only` is checked first: a gated
+/// condition lists a few slots, and the selectors and exclusions (regexes over names) are the
+/// costlier test.
 fn for_each_selected(
     plan: &Plan,
     state: &TxState<'_>,
-    rule: usize,
+    (rule, cond, t): (usize, usize, usize),
     target: &crate::rules::Target,
+    only: Option<&[u32]>,
     mut f: impl FnMut(Value<'_>),
 ) {
+    let Some(selectors) = plan
+        .target_selectors
+        .get(rule)
+        .and_then(|r| r.get(cond))
+        .and_then(|c| c.get(t))
+    else {
+        return;
+    };
     let keep = |name: &[u8]| {
-        plan.selector_matches(&target.selector, name)
-            && !target
+        plan.selector_matches(&selectors.selector, name)
+            && !selectors
                 .exclude
                 .iter()
                 .any(|e| plan.selector_matches(e, name))
-            && !state.removed_targets.iter().any(|(r, c, s)| {
-                *r == rule && *c == target.collection && plan.selector_matches(s, name)
-            })
+            && !plan.everywhere.removes(plan, rule, target.collection, name)
+            && !state.removed.removes(plan, rule, target.collection, name)
     };
     match target.collection {
         // `TX:name`, the common case (the CRS reads TX over two hundred times a request):
@@ -744,7 +892,7 @@ fn for_each_selected(
         // Scalars have an empty name: only `Selector::All` exclusions (`except:
         // [request_uri]`, `ctl:ruleRemoveTargetById=1;REQUEST_URI`) remove them.
         c => state.data.for_each(c, |v| {
-            if keep(v.name) {
+            if only.is_none_or(|slots| slots.binary_search(&v.slot).is_ok()) && keep(v.name) {
                 f(v)
             }
         }),
@@ -815,7 +963,7 @@ fn act(plan: &Plan, i: usize, state: &mut TxState<'_>) -> bool {
             .unwrap_or_else(|| settings.severity_scores.score(rule.severity)),
         _ => 0,
     };
-    if rule.log {
+    if rule.log || settings.record_unlogged {
         let record = record_match(plan, i, state, score);
         state.verdict.matches.push(record);
     }
