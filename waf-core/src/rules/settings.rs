@@ -148,6 +148,11 @@ pub struct Settings {
     pub parse_limits: ParseLimits,
     /// Transaction variables set before the first rule runs (`tx.<name>`).
     pub tx_defaults: BTreeMap<String, String>,
+    /// Record the matches of `log: false` (`nolog`) rules in the verdict too. Off by default:
+    /// such rules are plumbing (exclusions, bookkeeping) and must not make a clean request
+    /// look flagged in the audit log. `waf rules test` turns it on, so that their examples
+    /// can be checked.
+    pub record_unlogged: bool,
 }
 
 impl Default for Settings {
@@ -178,6 +183,7 @@ impl Default for Settings {
             max_logged_value: 120,
             parse_limits: ParseLimits::default(),
             tx_defaults: BTreeMap::new(),
+            record_unlogged: false,
         }
     }
 }

@@ -33,6 +33,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     }
     set.settings.paranoia = 4;
     set.settings.mode = Mode::DetectOnly;
+    // Plumbing rules (`log: false`) have examples too.
+    set.settings.record_unlogged = true;
     let program = match waf_core::compile(&set) {
         Ok(p) => p,
         Err(e) => {
