@@ -1,15 +1,17 @@
-//! The engine's benchmarks: compiled program against the reference evaluator, growth with the
-//! rule count, compile time. See `benches/README.md` for what each group measures.
+//! The engine's benchmarks: compiled program against the reference evaluator, per-request
+//! inspection with our ruleset and the OWASP CRS, matcher throughput, growth with the rule count,
+//! compile time. See `benches/README.md` for what each group measures.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use waf_benches::{
-    authorize_get_seeded, json_16k_seeded, login_post_1k_seeded, synthetic_ruleset, variants,
-    wire_size, DEFAULT_SEED,
+    authorize_get_seeded, field_16k, json_16k_seeded, login_post_1k_seeded, saml_acs_seeded,
+    synthetic_ruleset, variants, wire_size, Ruleset, DEFAULT_SEED,
 };
 use waf_core::reference::Reference;
+use waf_core::rules::Mode;
 use waf_core::{compile, Request, RuleSet};
 
 /// Regex rules of the ruleset the inputs are measured against (plus phrase lists and
@@ -89,13 +91,13 @@ fn json_body(c: &mut Criterion) {
     compiled_vs_reference(c, "json_16k", &variants(json_16k_seeded, VARIANTS));
 }
 
-/// The compiled program on the login POST with 100 and 1,000 regex rules: the literal gates
-/// should keep the per-request cost nearly flat.
+/// The compiled program on the login POST with 100, 1,000 and 5,000 regex rules: the literal
+/// gates should keep the per-request cost nearly flat.
 fn rule_count(c: &mut Criterion) {
     let requests = variants(login_post_1k_seeded, VARIANTS);
     let mut group = c.benchmark_group("rule_count");
     group.throughput(Throughput::Bytes(wire_size(&requests[0]) as u64));
-    for n in [100, 1000] {
+    for n in [100, 1000, 5000] {
         let program = compile(&ruleset(n)).expect("the synthetic ruleset compiles");
         for r in &requests {
             assert!(program.inspect(r).matches.is_empty());
@@ -108,63 +110,100 @@ fn rule_count(c: &mut Criterion) {
     group.finish();
 }
 
-/// Compiling the 500-rule set (parsing excluded).
+/// Compiling the 500-rule synthetic set, our ruleset (all levels) and the CRS at paranoia
+/// level 1 (parsing excluded: `compile` from a loaded `RuleSet`).
 fn compile_time(c: &mut Criterion) {
-    let set = ruleset(RULES);
     let mut group = c.benchmark_group("compile");
     group.sample_size(10);
-    group.bench_with_input(BenchmarkId::from_parameter(RULES), &set, |b, set| {
-        b.iter(|| compile(black_box(set)).expect("compiles"))
-    });
-    group.finish();
-}
-
-/// The OWASP CRS 3.3.4 as Debian installs it (`modsecurity-crs`), at this paranoia level.
-fn crs(paranoia: u8) -> RuleSet {
-    let mut loader = waf_core::rules::Loader::new();
-    for path in waf_core::rules::rule_files(&[
-        "/etc/modsecurity/crs/crs-setup.conf",
-        "/usr/share/modsecurity-crs/rules",
-    ])
-    .expect("install the Debian package modsecurity-crs (scripts/setup.sh does)")
-    {
-        loader.add_file(&path).expect("the CRS loads");
-    }
-    let (mut set, _notes) = loader.finish().expect("the CRS loads");
-    set.settings.paranoia = paranoia;
-    set
-}
-
-/// Per-request inspection with the CRS at paranoia level 1, the peer's setup (ModSecurity
-/// spends about 2.4 ms on the GET and 5 ms on the POST on these machines), and its compile time.
-fn crs_pl1(c: &mut Criterion) {
-    let set = crs(1);
-    let program = compile(&set).expect("the CRS compiles");
-    let mut group = c.benchmark_group("crs_pl1");
-    for (name, requests) in [
-        ("authorize_get", variants(authorize_get_seeded, VARIANTS)),
-        ("login_post_1k", variants(login_post_1k_seeded, VARIANTS)),
+    for (name, set) in [
+        (format!("synthetic_{RULES}"), ruleset(RULES)),
+        ("ours_pl4".to_string(), load(Ruleset::Ours, 4)),
+        ("crs_pl1".to_string(), load(Ruleset::Crs, 1)),
     ] {
-        for r in &requests {
-            let verdict = program.inspect(r);
-            assert!(!verdict.is_blocking(), "{name} must pass: {verdict:?}");
-        }
-        let mut cycle = Cycle::new(&requests);
-        group.bench_function(name, |b| {
-            b.iter(|| program.inspect(black_box(cycle.next())))
+        group.bench_with_input(BenchmarkId::from_parameter(name), &set, |b, set| {
+            b.iter(|| compile(black_box(set)).expect("compiles"))
         });
     }
-    group.sample_size(10);
-    group.bench_function("compile", |b| {
-        b.iter(|| compile(black_box(&set)).expect("compiles"))
-    });
     group.finish();
+}
+
+fn load(ruleset: Ruleset, paranoia: u8) -> RuleSet {
+    ruleset
+        .load(paranoia)
+        .unwrap_or_else(|e| panic!("{e}: install Debian's modsecurity-crs (scripts/setup.sh does)"))
+}
+
+/// The four requests of a sign-in domain, each with its variants.
+fn sign_in_requests() -> [(&'static str, Vec<Request>); 4] {
+    [
+        ("authorize_get", variants(authorize_get_seeded, VARIANTS)),
+        ("login_post_1k", variants(login_post_1k_seeded, VARIANTS)),
+        ("json_16k", variants(json_16k_seeded, VARIANTS)),
+        ("saml_acs", variants(saml_acs_seeded, VARIANTS)),
+    ]
+}
+
+/// One inspection of each sign-in request with our ruleset at paranoia levels 1 and 4 and with
+/// the CRS at level 1: `inspect/<ruleset>/<request>`. Every request passes; a blocked one
+/// would measure the early exit. The CRS takes a few clean requests for attacks (its 942100
+/// on random tokens); the variants it blocks are left out rather than measured.
+fn inspect(c: &mut Criterion) {
+    for (name, ruleset, paranoia) in [
+        ("ours_pl1", Ruleset::Ours, 1),
+        ("ours_pl4", Ruleset::Ours, 4),
+        ("crs_pl1", Ruleset::Crs, 1),
+    ] {
+        let program = compile(&load(ruleset, paranoia)).expect("compiles");
+        let mut group = c.benchmark_group(format!("inspect/{name}"));
+        for (request, mut requests) in sign_in_requests() {
+            requests.retain(|r| !program.inspect(r).is_blocking());
+            assert!(
+                requests.len() >= VARIANTS / 2,
+                "{name} blocks most {request} variants"
+            );
+            group.throughput(Throughput::Bytes(wire_size(&requests[0]) as u64));
+            let mut cycle = Cycle::new(&requests);
+            group.bench_function(request, |b| {
+                b.iter(|| program.inspect(black_box(cycle.next())))
+            });
+        }
+        group.finish();
+    }
+}
+
+/// Matcher throughput: one 16 KiB form field of prose, without an attack (`miss`) and with
+/// attacks strewn through it (`hit`), inspected in detection-only mode so that a hit does not
+/// end the inspection early; reported in bytes of the request per second.
+fn matcher_16k(c: &mut Criterion) {
+    for (name, ruleset) in [("ours_pl1", Ruleset::Ours), ("crs_pl1", Ruleset::Crs)] {
+        let mut set = load(ruleset, 1);
+        set.settings.mode = Mode::DetectOnly;
+        let program = compile(&set).expect("compiles");
+        let mut group = c.benchmark_group(format!("matcher_16k/{name}"));
+        for (kind, attacks) in [("miss", false), ("hit", true)] {
+            let requests: Vec<Request> = (1..=VARIANTS as u64)
+                .map(|seed| field_16k(seed, attacks))
+                .collect();
+            let verdict = program.inspect(&requests[0]);
+            assert_eq!(
+                verdict.block_status().is_some(),
+                attacks,
+                "{name} {kind}: {verdict:?}"
+            );
+            group.throughput(Throughput::Bytes(wire_size(&requests[0]) as u64));
+            let mut cycle = Cycle::new(&requests);
+            group.bench_function(kind, |b| {
+                b.iter(|| program.inspect(black_box(cycle.next())))
+            });
+        }
+        group.finish();
+    }
 }
 
 criterion_group! {
     name = benches;
     config = configure();
-    targets = login_post, json_body, rule_count, compile_time, crs_pl1
+    targets = login_post, json_body, inspect, matcher_16k, rule_count, compile_time
 }
 
 /// Mean time of `f` per call, over `rounds` interleaved with the other measurements.
@@ -234,7 +273,7 @@ fn ratios() {
     );
     // ModSecurity's figures are from BRIEF section 4 (nginx + ModSecurity 3 + CRS 3.3.4 on a
     // machine like this one), not from this run; `benches/load` measures the peer itself.
-    let program = compile(&crs(1)).expect("the CRS compiles");
+    let program = compile(&load(Ruleset::Crs, 1)).expect("the CRS compiles");
     for (name, requests, modsecurity) in [
         (
             "authorize_get",

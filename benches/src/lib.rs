@@ -1068,6 +1068,230 @@ pub fn authorize_get_seeded(seed: u64) -> Request {
         .build()
 }
 
+/// A clean SAML assertion-consumer post to a B2C policy, as a browser sends it when a federated
+/// identity provider (AD FS) signs a user in: an `application/x-www-form-urlencoded` body with a
+/// base64 `SAMLResponse` of about 6 KB (a signed response with an assertion, attribute
+/// statements and the signing certificate) and a `RelayState`.
+///
+/// The base64 value is what makes this request hard for a WAF: thousands of bytes of letters,
+/// digits, `+`, `/` and `=`, in which short keywords appear by chance.
+///
+/// ```
+/// let r = waf_benches::saml_acs();
+/// assert!(r.body().starts_with(b"SAMLResponse="));
+/// assert!(r.body().len() > 6_000);
+/// ```
+pub fn saml_acs() -> Request {
+    saml_acs_seeded(0x5A41)
+}
+
+/// [`saml_acs`] with other random values (ids, times, signature, certificate, relay state),
+/// for the same reason as [`authorize_get_seeded`].
+///
+/// ```
+/// let a = waf_benches::saml_acs_seeded(1);
+/// let b = waf_benches::saml_acs_seeded(2);
+/// assert_ne!(a.body(), b.body());
+/// ```
+pub fn saml_acs_seeded(seed: u64) -> Request {
+    let mut rng = Rng::new(seed);
+    let acs =
+        "https://login.contoso.com/contoso.onmicrosoft.com/B2C_1A_SAML/samlp/sso/assertionconsumer";
+    let issuer = "http://adfs.fabrikam.com/adfs/services/trust";
+    let (response_id, assertion_id) = (uuid(&mut rng), uuid(&mut rng));
+    let mut attributes = String::new();
+    for (name, value) in [
+        ("emailaddress", "zoe.martin@fabrikam.com"),
+        ("givenname", "Zoë"),
+        ("surname", "Martin"),
+        ("name", "Zoë Martin"),
+        ("upn", "zmartin@fabrikam.com"),
+        ("objectidentifier", "8c2f4b1e-3a5d-4e6f-9b7a-1d2c3e4f5a6b"),
+    ] {
+        let _ = write!(
+            attributes,
+            r#"<Attribute Name="http://schemas.xmlsoap.org/ws/2005/05/identity/claims/{name}"><AttributeValue>{value}</AttributeValue></Attribute>"#
+        );
+    }
+    let xml = format!(
+        r##"<samlp:Response ID="_{response_id}" Version="2.0" IssueInstant="2024-05-20T09:41:07.118Z" Destination="{acs}" Consent="urn:oasis:names:tc:SAML:2.0:consent:unspecified" InResponseTo="_{request_id}" xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol"><Issuer xmlns="urn:oasis:names:tc:SAML:2.0:assertion">{issuer}</Issuer><samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success" /></samlp:Status><Assertion ID="_{assertion_id}" IssueInstant="2024-05-20T09:41:07.118Z" Version="2.0" xmlns="urn:oasis:names:tc:SAML:2.0:assertion"><Issuer>{issuer}</Issuer><ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#" /><ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256" /><ds:Reference URI="#_{assertion_id}"><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature" /><ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#" /></ds:Transforms><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256" /><ds:DigestValue>{digest}</ds:DigestValue></ds:Reference></ds:SignedInfo><ds:SignatureValue>{signature}</ds:SignatureValue><KeyInfo xmlns="http://www.w3.org/2000/09/xmldsig#"><ds:X509Data><ds:X509Certificate>{certificate}</ds:X509Certificate></ds:X509Data></KeyInfo></ds:Signature><Subject><NameID Format="urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress">zoe.martin@fabrikam.com</NameID><SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer"><SubjectConfirmationData InResponseTo="_{request_id}" NotOnOrAfter="2024-05-20T09:46:07.118Z" Recipient="{acs}" /></SubjectConfirmation></Subject><Conditions NotBefore="2024-05-20T09:41:07.102Z" NotOnOrAfter="2024-05-20T10:41:07.102Z"><AudienceRestriction><Audience>https://login.contoso.com/contoso.onmicrosoft.com/B2C_1A_SAML</Audience></AudienceRestriction></Conditions><AttributeStatement>{attributes}</AttributeStatement><AuthnStatement AuthnInstant="2024-05-20T09:41:06.995Z" SessionIndex="_{assertion_id}"><AuthnContext><AuthnContextClassRef>urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport</AuthnContextClassRef></AuthnContext></AuthnStatement></Assertion></samlp:Response>"##,
+        request_id = uuid(&mut rng),
+        digest = rng.base64ish(43) + "=",
+        signature = rng.base64ish(342) + "==",
+        certificate = rng.base64ish(1_500),
+    );
+    let relay_state = format!(
+        "https%3A%2F%2Fapp.contoso.com%2Forders%3Fsession%3D{}",
+        rng.base64ish(24)
+    );
+    let body = format!(
+        "SAMLResponse={}&RelayState={relay_state}",
+        url_encode(&base64(xml.as_bytes()))
+    );
+    Request::builder()
+        .method("POST")
+        .uri("/contoso.onmicrosoft.com/B2C_1A_SAML/samlp/sso/assertionconsumer")
+        .header("Host", "login.contoso.com")
+        .header("Connection", "keep-alive")
+        .header("Content-Length", body.len().to_string())
+        .header("Cache-Control", "max-age=0")
+        .header("sec-ch-ua", SEC_CH_UA)
+        .header("sec-ch-ua-mobile", "?0")
+        .header("sec-ch-ua-platform", "\"Windows\"")
+        .header("Origin", "https://adfs.fabrikam.com")
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("Upgrade-Insecure-Requests", "1")
+        .header("User-Agent", CHROME_UA)
+        .header(
+            "Accept",
+            "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,\
+             image/apng,*/*;q=0.8,application/signed-exchange;v=b3;q=0.7",
+        )
+        .header("Sec-Fetch-Site", "cross-site")
+        .header("Sec-Fetch-Mode", "navigate")
+        .header("Sec-Fetch-Dest", "document")
+        .header("Referer", "https://adfs.fabrikam.com/")
+        .header("Accept-Encoding", "gzip, deflate, br, zstd")
+        .header("Accept-Language", "en-US,en;q=0.9,fr-FR;q=0.8,fr;q=0.7")
+        .header("Cookie", b2c_cookies(&mut rng))
+        .body(body)
+        .remote_addr(client_addr())
+        .build()
+}
+
+/// A POST whose form body is one field, `comment`, of 16 KiB of prose: the matcher's
+/// throughput benchmark. With `attacks`, an attack (SQL injection, XSS, command injection,
+/// path traversal, in turn) is strewn into the prose about every 1.5 KiB, so that rules
+/// match throughout the field.
+///
+/// ```
+/// let miss = waf_benches::field_16k(1, false);
+/// let hit = waf_benches::field_16k(1, true);
+/// assert_eq!(miss.body().len(), "comment=".len() + 16 * 1024);
+/// assert_eq!(hit.body().len(), miss.body().len());
+/// ```
+pub fn field_16k(seed: u64, attacks: bool) -> Request {
+    const FIELD_LEN: usize = 16 * 1024;
+    const WORDS: &[&str] = &[
+        "the", "account", "was", "created", "during", "our", "spring", "campaign", "and",
+        "customer", "asked", "whether", "their", "order", "could", "be", "shipped", "before",
+        "holidays", "please", "call", "back", "after", "lunch", "thanks", "for", "help", "with",
+        "sign-in", "issue", "on", "mobile", "app", "it", "works", "now", "password", "reset",
+        "email", "arrived", "late", "address", "changed", "last", "week",
+    ];
+    const ATTACKS: &[&str] = &[
+        "1%27+UNION+SELECT+password+FROM+users--",
+        "%3Cscript%3Ealert%28document.cookie%29%3C%2Fscript%3E",
+        "%3B+cat+%2Fetc%2Fpasswd",
+        "..%2F..%2F..%2Fetc%2Fshadow",
+    ];
+    let mut rng = Rng::new(seed);
+    let mut field = String::with_capacity(FIELD_LEN + 64);
+    let mut next_attack = 700;
+    let mut n = 0;
+    while field.len() < FIELD_LEN {
+        if attacks && field.len() >= next_attack {
+            field.push_str(ATTACKS[n % ATTACKS.len()]);
+            field.push('+');
+            n += 1;
+            next_attack += 1_500;
+        }
+        field.push_str(WORDS[rng.below(WORDS.len())]);
+        field.push(if rng.below(12) == 0 { '.' } else { '+' });
+    }
+    field.truncate(FIELD_LEN);
+    // Not inside a percent escape.
+    while let Some(cut) = field[field.len().saturating_sub(2)..].find('%') {
+        let at = field.len() - 2 + cut;
+        field.replace_range(at.., &"x".repeat(FIELD_LEN - at));
+    }
+    let body = format!("comment={field}");
+    Request::builder()
+        .method("POST")
+        .uri("/contoso.onmicrosoft.com/B2C_1A_support/api/feedback")
+        .header("Host", "login.contoso.com")
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("Content-Length", body.len().to_string())
+        .header("User-Agent", CHROME_UA)
+        .header("Accept", "application/json")
+        .body(body)
+        .remote_addr(client_addr())
+        .build()
+}
+
+/// Standard base64 with padding. Written out because the workload generators otherwise need
+/// no dependency, and this is the one place that encodes.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Percent-encodes what a form encoder would in a base64 value: `+`, `/` and `=`.
+fn url_encode(s: &str) -> String {
+    s.replace('+', "%2B")
+        .replace('/', "%2F")
+        .replace('=', "%3D")
+}
+
+/// The rulesets the benchmarks measure, by name: the repository's own `rules/` and the OWASP
+/// CRS 3.3.4 as Debian's `modsecurity-crs` installs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ruleset {
+    /// `rules/` of this repository.
+    Ours,
+    /// `/etc/modsecurity/crs/crs-setup.conf` and `/usr/share/modsecurity-crs/rules`.
+    Crs,
+}
+
+impl Ruleset {
+    /// The files the ruleset loads from.
+    pub fn paths(self) -> Vec<String> {
+        match self {
+            Ruleset::Ours => vec![concat!(env!("CARGO_MANIFEST_DIR"), "/../rules").to_string()],
+            Ruleset::Crs => vec![
+                "/etc/modsecurity/crs/crs-setup.conf".to_string(),
+                "/usr/share/modsecurity-crs/rules".to_string(),
+            ],
+        }
+    }
+
+    /// Loads the ruleset at a paranoia level. The CRS needs Debian's `modsecurity-crs`
+    /// (`scripts/setup.sh` installs it); the error says so.
+    ///
+    /// ```
+    /// use waf_benches::Ruleset;
+    /// let set = Ruleset::Ours.load(1).unwrap();
+    /// assert!(!waf_core::compile(&set).unwrap().inspect(&waf_benches::authorize_get()).is_blocking());
+    /// ```
+    pub fn load(self, paranoia: u8) -> Result<waf_core::RuleSet, String> {
+        let paths = self.paths();
+        let files = waf_core::rules::rule_files(&paths).map_err(|e| {
+            format!("{self:?} ruleset: {e} (the CRS comes with Debian's modsecurity-crs)")
+        })?;
+        let mut loader = waf_core::rules::Loader::new();
+        for file in files {
+            loader.add_file(&file).map_err(|e| e.to_string())?;
+        }
+        let (mut set, _notes) = loader.finish().map_err(|e| e.to_string())?;
+        set.settings.paranoia = paranoia;
+        Ok(set)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::OnceLock;
