@@ -368,6 +368,15 @@ pub(crate) trait Evaluate {
     /// The plan the evaluator runs.
     fn plan(&self) -> &Plan;
 
+    /// Scratch state for one request. By default a new one.
+    fn take_cache(&self) -> Self::Cache {
+        Self::Cache::default()
+    }
+
+    /// Hands back a request's scratch state once the request is done, for the next request
+    /// to reuse its allocations. By default dropped.
+    fn give_back(&self, _cache: Self::Cache) {}
+
     /// Which values of condition `cond` of rule `rule` can make it hold in this request.
     /// [`Candidates::None`] lets the driver skip the condition without enumerating a single
     /// value, [`Candidates::Slots`] lets it skip every value not listed; either must only be
@@ -474,7 +483,7 @@ pub(crate) fn run<E: Evaluate>(eval: &E, request: &Request) -> Verdict {
             apply_exclusion(plan, ex, &mut state.removed);
         }
     }
-    let mut cache = E::Cache::default();
+    let mut cache = eval.take_cache();
     'phases: for (phase, range) in plan.phases.iter().cloned() {
         if phase == Phase::Body {
             state.data.parse_body(&settings.parse_limits);
@@ -501,6 +510,7 @@ pub(crate) fn run<E: Evaluate>(eval: &E, request: &Request) -> Verdict {
             };
         }
     }
+    eval.give_back(cache);
     state.verdict
 }
 
