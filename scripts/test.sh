@@ -16,3 +16,8 @@ echo "== cargo test"
 cargo test --workspace --release --locked
 echo "== rule examples"
 cargo run --release --locked -q -p waf-proxy -- rules test rules/
+echo "== load test (smoke)"
+# The load test end to end, in one second per request and mode: our proxy with the WAF off,
+# with rules/ and with the CRS, nginx, and nginx + ModSecurity + CRS (installed by the script
+# when missing); every clean request must pass our ruleset, attacks must be blocked.
+bash benches/load/run.sh --smoke
