@@ -21,3 +21,7 @@ echo "== load test (smoke)"
 # with rules/ and with the CRS, nginx, and nginx + ModSecurity + CRS (installed by the script
 # when missing); every clean request must pass our ruleset, attacks must be blocked.
 bash benches/load/run.sh --smoke
+echo "== fuzz (smoke)"
+# Every cargo-fuzz target for 20 seconds on its seed corpus (installs cargo-fuzz when
+# missing); a crash fails the run. `bash scripts/fuzz.sh --time 600` runs them longer.
+bash scripts/fuzz.sh --time 20
