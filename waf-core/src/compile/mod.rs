@@ -11,9 +11,9 @@
 //!    [required literals](literals) of every condition tested at that node — phrase lists,
 //!    `contains` strings and literals extracted from regexes. A value is scanned once per node;
 //!    a condition whose literals did not occur is known not to match without running its
-//!    regex. Regexes with no usable literal (the residual set) run as one multi-pattern regex
-//!    per node; those whose every match starts with a rare byte (`;`, `|`, `<`...) form a
-//!    set of their own that values without such a byte skip.
+//!    regex. Regexes with no usable literal (the residual set) whose every match holds a rare
+//!    byte (`;`, `|`, `<`...) run only on values holding one (their *byte gate*);
+//!    the others run as one multi-pattern regex per node.
 //! 3. **Evaluation stops early** once a blocking decision is certain.
 //!
 //! ```
