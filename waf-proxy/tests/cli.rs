@@ -109,17 +109,21 @@ fn check_reports_duplicate_ids_and_lists_residual_regexes() {
         "residual",
         &[(
             "a.yaml",
-            "rules:\n  - id: 8\n    targets: [args]\n    match: {rx: '[0-9]{30}'}\n",
+            "rules:\n  - id: 8\n    targets: [args]\n    match: {rx: '[0-9]{30}'}\n  - id: 9\n    targets: [args]\n    match: {rx: '[;|]\\s*\\w+'}\n",
         )],
     );
     let out = waf(&["rules", "check", "--verbose", dir.path()], None);
     let text = stdout(&out);
     assert!(out.status.success(), "{text}");
     assert!(
-        text.contains("a.yaml:2:5: rule 8: condition 1: residual regex"),
+        text.contains("a.yaml:2:5: rule 8: condition 1: residual regex (no literal of 2+ bytes gates it; the residual set scans every value)"),
         "{text}"
     );
-    assert!(text.contains("1 residual regexes"), "{text}");
+    assert!(
+        text.contains("a.yaml:5:5: rule 9: condition 1: residual regex (no literal of 2+ bytes gates it; it runs on values holding one of \";|\")"),
+        "{text}"
+    );
+    assert!(text.contains("2 residual regexes"), "{text}");
 }
 
 #[test]

@@ -100,7 +100,7 @@ impl ByteSet {
         self
     }
 
-    fn bytes(&self) -> impl Iterator<Item = u8> + '_ {
+    pub(crate) fn bytes(&self) -> impl Iterator<Item = u8> + '_ {
         (0u8..=255).filter(|&b| self.contains(b))
     }
 
@@ -122,8 +122,14 @@ fn commonness(b: u8) -> u32 {
     }
 }
 
+/// Highest [`ByteSet::cost`] of a byte gate: a set as common as this (a handful of rare bytes
+/// and a few of the punctuation of URLs and prose) still keeps most values out; a larger one
+/// would open on nearly every value and is better left to the residual set.
+const MAX_BYTE_GATE_COST: u32 = 24;
+
 /// The *byte gate* of a regex: bytes one of which occurs in every match, when they are rare
-/// enough to be worth checking (no ASCII letter or digit among them).
+/// enough to be worth checking (no ASCII letter or digit among them, and a
+/// [cost](ByteSet::cost) of at most [`MAX_BYTE_GATE_COST`]).
 ///
 /// It serves the residual regexes, which have no literal of [`MIN_REGEX_LITERAL`] bytes: the
 /// CRS command-injection rules need one of `;`, `|`, `&`, `` ` `` or `$`, its XSS rules a `<`,
@@ -138,7 +144,7 @@ fn commonness(b: u8) -> u32 {
 pub(crate) fn byte_gate(pattern: &str) -> Option<ByteSet> {
     let hir = parse_bytes(pattern)?;
     let set = required_bytes(&hir, 0)?;
-    let rare = set.bytes().all(|b| !b.is_ascii_alphanumeric());
+    let rare = set.bytes().all(|b| !b.is_ascii_alphanumeric()) && set.cost() <= MAX_BYTE_GATE_COST;
     rare.then_some(set)
 }
 
@@ -398,6 +404,11 @@ mod tests {
         assert_eq!(gate(r"(?i)select|;"), None, "a letter is not rare");
         assert_eq!(gate(r"x*;?"), None, "may match the empty string");
         assert_eq!(gate(r"(?:x|y)+"), None, "letters only");
+        assert_eq!(
+            gate(r"[^a-z0-9]"),
+            None,
+            "nearly every value has punctuation"
+        );
     }
 
     proptest::proptest! {

@@ -378,6 +378,31 @@ impl Program {
             })
     }
 
+    /// The byte gate of a residual regex condition (rule id, condition index): the bytes one
+    /// of which a value must hold for the regex to run on it. `None` when the condition is not
+    /// a residual regex or has no byte gate (the residual set then scans every value).
+    ///
+    /// ```
+    /// use waf_core::{compile, RuleSet};
+    /// let set = RuleSet::from_yaml_str(
+    ///     "rules:\n  - id: 1\n    targets: [args]\n    match: {rx: '[;|]\\s*\\w+'}\n",
+    ///     "inline.yaml",
+    /// ).unwrap();
+    /// assert_eq!(compile(&set).unwrap().residual_byte_gate(1, 0), Some(b";|".to_vec()));
+    /// ```
+    pub fn residual_byte_gate(&self, rule: u32, cond: usize) -> Option<Vec<u8>> {
+        let index = self.plan.rules.iter().position(|r| r.id == rule)?;
+        if !self.conds.get(index)?.get(cond)?.residual {
+            return None;
+        }
+        match &self.plan.rules[index].conditions.get(cond)?.operator {
+            crate::operator::Operator::Rx(pattern) => {
+                literals::byte_gate(pattern).map(|set| set.bytes().collect())
+            }
+            _ => None,
+        }
+    }
+
     /// The settings the program was compiled with.
     pub fn settings(&self) -> &crate::rules::Settings {
         &self.plan.settings

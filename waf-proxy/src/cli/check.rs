@@ -42,10 +42,17 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                         .find(|r| r.id == *id)
                         .map(|r| r.source.to_string())
                         .unwrap_or_default();
-                    println!(
-                        "{source}: rule {id}: condition {}: residual regex (no literal of 2+ bytes gates it; the residual set scans every value)",
-                        cond + 1
-                    );
+                    match program.residual_byte_gate(*id, *cond) {
+                        Some(bytes) => println!(
+                            "{source}: rule {id}: condition {}: residual regex (no literal of 2+ bytes gates it; it runs on values holding one of {:?})",
+                            cond + 1,
+                            String::from_utf8_lossy(&bytes)
+                        ),
+                        None => println!(
+                            "{source}: rule {id}: condition {}: residual regex (no literal of 2+ bytes gates it; the residual set scans every value)",
+                            cond + 1
+                        ),
+                    }
                 }
             }
             println!(
