@@ -470,6 +470,57 @@ impl Transform {
         }
     }
 
+    /// The bytes without which the transformation leaves a value as it is, but for the ASCII
+    /// case change of [`case_change`](Transform::case_change); `None` when it may change any
+    /// value (decoders of whole values, digests, `length`).
+    ///
+    /// The compiled program reads these to skip transformations: a value holding none of a
+    /// chain's trigger bytes needs no decoding pass at all. No set holds an ASCII letter, so a
+    /// set of a value's bytes stays valid across case changes. A property test holds every set
+    /// to `apply`.
+    pub(crate) fn triggers(&self) -> Option<&'static [u8]> {
+        const SPACES: &[u8] = b" \t\n\x0b\x0c\r\xa0";
+        Some(match self {
+            Transform::Lowercase | Transform::Uppercase => b"",
+            Transform::UrlDecode | Transform::UrlDecodeUni => b"%+",
+            Transform::HtmlEntityDecode => b"&",
+            Transform::JsDecode | Transform::CssDecode | Transform::EscapeSeqDecode => b"\\",
+            // A literal starts with `0x`.
+            Transform::SqlHexDecode => b"0",
+            Transform::RemoveNulls | Transform::ReplaceNulls => b"\0",
+            Transform::RemoveWhitespace | Transform::CompressWhitespace => SPACES,
+            // Every comment marker holds one of these: `/*`, `*/`, `<!--`, `-->`, `--`, `#`.
+            Transform::ReplaceComments => b"*",
+            Transform::RemoveComments | Transform::RemoveCommentsChar => b"*!-#",
+            Transform::CmdLine => b"\\\"'^,; \t\r\n",
+            // Without a separator the whole value is one segment, which changes only if it
+            // is `.`.
+            Transform::NormalizePath => b"/.",
+            Transform::NormalizePathWin => b"/\\.",
+            Transform::Utf8ToUnicode => NON_ASCII,
+            Transform::Trim | Transform::TrimLeft | Transform::TrimRight => b" \t\n\x0b\x0c\r",
+            Transform::Base64Decode
+            | Transform::Base64DecodeExt
+            | Transform::Base64Encode
+            | Transform::HexDecode
+            | Transform::HexEncode
+            | Transform::Length
+            | Transform::Md5
+            | Transform::Sha1 => return None,
+        })
+    }
+
+    /// The ASCII case change the transformation makes to a value holding none of its
+    /// [`triggers`](Transform::triggers): `lowercase` and `cmd_line` lowercase it, `uppercase`
+    /// uppercases it; the others leave it alone (`None`).
+    pub(crate) fn case_change(&self) -> Option<Transform> {
+        match self {
+            Transform::Lowercase | Transform::CmdLine => Some(Transform::Lowercase),
+            Transform::Uppercase => Some(Transform::Uppercase),
+            _ => None,
+        }
+    }
+
     /// This crate's snake_case name, as used in configuration and logs.
     ///
     /// ```
@@ -628,6 +679,17 @@ impl std::error::Error for UnknownTransform {}
 
 // ---------------------------------------------------------------------------
 // Helpers shared by the families.
+
+/// Every byte above 0x7F: the triggers of `utf8_to_unicode`.
+const NON_ASCII: &[u8] = &{
+    let mut bytes = [0u8; 128];
+    let mut i = 0;
+    while i < 128 {
+        bytes[i] = 0x80 + i as u8;
+        i += 1;
+    }
+    bytes
+};
 
 /// Hands back the input itself when a rebuilt value turned out identical, so
 /// that `Borrowed` always means "unchanged", whichever path produced it.

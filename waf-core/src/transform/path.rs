@@ -26,6 +26,9 @@ pub(super) fn normalize_path(input: &[u8], windows: bool) -> Cow<'_, [u8]> {
     };
     let absolute = is_separator(first);
     let trailing = is_separator(last);
+    if is_normal(input, windows) {
+        return Cow::Borrowed(input);
+    }
 
     let mut segments: Vec<&[u8]> = Vec::new();
     for segment in input.split(is_separator) {
@@ -61,4 +64,23 @@ pub(super) fn normalize_path(input: &[u8], windows: bool) -> Cow<'_, [u8]> {
         out.pop();
     }
     finish(input, out)
+}
+
+/// Whether normalising leaves `input` as it is, decided without building anything: most paths
+/// and URLs already are normal, and this runs on every value of many rules. A path is normal
+/// when it has no `.` or `..` segment and no empty segment but a leading or trailing one (the
+/// root and a final `/`), and, for Windows, no backslash.
+fn is_normal(input: &[u8], windows: bool) -> bool {
+    if windows && memchr::memchr(b'\\', input).is_some() {
+        return false;
+    }
+    let last = input.split(|&b| b == b'/').count() - 1;
+    input
+        .split(|&b| b == b'/')
+        .enumerate()
+        .all(|(i, segment)| match segment {
+            b"." | b".." => false,
+            b"" => i == 0 || i == last,
+            _ => true,
+        })
 }

@@ -224,6 +224,22 @@ proptest! {
         }
     }
 
+    /// What the compiled program relies on to skip transformations: without a trigger byte,
+    /// a transformation changes at most the value's case, and only as `case_change` says.
+    #[test]
+    fn values_without_trigger_bytes_change_only_in_case(input in inputs()) {
+        for t in Transform::ALL {
+            let Some(triggers) = t.triggers() else { continue };
+            prop_assert!(!triggers.iter().any(u8::is_ascii_alphabetic), "{} has a letter among its triggers", t);
+            let value: Vec<u8> = input.iter().copied().filter(|b| !triggers.contains(b)).collect();
+            let expected = match t.case_change() {
+                Some(case) => case.apply(&value).into_owned(),
+                None => value.clone(),
+            };
+            prop_assert_eq!(t.apply(&value).into_owned(), expected, "{} changed {:?}", t, value);
+        }
+    }
+
     #[test]
     fn length_is_the_decimal_byte_count(input in proptest::collection::vec(any::<u8>(), 0..2048)) {
         let out = Transform::Length.apply(&input).into_owned();
