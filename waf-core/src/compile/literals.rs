@@ -93,7 +93,17 @@ impl ByteSet {
         self.0.iter().zip(&other.0).any(|(a, b)| a & b != 0)
     }
 
-    fn union(mut self, other: ByteSet) -> ByteSet {
+    /// Whether the set holds a letter `A` to `Z` (bits 65 to 90: the second word's 1 to 26).
+    pub(crate) fn has_ascii_uppercase(&self) -> bool {
+        self.0[1] & 0x07FF_FFFE != 0
+    }
+
+    /// Whether the set holds a letter `a` to `z` (bits 97 to 122).
+    pub(crate) fn has_ascii_lowercase(&self) -> bool {
+        self.0[1] & (0x07FF_FFFE << 32) != 0
+    }
+
+    pub(crate) fn union(mut self, other: ByteSet) -> ByteSet {
         for (a, b) in self.0.iter_mut().zip(other.0) {
             *a |= b;
         }
@@ -122,60 +132,147 @@ fn commonness(b: u8) -> u32 {
     }
 }
 
-/// Highest [`ByteSet::cost`] of a byte gate: a set as common as this (a handful of rare bytes
-/// and a few of the punctuation of URLs and prose) still keeps most values out; a larger one
-/// would open on nearly every value and is better left to the residual set.
-const MAX_BYTE_GATE_COST: u32 = 24;
+/// Highest [cost](ResidualGate::cost) of a residual regex's gate: a set as common as this (a
+/// handful of rare bytes and a few of the punctuation of URLs and prose) still keeps most
+/// values out; a larger one would open on nearly every value and is better left to the
+/// residual set.
+const MAX_GATE_COST: u32 = 24;
 
-/// The *byte gate* of a regex: bytes one of which occurs in every match, when they are rare
-/// enough to be worth checking (no ASCII letter or digit among them, and a
-/// [cost](ByteSet::cost) of at most [`MAX_BYTE_GATE_COST`]).
+/// What one literal of a [`ResidualGate`] costs on the [`commonness`] scale: a string of two or
+/// more bytes is rarer than any single punctuation byte of URLs, but is not free.
+const LITERAL_COST: u32 = 2;
+
+/// The gate of a residual regex: bytes and literals, one of which occurs in every match.
 ///
-/// It serves the residual regexes, which have no literal of [`MIN_REGEX_LITERAL`] bytes: the
-/// CRS command-injection rules need one of `;`, `|`, `&`, `` ` `` or `$`, its XSS rules a `<`,
-/// its header-injection rules a CR or LF. A value without any of them cannot match, which
-/// one look at a table of the value's bytes tells, without running the regex.
-///
-/// Found on the syntax tree, and *necessary* by construction: a literal requires each of its
-/// bytes (the rarest is taken), a class one of its bytes, a repetition of at least one its
-/// body's set, a concatenation any one of its elements' sets (the cheapest by [`commonness`]),
-/// an alternation the union of its branches'. Anything that may match the empty string
-/// requires nothing.
-pub(crate) fn byte_gate(pattern: &str) -> Option<ByteSet> {
-    let hir = parse_bytes(pattern)?;
-    let set = required_bytes(&hir, 0)?;
-    let rare = set.bytes().all(|b| !b.is_ascii_alphanumeric()) && set.cost() <= MAX_BYTE_GATE_COST;
-    rare.then_some(set)
+/// It serves the residual regexes, which have no literal set of [`MIN_REGEX_LITERAL`] bytes:
+/// the CRS command-injection rules need one of `;`, `|`, `&`, `` ` `` or `$`, its XSS rules a
+/// `<`, its header-injection rules a CR or LF, its path-traversal rule a `/`, a `\`, a `%` or
+/// the literal `0x`. A value holding none of them cannot match: one look at a table
+/// of the value's bytes and at the literals the chain's Aho-Corasick scan found tells, without
+/// running the regex.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ResidualGate {
+    /// Bytes (never an ASCII letter or digit).
+    pub(crate) bytes: ByteSet,
+    /// Lowercased literals of [`MIN_REGEX_LITERAL`] bytes or more, found ASCII
+    /// case-insensitively.
+    pub(crate) literals: Vec<Vec<u8>>,
 }
 
-/// Bytes one of which every match of `hir` contains; `None` when a match may be empty or the
+impl ResidualGate {
+    /// How often sign-in values open the gate, roughly: its bytes' [`commonness`] and
+    /// [`LITERAL_COST`] per literal. Lower is better.
+    fn cost(&self) -> u32 {
+        self.bytes.cost() + LITERAL_COST * self.literals.len() as u32
+    }
+
+    fn union(mut self, other: ResidualGate) -> ResidualGate {
+        self.bytes = self.bytes.union(other.bytes);
+        self.literals.extend(other.literals);
+        self.literals.sort();
+        self.literals.dedup();
+        self
+    }
+}
+
+/// The [gate](ResidualGate) of a residual regex, when it is selective enough to be worth
+/// checking (no ASCII letter or digit among its bytes, and a cost of at most
+/// [`MAX_GATE_COST`]).
+///
+/// Found on the case-folded syntax tree, and *necessary* by construction: a literal requires
+/// each of its bytes (the rarest is taken) or itself, a class one of its bytes, a repetition of
+/// at least one its body's gate, a concatenation any one of its elements' gates or one of its
+/// own required literals, an alternation the union of its branches' gates. Anything that may
+/// match the empty string requires nothing. Of several candidates the cheapest by cost wins.
+pub(crate) fn residual_gate(pattern: &str) -> Option<ResidualGate> {
+    let hir = parse_bytes(pattern)?;
+    let folded = fold_case(&hir, 0)?;
+    let gate = required_gate(&folded, 0)?;
+    let rare = gate.bytes.bytes().all(|b| !b.is_ascii_alphanumeric())
+        && gate.cost() <= MAX_GATE_COST
+        && (gate.bytes != ByteSet::default() || !gate.literals.is_empty());
+    rare.then_some(gate)
+}
+
+/// The cheapest gate every match of `hir` must open; `None` when a match may be empty or the
 /// tree is too deep to tell.
-fn required_bytes(hir: &Hir, depth: usize) -> Option<ByteSet> {
+fn required_gate(hir: &Hir, depth: usize) -> Option<ResidualGate> {
     if depth > MAX_DEPTH * 4 {
         return None;
     }
     let d = depth + 1;
-    match hir.kind() {
-        HirKind::Empty | HirKind::Look(_) => None,
+    let by_parts = match hir.kind() {
+        HirKind::Empty | HirKind::Look(_) => return None,
         HirKind::Literal(lit) => {
             let rarest = lit.0.iter().copied().min_by_key(|&b| commonness(b))?;
-            let mut set = ByteSet::default();
-            set.insert(rarest);
-            Some(set)
+            let mut bytes = ByteSet::default();
+            bytes.insert(rarest);
+            Some(ResidualGate {
+                bytes,
+                literals: Vec::new(),
+            })
         }
-        HirKind::Class(Class::Bytes(c)) => Some(class_bytes(c)),
-        HirKind::Class(Class::Unicode(c)) => c.to_byte_class().map(|c| class_bytes(&c)),
-        HirKind::Repetition(r) if r.min >= 1 => required_bytes(&r.sub, d),
-        HirKind::Repetition(_) => None,
-        HirKind::Capture(c) => required_bytes(&c.sub, d),
+        HirKind::Class(Class::Bytes(c)) => Some(ResidualGate {
+            bytes: class_bytes(c),
+            literals: Vec::new(),
+        }),
+        HirKind::Class(Class::Unicode(c)) => Some(ResidualGate {
+            bytes: unicode_class_bytes(c),
+            literals: Vec::new(),
+        }),
+        HirKind::Repetition(r) if r.min >= 1 => required_gate(&r.sub, d),
+        HirKind::Repetition(_) => return None,
+        HirKind::Capture(c) => required_gate(&c.sub, d),
         HirKind::Concat(subs) => subs
             .iter()
-            .filter_map(|s| required_bytes(s, d))
-            .min_by_key(ByteSet::cost),
-        HirKind::Alternation(subs) => subs.iter().try_fold(ByteSet::default(), |acc, s| {
-            Some(acc.union(required_bytes(s, d)?))
+            .filter_map(|s| required_gate(s, d))
+            .min_by_key(ResidualGate::cost),
+        HirKind::Alternation(subs) => subs.iter().try_fold(ResidualGate::default(), |acc, s| {
+            Some(acc.union(required_gate(s, d)?))
         }),
+    };
+    // A literal or a concatenation may also be gated by the literals its matches begin or end
+    // with (`0x` rather than the `0` every number holds). Only this node's own prefixes and
+    // suffixes are asked for (`required` at its depth limit): its parts had their turn above.
+    let by_literals = match hir.kind() {
+        HirKind::Literal(_) | HirKind::Concat(_) => required(hir, MAX_DEPTH).and_then(|seq| {
+            let mut literals: Vec<Vec<u8>> = seq
+                .literals()?
+                .iter()
+                .map(|l| l.as_bytes().to_vec())
+                .collect();
+            literals.sort();
+            literals.dedup();
+            Some(ResidualGate {
+                bytes: ByteSet::default(),
+                literals,
+            })
+        }),
+        _ => None,
+    };
+    match (by_parts, by_literals) {
+        (Some(a), Some(b)) => Some(if b.cost() < a.cost() { b } else { a }),
+        (a, b) => a.or(b),
     }
+}
+
+/// The bytes a match of a Unicode class starts with: the ASCII members themselves, and the
+/// UTF-8 lead bytes of the others. The parser makes such classes of alternations of UTF-8
+/// sequences even with Unicode off: `<|\xef\xbc\x9c` (`<` or its full-width form) is the class
+/// `[<＜]`.
+fn unicode_class_bytes(class: &regex_syntax::hir::ClassUnicode) -> ByteSet {
+    fn lead(c: char) -> u8 {
+        let mut buf = [0u8; 4];
+        c.encode_utf8(&mut buf);
+        buf[0]
+    }
+    let mut set = ByteSet::default();
+    for range in class.iter() {
+        for b in lead(range.start())..=lead(range.end()) {
+            set.insert(b);
+        }
+    }
+    set
 }
 
 fn class_bytes(class: &ClassBytes) -> ByteSet {
@@ -225,8 +322,25 @@ fn fold_case(hir: &Hir, depth: usize) -> Option<Hir> {
         HirKind::Class(Class::Bytes(c)) => fold_class(c),
         HirKind::Class(Class::Unicode(c)) => match c.to_byte_class() {
             Some(b) => fold_class(&b),
-            // A non-ASCII Unicode class cannot appear with Unicode mode off; be safe anyway.
-            None => return None,
+            // An alternation of UTF-8 sequences, made a class by the parser: ASCII case
+            // folding leaves its non-ASCII members as they are.
+            None => {
+                let mut folded = c.clone();
+                let ascii: Vec<regex_syntax::hir::ClassUnicodeRange> = c
+                    .iter()
+                    .filter(|r| r.start().is_ascii())
+                    .flat_map(|r| r.start()..=r.end().min('\x7f'))
+                    .map(|ch| {
+                        let lower = ch.to_ascii_lowercase();
+                        regex_syntax::hir::ClassUnicodeRange::new(lower, lower)
+                    })
+                    .collect();
+                folded.difference(&regex_syntax::hir::ClassUnicode::new([
+                    regex_syntax::hir::ClassUnicodeRange::new('A', 'Z'),
+                ]));
+                folded.union(&regex_syntax::hir::ClassUnicode::new(ascii));
+                Hir::class(Class::Unicode(folded))
+            }
         },
         HirKind::Repetition(r) => Hir::repetition(regex_syntax::hir::Repetition {
             min: r.min,
@@ -388,10 +502,31 @@ mod tests {
         }
     }
 
+    /// Regression: the parser turns `<|\xef\xbc\x9c` into a Unicode class even with Unicode
+    /// off, which left the XSS tag rule 141300 without a gate.
+    #[test]
+    fn a_class_of_utf8_sequences_gates_on_lead_bytes() {
+        let gate = residual_gate(r"(?:<|\xef\xbc\x9c)\s*[a-z]")
+            .map(|g| g.bytes.bytes().collect::<Vec<u8>>());
+        assert_eq!(gate, Some(vec![b'<', 0xef]));
+    }
+
+    #[test]
+    fn letter_masks() {
+        for b in 0..=255u8 {
+            let set = ByteSet::of(&[b]);
+            assert_eq!(set.has_ascii_uppercase(), b.is_ascii_uppercase(), "{b}");
+            assert_eq!(set.has_ascii_lowercase(), b.is_ascii_lowercase(), "{b}");
+        }
+    }
+
     #[test]
     fn byte_gates_of_residual_shapes() {
-        let gate =
-            |p: &str| byte_gate(p).map(|set| set.bytes().map(char::from).collect::<String>());
+        let gate = |p: &str| {
+            residual_gate(p)
+                .filter(|g| g.literals.is_empty())
+                .map(|g| g.bytes.bytes().map(char::from).collect::<String>())
+        };
         assert_eq!(gate(r"(?:;|\||&&?|`|\$\()\s*\w+").as_deref(), Some("$&;`|"));
         assert_eq!(gate(r"[<>]\s*script").as_deref(), Some("<>"));
         assert_eq!(
@@ -401,7 +536,7 @@ mod tests {
         );
         assert_eq!(gate(r"(?:^|;)cat"), None, "a match may have no `;`");
         assert_eq!(gate(r"a[\r\n]+b").as_deref(), Some("\n\r"));
-        assert_eq!(gate(r"(?i)select|;"), None, "a letter is not rare");
+        assert_eq!(gate(r"(?i)s|;"), None, "a letter is not rare");
         assert_eq!(gate(r"x*;?"), None, "may match the empty string");
         assert_eq!(gate(r"(?:x|y)+"), None, "letters only");
         assert_eq!(
@@ -411,19 +546,48 @@ mod tests {
         );
     }
 
+    /// Gates that mix bytes and literals: the shape of the CRS path-traversal rule 930100.
+    #[test]
+    fn residual_gates_mix_bytes_and_literals() {
+        let gate = |p: &str| {
+            residual_gate(p).map(|g| {
+                let bytes: String = g.bytes.bytes().map(char::from).collect();
+                let lits: Vec<String> = g
+                    .literals
+                    .iter()
+                    .map(|l| String::from_utf8_lossy(l).into_owned())
+                    .collect();
+                (bytes, lits)
+            })
+        };
+        assert_eq!(
+            gate(r"(?i)(?:\x5c|%|0x(?:2f|5c)|/)[a-z]+"),
+            Some(("%/\\".to_string(), vec!["0x".to_string()])),
+            "the literal `0x` instead of the digit `0` every number holds"
+        );
+        assert_eq!(
+            gate(r"(?i)select|;"),
+            Some((";".to_string(), vec!["select".to_string()]))
+        );
+        assert_eq!(gate(r"(?i)s|;"), None, "a one-letter branch has no literal");
+    }
+
     proptest::proptest! {
-        /// Soundness of the byte gate: a value the regex matches holds one of its bytes.
+        /// Soundness of the residual gate: a value the regex matches holds one of its bytes or
+        /// (case-insensitively) one of its literals.
         #[test]
         fn byte_gates_are_necessary(
-            pattern in r"(?:[;|&<]|\\s|\.|\*|\+|\?|\||\(|\)|\[;a\]|\^|\$|a|;a|\(\?i\)){1,10}",
-            value in "[aA;|&< ]{0,16}",
+            pattern in r"(?:[;|&<]|\\s|\.|\*|\+|\?|\||\(|\)|\[;a\]|\^|\$|a|;a|ab|0x|\(\?i\)){1,10}",
+            value in "[aAbB0x;|&< ]{0,16}",
         ) {
-            let Some(gate) = byte_gate(&pattern) else { return Ok(()) };
+            let Some(gate) = residual_gate(&pattern) else { return Ok(()) };
             let Ok(m) = Matcher::new(&Operator::Rx(pattern.clone())) else { return Ok(()) };
             if m.matches(value.as_bytes(), &mut |_| None).is_some() {
+                let lower = value.to_ascii_lowercase();
                 proptest::prop_assert!(
-                    gate.intersects(&ByteSet::of(value.as_bytes())),
-                    "{pattern} matched {value:?} without any byte of its gate"
+                    gate.bytes.intersects(&ByteSet::of(value.as_bytes()))
+                        || gate.literals.iter().any(|l| memchr::memmem::find(lower.as_bytes(), l).is_some()),
+                    "{pattern} matched {value:?} without any byte or literal of its gate {gate:?}"
                 );
             }
         }

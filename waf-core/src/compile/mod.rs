@@ -57,18 +57,51 @@ pub fn compile(set: &RuleSet) -> Result<Program, Error> {
 
 type ChainId = u32;
 
+/// How the compiled program keeps a residual regex — one no literal set gates — from running
+/// on every value; see [`Program::residual_gate`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ResidualGate {
+    /// It runs on the values holding one of these bytes or, ASCII case-insensitively, one of
+    /// these literals (every match holds one).
+    Gate {
+        /// Bytes, never an ASCII letter or digit.
+        bytes: Vec<u8>,
+        /// Lowercase literals of two bytes or more.
+        literals: Vec<Vec<u8>>,
+    },
+    /// Its targets name their values (a header, an argument, the request line): it runs on
+    /// those alone.
+    Named,
+    /// It targets transaction variables or counts, computed while rules run: it runs on each.
+    Dynamic,
+    /// It joins its transformation chain's residual set, one multi-pattern regex that runs on
+    /// every value reaching the chain.
+    Set,
+}
+
 /// A node of the transformation trie.
 #[derive(Debug)]
 struct Chain {
     parent: Option<ChainId>,
     /// The transformation this node adds to its parent's value (`None` for the root).
     transform: Option<Transform>,
+    /// The transformation's [trigger bytes](Transform::triggers): a value holding none is
+    /// not transformed (but for case).
+    triggers: Option<literals::ByteSet>,
+    /// The trigger bytes of every transformation from the root to this node; `None` when one
+    /// of them may change any value. A raw value holding none of them reaches this node
+    /// unchanged but for case: the node is *untouched* for that value.
+    path_triggers: Option<literals::ByteSet>,
+    /// The case of an untouched value at this node: that of the last case change on the path.
+    path_case: Option<Transform>,
     /// The residual regexes tested at this node that have no byte gate, as one multi-pattern
     /// regex.
     residual: Option<ResidualSet>,
-    /// The residual regexes tested at this node that have a [byte gate](literals::byte_gate):
-    /// the gate's bytes and the condition's gate id. A value holding one of the bytes opens
-    /// the gate, and the condition's own regex decides.
+    /// The residual regexes tested at this node whose [gate](literals::residual_gate) has
+    /// bytes: the bytes and the condition's gate id. A value holding one of the bytes opens
+    /// the gate (so does one of the gate's literals, found by the Aho-Corasick scan), and the
+    /// condition's own regex decides.
     byte_gated: Vec<(literals::ByteSet, u32)>,
 }
 
@@ -102,8 +135,22 @@ struct CondPlan {
     /// without any skip the (costly) detector. See [`injection_gate`].
     needs_byte: Option<&'static [bool; 256]>,
     /// What must be scanned before the gate's bit can be trusted: each stage's node with each
-    /// targeted collection, as indices into [`Cache::scanned`].
-    scans: Vec<(ChainId, Collection, usize)>,
+    /// targeted collection.
+    scans: Vec<Scan>,
+}
+
+/// What a [`Scan`] covers: a chain node, a collection, and a member name or every member.
+type ScanKey = (ChainId, Collection, Option<Box<[u8]>>);
+
+/// The values of one collection (or of its members of one name) scanned at one chain node.
+#[derive(Debug)]
+struct Scan {
+    node: ChainId,
+    collection: Collection,
+    /// Only the members of this name (lowercase; compared without regard to ASCII case).
+    name: Option<Box<[u8]>>,
+    /// Index into [`Cache::scanned`].
+    index: usize,
 }
 
 /// The byte-class gates of the libinjection operators.
@@ -164,8 +211,12 @@ pub struct Program {
     conds: Vec<Vec<CondPlan>>,
     /// Number of gate ids: literal gates and residual-regex gates.
     gated: usize,
-    /// Distinct `(node, collection)` pairs that gated conditions need scanned.
+    /// Distinct `(node, collection, name)` scans that gated conditions need.
     scan_count: usize,
+    /// Most patterns in one chain node's residual set: the capacity of [`Cache::hits`].
+    residual_patterns_max: usize,
+    /// The byte gates of every node, checked at the root for the untouched nodes.
+    all_byte_gated: Vec<(literals::ByteSet, u32)>,
 }
 
 impl Program {
@@ -175,6 +226,9 @@ impl Program {
         let mut chains = vec![Chain {
             parent: None,
             transform: None,
+            triggers: None,
+            path_triggers: Some(literals::ByteSet::default()),
+            path_case: None,
             residual: None,
             byte_gated: Vec::new(),
         }];
@@ -184,9 +238,19 @@ impl Program {
             let mut at: ChainId = 0;
             for &t in transforms {
                 at = *trie.entry((at, t)).or_insert_with(|| {
+                    let triggers = t.triggers().map(literals::ByteSet::of);
+                    let parent = &chains[at as usize];
+                    let path_triggers = match (parent.path_triggers, triggers) {
+                        (Some(p), Some(t)) => Some(p.union(t)),
+                        _ => None,
+                    };
+                    let path_case = t.case_change().or(parent.path_case);
                     chains.push(Chain {
                         parent: Some(at),
                         transform: Some(t),
+                        triggers,
+                        path_triggers,
+                        path_case,
                         residual: None,
                         byte_gated: Vec::new(),
                     });
@@ -200,7 +264,7 @@ impl Program {
         let mut literals: HashMap<Vec<u8>, Vec<u32>> = HashMap::new();
         let mut conds = Vec::with_capacity(plan.rules.len());
         let mut gated = 0u32;
-        let mut scan_slots: HashMap<(ChainId, Collection), usize> = HashMap::new();
+        let mut scan_slots: HashMap<ScanKey, usize> = HashMap::new();
         // Regexes with no required literal, by the chain node they are tested at.
         let mut residual_patterns: HashMap<ChainId, Vec<(String, u32)>> = HashMap::new();
         for rule in &plan.rules {
@@ -218,6 +282,14 @@ impl Program {
                     .targets
                     .iter()
                     .any(|t| t.collection.is_dynamic() || t.count);
+                // A condition whose targets name their values (`REQUEST_HEADERS:Host`, the
+                // request line) visits a few values: a residual regex there runs on them
+                // directly, instead of joining a residual set that would run on every value
+                // reaching its chain node.
+                let named = cond.targets.iter().all(|t| {
+                    t.collection.is_scalar()
+                        || matches!(t.selector, crate::rules::Selector::Name(_))
+                });
                 let mut residual = false;
                 let gate = match (literals::gate_literals(&cond.operator), &cond.operator) {
                     (Some(lits), _) if !dynamic => {
@@ -228,15 +300,33 @@ impl Program {
                         }
                         Some(id)
                     }
-                    (None, crate::operator::Operator::Rx(pattern)) if !dynamic => {
+                    (None, crate::operator::Operator::Rx(pattern)) if !dynamic && !named => {
                         residual = true;
                         let id = gated;
                         gated += 1;
-                        for &(node, _) in &stages {
-                            residual_patterns
-                                .entry(node)
-                                .or_default()
-                                .push((pattern.clone(), id));
+                        match literals::residual_gate(pattern) {
+                            // Opened by the chain's Aho-Corasick scan (the literals) and by a
+                            // look at the value's bytes at each node it is tested at.
+                            Some(gate) => {
+                                for l in gate.literals {
+                                    literals.entry(l).or_default().push(id);
+                                }
+                                if gate.bytes != literals::ByteSet::default() {
+                                    for &(node, _) in &stages {
+                                        if let Some(chain) = chains.get_mut(node as usize) {
+                                            chain.byte_gated.push((gate.bytes, id));
+                                        }
+                                    }
+                                }
+                            }
+                            None => {
+                                for &(node, _) in &stages {
+                                    residual_patterns
+                                        .entry(node)
+                                        .or_default()
+                                        .push((pattern.clone(), id));
+                                }
+                            }
                         }
                         Some(id)
                     }
@@ -246,11 +336,23 @@ impl Program {
                 if gate.is_some() {
                     for &(node, _) in &stages {
                         for t in &cond.targets {
-                            let key = (node, t.collection);
+                            // A target naming its members needs only those scanned.
+                            let name = match &t.selector {
+                                crate::rules::Selector::Name(n) if !t.collection.is_scalar() => {
+                                    Some(n.to_ascii_lowercase().into_bytes().into_boxed_slice())
+                                }
+                                _ => None,
+                            };
+                            let key = (node, t.collection, name);
                             let next = scan_slots.len();
-                            let index = *scan_slots.entry(key).or_insert(next);
-                            if !scans.iter().any(|&(_, _, i)| i == index) {
-                                scans.push((node, t.collection, index));
+                            let index = *scan_slots.entry(key.clone()).or_insert(next);
+                            if !scans.iter().any(|s: &Scan| s.index == index) {
+                                scans.push(Scan {
+                                    node,
+                                    collection: key.1,
+                                    name: key.2,
+                                    index,
+                                });
                             }
                         }
                     }
@@ -265,33 +367,30 @@ impl Program {
             }
             conds.push(cps);
         }
-        // Residual regexes with a byte gate are opened by one look at a table of the value's
-        // bytes, and their own regex decides; on ordinary values (tokens, ids, URLs) the gate
-        // stays shut and no regex runs. The others of a node run as one multi-pattern regex:
-        // one pass over a value says which of them match anywhere in it (`MatchKind::All`), so
-        // each is confirmed only on values where it matches. That set stays small (the residual
-        // set is meant to be), well clear of the lazy DFA's cache cliff.
+        // Residual regexes with a gate are opened by one look at a table of the value's bytes
+        // or by the literals the scan found, and their own regex decides; on ordinary values
+        // (tokens, ids, URLs) the gate stays shut and no regex runs. The others of a node run
+        // as one multi-pattern regex: one pass over a value says which of them match anywhere
+        // in it (`MatchKind::All`), so each is confirmed only on values where it matches. That
+        // set stays small (the residual set is meant to be), well clear of the lazy DFA's cache
+        // cliff.
+        let mut residual_patterns_max = 0;
         for (node, patterns) in residual_patterns {
             let Some(chain) = chains.get_mut(node as usize) else {
                 continue;
             };
-            let mut texts = Vec::new();
-            let mut gates = Vec::new();
-            for (text, gate) in patterns {
-                match literals::byte_gate(&text) {
-                    Some(bytes) => chain.byte_gated.push((bytes, gate)),
-                    None => {
-                        texts.push(text);
-                        gates.push(gate);
-                    }
-                }
-            }
-            if !texts.is_empty() {
-                let set = crate::operator::build_regex_set(&texts)
-                    .map_err(|e| Error::new(ErrorKind::Rule, format!("residual regexes: {e}")))?;
-                chain.residual = Some(ResidualSet { set, gates });
-            }
+            let (texts, gates): (Vec<String>, Vec<u32>) = patterns.into_iter().unzip();
+            let set = crate::operator::build_regex_set(&texts)
+                .map_err(|e| Error::new(ErrorKind::Rule, format!("residual regexes: {e}")))?;
+            residual_patterns_max = residual_patterns_max.max(set.pattern_len());
+            chain.residual = Some(ResidualSet { set, gates });
         }
+        let mut all_byte_gated: Vec<(literals::ByteSet, u32)> = chains
+            .iter()
+            .flat_map(|c| c.byte_gated.iter().copied())
+            .collect();
+        all_byte_gated.sort_unstable_by_key(|&(_, gate)| gate);
+        all_byte_gated.dedup_by_key(|&mut (_, gate)| gate);
         let prefilter = if literals.is_empty() {
             None
         } else {
@@ -327,6 +426,8 @@ impl Program {
             conds,
             gated: gated as usize,
             scan_count: scan_slots.len(),
+            residual_patterns_max,
+            all_byte_gated,
         })
     }
 
@@ -378,29 +479,60 @@ impl Program {
             })
     }
 
-    /// The byte gate of a residual regex condition (rule id, condition index): the bytes one
-    /// of which a value must hold for the regex to run on it. `None` when the condition is not
-    /// a residual regex or has no byte gate (the residual set then scans every value).
+    /// How a regex condition of [`residual_conditions`](Program::residual_conditions) (rule id,
+    /// condition index) is kept from running on every value; `None` for any other condition.
     ///
     /// ```
+    /// use waf_core::compile::ResidualGate;
     /// use waf_core::{compile, RuleSet};
     /// let set = RuleSet::from_yaml_str(
-    ///     "rules:\n  - id: 1\n    targets: [args]\n    match: {rx: '[;|]\\s*\\w+'}\n",
+    ///     "rules:
+    ///   - id: 1
+    ///     targets: [args]
+    ///     match: {rx: '[;|]\\s*\\w+'}
+    ///   - id: 2
+    ///     targets: [request_headers:host]
+    ///     match: {rx: '^[\\d.:]+$'}
+    ///   - id: 3
+    ///     targets: [args]
+    ///     match: {rx: '[0-9]{20}'}
+    /// ",
     ///     "inline.yaml",
     /// ).unwrap();
-    /// assert_eq!(compile(&set).unwrap().residual_byte_gate(1, 0), Some(b";|".to_vec()));
+    /// let program = compile(&set).unwrap();
+    /// assert_eq!(
+    ///     program.residual_gate(1, 0),
+    ///     Some(ResidualGate::Gate { bytes: b";|".to_vec(), literals: vec![] })
+    /// );
+    /// assert_eq!(program.residual_gate(2, 0), Some(ResidualGate::Named));
+    /// assert_eq!(program.residual_gate(3, 0), Some(ResidualGate::Set));
     /// ```
-    pub fn residual_byte_gate(&self, rule: u32, cond: usize) -> Option<Vec<u8>> {
+    pub fn residual_gate(&self, rule: u32, cond: usize) -> Option<ResidualGate> {
         let index = self.plan.rules.iter().position(|r| r.id == rule)?;
-        if !self.conds.get(index)?.get(cond)?.residual {
+        let plan = self.conds.get(index)?.get(cond)?;
+        let condition = self.plan.rules[index].conditions.get(cond)?;
+        let crate::operator::Operator::Rx(pattern) = &condition.operator else {
             return None;
-        }
-        match &self.plan.rules[index].conditions.get(cond)?.operator {
-            crate::operator::Operator::Rx(pattern) => {
-                literals::byte_gate(pattern).map(|set| set.bytes().collect())
+        };
+        Some(match (plan.residual, plan.gate) {
+            (true, _) => match literals::residual_gate(pattern) {
+                Some(gate) => ResidualGate::Gate {
+                    bytes: gate.bytes.bytes().collect(),
+                    literals: gate.literals,
+                },
+                None => ResidualGate::Set,
+            },
+            (false, Some(_)) => return None,
+            (false, None)
+                if condition
+                    .targets
+                    .iter()
+                    .any(|t| t.collection.is_dynamic() || t.count) =>
+            {
+                ResidualGate::Dynamic
             }
-            _ => None,
-        }
+            (false, None) => ResidualGate::Named,
+        })
     }
 
     /// The settings the program was compiled with.
@@ -417,6 +549,9 @@ struct CachedValue {
     /// Gate ids whose literals occur in the value (sorted); `None`: the same as the parent's
     /// (the bytes are the same up to ASCII case, which the automaton ignores).
     open: Option<Vec<u32>>,
+    /// The bytes of the value, but for letters (which may be of either case); `None`: the
+    /// same as the parent's.
+    present: Option<literals::ByteSet>,
 }
 
 /// Per-request cache: for each chain node, the values computed so far, by slot; and which
@@ -428,9 +563,16 @@ pub(crate) struct Cache {
     /// By gate id: the slots of the values scanned so far that contain one of the gate's
     /// literals (at some chain node; a superset is harmless, the value is tested anyway).
     gate_slots: Vec<Vec<u32>>,
-    /// For each `(node, collection)` scan: 0 not yet, 1 done with the head's values, 2 done
-    /// with the body's too.
+    /// For each [`Scan`]: 0 not yet, 1 done with the head's values, 2 done with the body's
+    /// too.
     scanned: Vec<u8>,
+    /// The residual sets' matches, reused from value to value.
+    hits: Option<regex_automata::PatternSet>,
+    /// By slot: the raw value lowercased, for untouched nodes of lowercasing paths (`None`
+    /// when the same as the raw value).
+    lower: Vec<Option<Vec<u8>>>,
+    /// The same, uppercased.
+    upper: Vec<Option<Vec<u8>>>,
 }
 
 impl Program {
@@ -440,6 +582,13 @@ impl Program {
     /// from its parent's in more than ASCII case: for clean traffic most transformations
     /// (`url_decode` of a value with no `%`, `lowercase` always) change nothing the scan can
     /// see, and the root's scan serves the whole chain.
+    ///
+    /// Most values go further: they hold none of the bytes that would make any transformation
+    /// on a node's path do anything (a token has no `%`, `&`, `\\`, space or `/`). The node is
+    /// then *untouched* for that value and gets no entry at all: its bytes are the raw value
+    /// (or its lowercase or uppercase copy), its gates and bytes those of the root, where every
+    /// byte gate of the program was checked. A node with a residual set is never untouched:
+    /// its set must run on its own bytes.
     fn fill(&self, cache: &mut Cache, node: ChainId, slot: u32, raw: &[u8], slots: usize) {
         let n = node as usize;
         if cache.nodes.len() < self.chains.len() {
@@ -450,27 +599,50 @@ impl Program {
             return;
         }
         let chain = &self.chains[n];
-        let (bytes, rescan) = match (chain.parent, chain.transform) {
+        if n != 0 {
+            self.fill(cache, 0, slot, raw, slots);
+            if self.untouched(cache, node, slot) {
+                if let Some(case) = chain.path_case {
+                    self.case_copy(cache, case, slot, raw, slots);
+                }
+                return;
+            }
+        }
+        // `present`: the bytes of this node's value, but for letters; `None` when the parent's
+        // serve (the value is the parent's, or differs from it only in case).
+        let (bytes, rescan, present) = match (chain.parent, chain.transform) {
             (Some(parent), Some(t)) => {
                 self.fill(cache, parent, slot, raw, slots);
+                // Most values hold none of the bytes that make a transformation do anything
+                // (no `%` to decode, no `&` to unescape): those skip its pass.
+                let untouched = chain.triggers.is_some_and(|triggers| {
+                    !triggers.intersects(&self.present(cache, parent, slot))
+                });
                 let input = self.bytes(cache, parent, slot, raw);
-                match t.apply(input) {
-                    std::borrow::Cow::Borrowed(_) => (None, false),
+                let output = match (untouched, t.case_change()) {
+                    (true, Some(case)) => case.apply(input),
+                    (true, None) => std::borrow::Cow::Borrowed(input),
+                    (false, _) => t.apply(input),
+                };
+                match output {
+                    std::borrow::Cow::Borrowed(_) => (None, false, None),
                     std::borrow::Cow::Owned(v) => {
-                        let case_only = matches!(t, Transform::Lowercase | Transform::Uppercase);
-                        (Some(v), !case_only)
+                        let case_only =
+                            untouched || matches!(t, Transform::Lowercase | Transform::Uppercase);
+                        let present = (!case_only).then(|| literals::ByteSet::of(&v));
+                        (Some(v), !case_only, present)
                     }
                 }
             }
             // The root: the raw value, scanned once.
-            _ => (None, true),
+            _ => (None, true, Some(literals::ByteSet::of(raw))),
         };
         let mut open = match (&self.prefilter, rescan) {
             (Some(pf), true) => {
                 let mut seen = std::mem::take(&mut cache.seen);
                 let value = bytes
                     .as_deref()
-                    .unwrap_or_else(|| self.bytes(cache, node, slot, raw));
+                    .unwrap_or_else(|| self.parent_bytes(cache, node, slot, raw));
                 let open = scan(pf, value, &mut seen);
                 cache.seen = seen;
                 Some(open)
@@ -478,14 +650,20 @@ impl Program {
             (None, true) => Some(Vec::new()),
             (_, false) => None,
         };
-        if !chain.byte_gated.is_empty() {
-            // Regexes see case: this node's own bytes decide.
-            let value = bytes
-                .as_deref()
-                .unwrap_or_else(|| self.bytes(cache, node, slot, raw));
-            let present = literals::ByteSet::of(value);
-            let mut opened = chain
-                .byte_gated
+        // The root checks every byte gate of the program, for the nodes untouched by this value.
+        let byte_gated = if n == 0 {
+            &self.all_byte_gated
+        } else {
+            &chain.byte_gated
+        };
+        if !byte_gated.is_empty() {
+            // Gates hold no letter: the bytes of the value but for letters decide.
+            let present = match (present, chain.parent) {
+                (Some(p), _) => p,
+                (None, Some(parent)) => self.present(cache, parent, slot),
+                (None, None) => literals::ByteSet::of(raw),
+            };
+            let mut opened = byte_gated
                 .iter()
                 .filter(|(gate_bytes, _)| gate_bytes.intersects(&present))
                 .map(|&(_, gate)| gate)
@@ -502,10 +680,17 @@ impl Program {
             }
         }
         if let Some(residual) = &chain.residual {
+            // One pattern set per thread, reused: allocating and zeroing one per value cost
+            // more than some of the scans.
+            let mut hits = cache
+                .hits
+                .take()
+                .filter(|h| h.capacity() >= residual.set.pattern_len())
+                .unwrap_or_else(|| regex_automata::PatternSet::new(self.residual_patterns_max));
+            hits.clear();
             let value = bytes
                 .as_deref()
-                .unwrap_or_else(|| self.bytes(cache, node, slot, raw));
-            let mut hits = regex_automata::PatternSet::new(residual.set.pattern_len());
+                .unwrap_or_else(|| self.parent_bytes(cache, node, slot, raw));
             residual
                 .set
                 .which_overlapping_matches(&regex_automata::Input::new(value), &mut hits);
@@ -522,12 +707,33 @@ impl Program {
                 merged.dedup();
                 open = Some(merged);
             }
+            cache.hits = Some(hits);
         }
         let row = &mut cache.nodes[n];
         if row.len() < slots.max(s + 1) {
             row.resize_with(slots.max(s + 1), || None);
         }
-        row[s] = Some(CachedValue { bytes, open });
+        row[s] = Some(CachedValue {
+            bytes,
+            open,
+            present,
+        });
+    }
+
+    /// The bytes (but for letters) of a cached `(node, slot)`, following `None`s up the chain.
+    fn present(&self, cache: &Cache, mut node: ChainId, slot: u32) -> literals::ByteSet {
+        loop {
+            if let Some(CachedValue {
+                present: Some(p), ..
+            }) = self.entry(cache, node, slot)
+            {
+                return *p;
+            }
+            match self.chains.get(node as usize).and_then(|c| c.parent) {
+                Some(parent) => node = parent,
+                None => return literals::ByteSet::default(),
+            }
+        }
     }
 
     fn entry<'a>(&self, cache: &'a Cache, node: ChainId, slot: u32) -> Option<&'a CachedValue> {
@@ -538,15 +744,93 @@ impl Program {
             .and_then(Option::as_ref)
     }
 
-    /// The bytes of a cached `(node, slot)`, following `None`s up to the raw value.
+    /// The bytes of a filled `(node, slot)`, following `None`s up to the raw value. A node
+    /// without an entry is untouched: the raw value in its path's case.
     fn bytes<'a>(&self, cache: &'a Cache, mut node: ChainId, slot: u32, raw: &'a [u8]) -> &'a [u8] {
         loop {
-            if let Some(CachedValue { bytes: Some(b), .. }) = self.entry(cache, node, slot) {
-                return b;
+            match self.entry(cache, node, slot) {
+                Some(CachedValue { bytes: Some(b), .. }) => return b,
+                Some(_) => {}
+                None => {
+                    let copy = match self.chains.get(node as usize).and_then(|c| c.path_case) {
+                        Some(Transform::Lowercase) => cache.lower.get(slot as usize),
+                        Some(Transform::Uppercase) => cache.upper.get(slot as usize),
+                        _ => None,
+                    };
+                    return copy.and_then(Option::as_deref).unwrap_or(raw);
+                }
             }
             match self.chains.get(node as usize).and_then(|c| c.parent) {
                 Some(parent) => node = parent,
                 None => return raw,
+            }
+        }
+    }
+
+    /// The bytes of `node`'s parent (the raw value for the root): the node's own while it is
+    /// being filled and its transformation changed nothing.
+    fn parent_bytes<'a>(
+        &self,
+        cache: &'a Cache,
+        node: ChainId,
+        slot: u32,
+        raw: &'a [u8],
+    ) -> &'a [u8] {
+        match self.chains.get(node as usize).and_then(|c| c.parent) {
+            Some(parent) => self.bytes(cache, parent, slot, raw),
+            None => raw,
+        }
+    }
+
+    /// Whether `node` is untouched for the value of `slot` (see [`fill`](Program::fill)); the
+    /// root must be filled.
+    fn untouched(&self, cache: &Cache, node: ChainId, slot: u32) -> bool {
+        let Some(chain) = self.chains.get(node as usize) else {
+            return false;
+        };
+        chain.residual.is_none()
+            && chain.path_triggers.is_some_and(|triggers| {
+                self.entry(cache, 0, slot)
+                    .and_then(|root| root.present)
+                    .is_some_and(|present| !triggers.intersects(&present))
+            })
+    }
+
+    /// Makes the lowercase or uppercase copy of a raw value, when it differs from the value.
+    fn case_copy(&self, cache: &mut Cache, case: Transform, slot: u32, raw: &[u8], slots: usize) {
+        let s = slot as usize;
+        let copies = if case == Transform::Uppercase {
+            &mut cache.upper
+        } else {
+            &mut cache.lower
+        };
+        if copies.len() < slots.max(s + 1) {
+            copies.resize_with(slots.max(s + 1), || None);
+        }
+        if copies[s].is_none() {
+            // The root's set of bytes is exact: it tells whether there is a letter to change.
+            let present = cache
+                .nodes
+                .first()
+                .and_then(|row| row.get(s))
+                .and_then(Option::as_ref)
+                .and_then(|root| root.present);
+            let other_case = |p: literals::ByteSet| {
+                if case == Transform::Uppercase {
+                    p.has_ascii_lowercase()
+                } else {
+                    p.has_ascii_uppercase()
+                }
+            };
+            if present.is_none_or(other_case) {
+                if let std::borrow::Cow::Owned(copy) = case.apply(raw) {
+                    let copies = if case == Transform::Uppercase {
+                        &mut cache.upper
+                    } else {
+                        &mut cache.lower
+                    };
+                    copies[s] = Some(copy);
+                }
             }
         }
     }
@@ -607,6 +891,8 @@ impl Cache {
             list.clear();
         }
         self.scanned.clear();
+        self.lower.clear();
+        self.upper.clear();
     }
 }
 
@@ -662,12 +948,20 @@ impl Evaluate for Program {
         if cache.gate_slots.len() < self.gated {
             cache.gate_slots.resize_with(self.gated, Vec::new);
         }
-        for &(node, collection, index) in &plan.scans {
-            match cache.scanned.get_mut(index) {
+        for scan in &plan.scans {
+            match cache.scanned.get_mut(scan.index) {
                 Some(state) if *state < done => *state = done,
                 _ => continue,
             }
-            data.for_each(collection, |v| {
+            let node = scan.node;
+            data.for_each(scan.collection, |v| {
+                if scan
+                    .name
+                    .as_deref()
+                    .is_some_and(|n| !n.eq_ignore_ascii_case(v.name))
+                {
+                    return;
+                }
                 self.fill(cache, node, v.slot, v.value, slots);
                 let mut lists = std::mem::take(&mut cache.gate_slots);
                 for &g in self.open(cache, node, v.slot) {

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use waf_core::compile::ResidualGate;
 
 use super::load;
 
@@ -42,17 +43,41 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                         .find(|r| r.id == *id)
                         .map(|r| r.source.to_string())
                         .unwrap_or_default();
-                    match program.residual_byte_gate(*id, *cond) {
-                        Some(bytes) => println!(
-                            "{source}: rule {id}: condition {}: residual regex (no literal of 2+ bytes gates it; it runs on values holding one of {:?})",
-                            cond + 1,
-                            String::from_utf8_lossy(&bytes)
-                        ),
-                        None => println!(
-                            "{source}: rule {id}: condition {}: residual regex (no literal of 2+ bytes gates it; the residual set scans every value)",
-                            cond + 1
-                        ),
-                    }
+                    let how = match program.residual_gate(*id, *cond) {
+                        Some(ResidualGate::Gate { bytes, literals }) => {
+                            let mut how = format!(
+                                "it runs on values holding one of {:?}",
+                                String::from_utf8_lossy(&bytes)
+                            );
+                            let literals: Vec<String> = literals
+                                .iter()
+                                .map(|l| format!("{:?}", String::from_utf8_lossy(l)))
+                                .collect();
+                            if !literals.is_empty() {
+                                if bytes.is_empty() {
+                                    how = "it runs on values holding".to_string();
+                                } else {
+                                    how.push_str(" or");
+                                }
+                                how.push_str(&format!(
+                                    " one of the literals {}",
+                                    literals.join(", ")
+                                ));
+                            }
+                            how
+                        }
+                        Some(ResidualGate::Named) => {
+                            "it runs only on the values its targets name".to_string()
+                        }
+                        Some(ResidualGate::Dynamic) => {
+                            "it runs on every transaction variable it targets".to_string()
+                        }
+                        _ => "the residual set scans every value".to_string(),
+                    };
+                    println!(
+                        "{source}: rule {id}: condition {}: residual regex (no literal of 2+ bytes gates it; {how})",
+                        cond + 1
+                    );
                 }
             }
             println!(
