@@ -7,13 +7,18 @@
 //!    request, a value is transformed once per node and cached under its slot, so a hundred
 //!    rules asking for `ARGS` with `url_decode_uni, lowercase` cost one decode and one
 //!    lowercase per argument, and a chain extending another starts from its cached result.
+//!    Most values cost less still: a value holding none of the [trigger
+//!    bytes](crate::transform::Transform) of a node's path (no `%` to decode, no `&` to
+//!    unescape, no space to compress) reaches the node unchanged but for case, and the node
+//!    costs it nothing at all.
 //! 2. **Literals gate regexes.** Every chain node carries one Aho-Corasick automaton over the
 //!    [required literals](literals) of every condition tested at that node — phrase lists,
 //!    `contains` strings and literals extracted from regexes. A value is scanned once per node;
 //!    a condition whose literals did not occur is known not to match without running its
-//!    regex. Regexes with no usable literal (the residual set) whose every match holds a rare
-//!    byte (`;`, `|`, `<`...) run only on values holding one (their *byte gate*);
-//!    the others run as one multi-pattern regex per node.
+//!    regex. Regexes with no usable literal (the residual regexes) are gated by rare bytes
+//!    (`;`, `|`, `<`...) and rarer literals one of which every match holds (their
+//!    [`ResidualGate`]); those whose targets name their values (`REQUEST_HEADERS:Host`) run on
+//!    those values alone; the rest run as one multi-pattern regex per node.
 //! 3. **Evaluation stops early** once a blocking decision is certain.
 //!
 //! ```
@@ -560,6 +565,8 @@ struct CachedValue {
 pub(crate) struct Cache {
     nodes: Vec<Vec<Option<CachedValue>>>,
     seen: Vec<bool>,
+    /// The patterns one scan found, to reset their flags in `seen`.
+    found: Vec<usize>,
     /// By gate id: the slots of the values scanned so far that contain one of the gate's
     /// literals (at some chain node; a superset is harmless, the value is tested anyway).
     gate_slots: Vec<Vec<u32>>,
@@ -640,11 +647,13 @@ impl Program {
         let mut open = match (&self.prefilter, rescan) {
             (Some(pf), true) => {
                 let mut seen = std::mem::take(&mut cache.seen);
+                let mut found = std::mem::take(&mut cache.found);
                 let value = bytes
                     .as_deref()
                     .unwrap_or_else(|| self.parent_bytes(cache, node, slot, raw));
-                let open = scan(pf, value, &mut seen);
+                let open = scan(pf, value, &mut seen, &mut found);
                 cache.seen = seen;
+                cache.found = found;
                 Some(open)
             }
             (None, true) => Some(Vec::new()),
@@ -850,21 +859,28 @@ impl Program {
 }
 
 /// Which gates a value opens.
-fn scan(pf: &Prefilter, value: &[u8], seen: &mut Vec<bool>) -> Vec<u32> {
+fn scan(pf: &Prefilter, value: &[u8], seen: &mut Vec<bool>, found: &mut Vec<usize>) -> Vec<u32> {
+    // `seen` is all `false` between scans and sized once: clearing a flag per pattern for
+    // every scan cost more than the scan with the CRS's thousands of literals. Only the flags
+    // set here are reset.
+    if seen.len() < pf.gates.len() {
+        seen.resize(pf.gates.len(), false);
+    }
     let mut open = Vec::new();
-    let mut any = false;
+    found.clear();
     for m in pf.ac.find_overlapping_iter(value) {
         let p = m.pattern().as_usize();
-        if !any {
-            seen.clear();
-            seen.resize(pf.gates.len(), false);
-            any = true;
-        }
         if let Some(flag) = seen.get_mut(p) {
             if !*flag {
                 *flag = true;
+                found.push(p);
                 open.extend_from_slice(pf.gates.get(p).map_or(&[][..], Vec::as_slice));
             }
+        }
+    }
+    for &p in found.iter() {
+        if let Some(flag) = seen.get_mut(p) {
+            *flag = false;
         }
     }
     open.sort_unstable();
