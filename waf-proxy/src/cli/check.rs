@@ -45,13 +45,14 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                         .unwrap_or_default();
                     let how = match program.residual_gate(*id, *cond) {
                         Some(ResidualGate::Gate { bytes, literals }) => {
+                            // Escaped: a gate may hold bytes of UTF-8 sequences (0xEF).
                             let mut how = format!(
-                                "it runs on values holding one of {:?}",
-                                String::from_utf8_lossy(&bytes)
+                                "it runs on values holding one of \"{}\"",
+                                bytes.escape_ascii()
                             );
                             let literals: Vec<String> = literals
                                 .iter()
-                                .map(|l| format!("{:?}", String::from_utf8_lossy(l)))
+                                .map(|l| format!("\"{}\"", l.escape_ascii()))
                                 .collect();
                             if !literals.is_empty() {
                                 if bytes.is_empty() {
