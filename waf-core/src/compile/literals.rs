@@ -138,18 +138,25 @@ fn commonness(b: u8) -> u32 {
 /// residual set.
 const MAX_GATE_COST: u32 = 24;
 
-/// What one literal of a [`ResidualGate`] costs on the [`commonness`] scale: a string of two or
-/// more bytes is rarer than any single punctuation byte of URLs, but is not free.
-const LITERAL_COST: u32 = 2;
+/// What one literal of a [`ResidualGate`] costs on the [`commonness`] scale, by its length: a
+/// word of two letters (`or`, `on`) is in as many values as the punctuation of URLs, one of
+/// three (`and`) in fewer, a longer one (`/dev/`, `script`) in few.
+fn literal_cost(literal: &[u8]) -> u32 {
+    match literal.len() {
+        0..=2 => 6,
+        3 => 3,
+        _ => 2,
+    }
+}
 
 /// The gate of a residual regex: bytes and literals, one of which occurs in every match.
 ///
 /// It serves the residual regexes, which have no literal set of [`MIN_REGEX_LITERAL`] bytes:
 /// the CRS command-injection rules need one of `;`, `|`, `&`, `` ` `` or `$`, its XSS rules a
-/// `<`, its header-injection rules a CR or LF, its path-traversal rule a `/`, a `\`, a `%` or
-/// the literal `0x`. A value holding none of them cannot match: one look at a table
-/// of the value's bytes and at the literals the chain's Aho-Corasick scan found tells, without
-/// running the regex.
+/// `<`, its header-injection rules a CR or LF, its path-traversal rule 930100 a `%`, a `.`,
+/// a `?` or the literal `0x2e`. A value holding none of them cannot match: one look at a
+/// table of the value's bytes and at the literals the chain's Aho-Corasick scan found tells,
+/// without running the regex.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct ResidualGate {
     /// Bytes (never an ASCII letter or digit).
@@ -160,10 +167,10 @@ pub(crate) struct ResidualGate {
 }
 
 impl ResidualGate {
-    /// How often sign-in values open the gate, roughly: its bytes' [`commonness`] and
-    /// [`LITERAL_COST`] per literal. Lower is better.
+    /// How often sign-in values open the gate, roughly: its bytes' [`commonness`] and its
+    /// literals' [cost](literal_cost). Lower is better.
     fn cost(&self) -> u32 {
-        self.bytes.cost() + LITERAL_COST * self.literals.len() as u32
+        self.bytes.cost() + self.literals.iter().map(|l| literal_cost(l)).sum::<u32>()
     }
 
     fn union(mut self, other: ResidualGate) -> ResidualGate {
@@ -232,7 +239,7 @@ fn required_gate(hir: &Hir, depth: usize) -> Option<ResidualGate> {
         }),
     };
     // A literal or a concatenation may also be gated by the literals its matches begin or end
-    // with (`0x` rather than the `0` every number holds). Only this node's own prefixes and
+    // with (`0x2f` rather than the `0` every number holds). Only this node's own prefixes and
     // suffixes are asked for (`required` at its depth limit): its parts had their turn above.
     let by_literals = match hir.kind() {
         HirKind::Literal(_) | HirKind::Concat(_) => required(hir, MAX_DEPTH).and_then(|seq| {
@@ -562,8 +569,11 @@ mod tests {
         };
         assert_eq!(
             gate(r"(?i)(?:\x5c|%|0x(?:2f|5c)|/)[a-z]+"),
-            Some(("%/\\".to_string(), vec!["0x".to_string()])),
-            "the literal `0x` instead of the digit `0` every number holds"
+            Some((
+                "%/\\".to_string(),
+                vec!["0x2f".to_string(), "0x5c".to_string()]
+            )),
+            "the literals `0x2f` and `0x5c` instead of the digit `0` every number holds"
         );
         assert_eq!(
             gate(r"(?i)select|;"),
