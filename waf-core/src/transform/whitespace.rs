@@ -33,17 +33,21 @@ pub(super) fn remove_whitespace(input: &[u8]) -> Cow<'_, [u8]> {
     if !has_whitespace(input) {
         return Cow::Borrowed(input);
     }
+    // Copies the runs between whitespace in one piece each: a byte at a time cost the
+    // User-Agent of every request a few thousand instructions.
     let mut out = Vec::with_capacity(input.len());
-    let mut rest = input;
-    while let [b, after @ ..] = rest {
-        match whitespace_len(rest) {
-            0 => {
-                out.push(*b);
-                rest = after;
-            }
-            n => rest = rest.get(n..).unwrap_or_default(),
+    let (mut plain, mut i) = (0, 0);
+    while i < input.len() {
+        let n = whitespace_len(input.get(i..).unwrap_or_default());
+        if n == 0 {
+            i += 1;
+            continue;
         }
+        out.extend_from_slice(input.get(plain..i).unwrap_or_default());
+        i += n;
+        plain = i;
     }
+    out.extend_from_slice(input.get(plain..).unwrap_or_default());
     finish(input, out)
 }
 
@@ -52,24 +56,26 @@ pub(super) fn compress_whitespace(input: &[u8]) -> Cow<'_, [u8]> {
         return Cow::Borrowed(input);
     }
     let mut out = Vec::with_capacity(input.len());
-    let mut rest = input;
+    let (mut plain, mut i) = (0, 0);
     let mut in_run = false;
-    while let [b, after @ ..] = rest {
-        match whitespace_len(rest) {
-            0 => {
-                out.push(*b);
-                in_run = false;
-                rest = after;
-            }
-            n => {
-                if !in_run {
-                    out.push(b' ');
-                }
-                in_run = true;
-                rest = rest.get(n..).unwrap_or_default();
-            }
+    while i < input.len() {
+        let n = whitespace_len(input.get(i..).unwrap_or_default());
+        if n == 0 {
+            i += 1;
+            continue;
         }
+        if plain < i {
+            out.extend_from_slice(input.get(plain..i).unwrap_or_default());
+            in_run = false;
+        }
+        if !in_run {
+            out.push(b' ');
+            in_run = true;
+        }
+        i += n;
+        plain = i;
     }
+    out.extend_from_slice(input.get(plain..).unwrap_or_default());
     finish(input, out)
 }
 
@@ -97,5 +103,60 @@ pub(super) fn trim(input: &[u8], left: bool, right: bool) -> Cow<'_, [u8]> {
         Cow::Borrowed(input)
     } else {
         Cow::Owned(kept.to_vec())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The byte-at-a-time definitions the run-copying versions replaced.
+    fn removed(input: &[u8]) -> Vec<u8> {
+        let (mut out, mut rest) = (Vec::new(), input);
+        while let [b, after @ ..] = rest {
+            match whitespace_len(rest) {
+                0 => {
+                    out.push(*b);
+                    rest = after;
+                }
+                n => rest = rest.get(n..).unwrap_or_default(),
+            }
+        }
+        out
+    }
+
+    fn compressed(input: &[u8]) -> Vec<u8> {
+        let (mut out, mut rest, mut in_run) = (Vec::new(), input, false);
+        while let [b, after @ ..] = rest {
+            match whitespace_len(rest) {
+                0 => {
+                    out.push(*b);
+                    in_run = false;
+                    rest = after;
+                }
+                n => {
+                    if !in_run {
+                        out.push(b' ');
+                    }
+                    in_run = true;
+                    rest = rest.get(n..).unwrap_or_default();
+                }
+            }
+        }
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn run_copying_agrees_with_the_definition(
+            input in proptest::collection::vec(
+                prop_oneof![any::<u8>(), proptest::sample::select(b" \t\n\x0b\x0c\r\xa0\xc2ab".to_vec())],
+                0..48,
+            )
+        ) {
+            prop_assert_eq!(remove_whitespace(&input).into_owned(), removed(&input));
+            prop_assert_eq!(compress_whitespace(&input).into_owned(), compressed(&input));
+        }
     }
 }
