@@ -446,8 +446,8 @@ impl Program {
         self.plan.rules.len()
     }
 
-    /// How many conditions are gated by literals. Residual regexes are gated by one
-    /// multi-pattern regex per transformation chain instead; other operators always run.
+    /// How many conditions are gated by literals. Residual regexes are not counted (see
+    /// [`residual_gate`](Program::residual_gate)); other operators always run.
     pub fn gated_condition_count(&self) -> usize {
         self.conds
             .iter()
@@ -456,9 +456,9 @@ impl Program {
             .count()
     }
 
-    /// The regex conditions that no literal gates — the residual set, scanned as one
-    /// multi-pattern regex per transformation chain over every value its conditions select — as
-    /// `(rule id, condition index)`. Rule authors should keep this short.
+    /// The regex conditions that no literal set gates — the residual regexes — as `(rule id,
+    /// condition index)`. [`residual_gate`](Program::residual_gate) says what keeps each from
+    /// running on every value; rule authors should keep the ones left to the residual set few.
     ///
     /// ```
     /// use waf_core::{compile, RuleSet};
@@ -591,7 +591,7 @@ impl Program {
     /// see, and the root's scan serves the whole chain.
     ///
     /// Most values go further: they hold none of the bytes that would make any transformation
-    /// on a node's path do anything (a token has no `%`, `&`, `\\`, space or `/`). The node is
+    /// on a node's path do anything (a token has no `%`, `&`, `\`, space or `/`). The node is
     /// then *untouched* for that value and gets no entry at all: its bytes are the raw value
     /// (or its lowercase or uppercase copy), its gates and bytes those of the root, where every
     /// byte gate of the program was checked. A node with a residual set is never untouched:
@@ -808,7 +808,19 @@ impl Program {
     /// Makes the lowercase or uppercase copy of a raw value, when it differs from the value.
     fn case_copy(&self, cache: &mut Cache, case: Transform, slot: u32, raw: &[u8], slots: usize) {
         let s = slot as usize;
-        let copies = if case == Transform::Uppercase {
+        let upper = case == Transform::Uppercase;
+        // The root's set of bytes is exact: it tells whether there is a letter to change.
+        let changes = self
+            .entry(cache, 0, slot)
+            .and_then(|root| root.present)
+            .is_none_or(|p| {
+                if upper {
+                    p.has_ascii_lowercase()
+                } else {
+                    p.has_ascii_uppercase()
+                }
+            });
+        let copies = if upper {
             &mut cache.upper
         } else {
             &mut cache.lower
@@ -816,29 +828,10 @@ impl Program {
         if copies.len() < slots.max(s + 1) {
             copies.resize_with(slots.max(s + 1), || None);
         }
-        if copies[s].is_none() {
-            // The root's set of bytes is exact: it tells whether there is a letter to change.
-            let present = cache
-                .nodes
-                .first()
-                .and_then(|row| row.get(s))
-                .and_then(Option::as_ref)
-                .and_then(|root| root.present);
-            let other_case = |p: literals::ByteSet| {
-                if case == Transform::Uppercase {
-                    p.has_ascii_lowercase()
-                } else {
-                    p.has_ascii_uppercase()
-                }
-            };
-            if present.is_none_or(other_case) {
-                if let std::borrow::Cow::Owned(copy) = case.apply(raw) {
-                    let copies = if case == Transform::Uppercase {
-                        &mut cache.upper
-                    } else {
-                        &mut cache.lower
-                    };
-                    copies[s] = Some(copy);
+        if let Some(copy @ None) = copies.get_mut(s) {
+            if changes {
+                if let std::borrow::Cow::Owned(changed) = case.apply(raw) {
+                    *copy = Some(changed);
                 }
             }
         }
