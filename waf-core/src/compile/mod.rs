@@ -38,6 +38,7 @@
 //! ```
 
 pub(crate) mod literals;
+mod memo;
 
 use std::collections::HashMap;
 
@@ -139,6 +140,12 @@ struct CondPlan {
     /// For libinjection operators: bytes one of which any value they flag contains. Values
     /// without any skip the (costly) detector. See [`injection_gate`].
     needs_byte: Option<&'static [bool; 256]>,
+    /// The condition's index among all conditions of the program: its name in the
+    /// [scan memo](memo).
+    key: u32,
+    /// Whether the operator's verdict on a value depends on the value alone (no macros): a
+    /// miss is then remembered with the value.
+    pure: bool,
     /// What must be scanned before the gate's bit can be trusted: each stage's node with each
     /// targeted collection.
     scans: Vec<Scan>,
@@ -222,7 +229,12 @@ pub struct Program {
     residual_patterns_max: usize,
     /// The byte gates of every node, checked at the root for the untouched nodes.
     all_byte_gated: Vec<(literals::ByteSet, u32)>,
+    /// Unique per program: whose results a thread's [scan memo](memo) holds.
+    id: u64,
 }
+
+/// The ids of programs: 0 is none's.
+static NEXT_PROGRAM_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl Program {
     fn new(set: &RuleSet) -> Result<Program, Error> {
@@ -272,9 +284,10 @@ impl Program {
         let mut scan_slots: HashMap<ScanKey, usize> = HashMap::new();
         // Regexes with no required literal, by the chain node they are tested at.
         let mut residual_patterns: HashMap<ChainId, Vec<(String, u32)>> = HashMap::new();
-        for rule in &plan.rules {
+        let mut cond_keys = 0u32;
+        for (r, rule) in plan.rules.iter().enumerate() {
             let mut cps = Vec::with_capacity(rule.conditions.len());
-            for cond in &rule.conditions {
+            for (c, cond) in rule.conditions.iter().enumerate() {
                 let path = node_of(&cond.transforms, &mut chains);
                 let stages: Vec<(ChainId, usize)> = if cond.multi_match {
                     path.iter().copied().zip(0..).collect()
@@ -362,13 +375,21 @@ impl Program {
                         }
                     }
                 }
+                let pure = plan
+                    .matchers
+                    .get(r)
+                    .and_then(|m| m.get(c))
+                    .is_some_and(|m| !m.reads_transaction());
                 cps.push(CondPlan {
                     stages,
                     gate,
                     residual,
                     needs_byte: injection_gate(&cond.operator),
+                    key: cond_keys,
+                    pure,
                     scans,
                 });
+                cond_keys += 1;
             }
             conds.push(cps);
         }
@@ -433,6 +454,7 @@ impl Program {
             scan_count: scan_slots.len(),
             residual_patterns_max,
             all_byte_gated,
+            id: NEXT_PROGRAM_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }
 
@@ -580,7 +602,17 @@ pub(crate) struct Cache {
     lower: Vec<Option<Vec<u8>>>,
     /// The same, uppercased.
     upper: Vec<Option<Vec<u8>>>,
+    /// What values of earlier requests opened: kept from request to request.
+    memo: memo::ScanMemo,
+    /// By slot: the value's [`memo`](Cache::memo) entry, or [`UNKNOWN`] or
+    /// [`NOT_REMEMBERED`].
+    memo_slots: Vec<u32>,
 }
+
+/// In [`Cache::memo_slots`]: the slot's value has not been looked up in the memo yet.
+const UNKNOWN: u32 = u32::MAX;
+/// In [`Cache::memo_slots`]: the slot's value is not remembered (too long, memo full).
+const NOT_REMEMBERED: u32 = u32::MAX - 1;
 
 impl Program {
     /// Makes sure `(node, slot)` is cached; computes parents first.
@@ -644,6 +676,13 @@ impl Program {
             // The root: the raw value, scanned once.
             _ => (None, true, Some(literals::ByteSet::of(raw))),
         };
+        // A value an earlier request had opened the same gates here.
+        let remembered = self.memo_entry(cache, slot, raw, slots);
+        if let Some(open) = remembered.and_then(|e| cache.memo.get(e, node)) {
+            let open = open.map(<[u32]>::to_vec);
+            self.store(cache, node, slot, slots, bytes, open, present);
+            return;
+        }
         let mut open = match (&self.prefilter, rescan) {
             (Some(pf), true) => {
                 let mut seen = std::mem::take(&mut cache.seen);
@@ -718,7 +757,28 @@ impl Program {
             }
             cache.hits = Some(hits);
         }
-        let row = &mut cache.nodes[n];
+        if let Some(e) = remembered {
+            cache.memo.record(e, node, open.as_deref());
+        }
+        self.store(cache, node, slot, slots, bytes, open, present);
+    }
+
+    /// Writes the entry of `(node, slot)`.
+    #[allow(clippy::too_many_arguments)]
+    fn store(
+        &self,
+        cache: &mut Cache,
+        node: ChainId,
+        slot: u32,
+        slots: usize,
+        bytes: Option<Vec<u8>>,
+        open: Option<Vec<u32>>,
+        present: Option<literals::ByteSet>,
+    ) {
+        let s = slot as usize;
+        let Some(row) = cache.nodes.get_mut(node as usize) else {
+            return;
+        };
         if row.len() < slots.max(s + 1) {
             row.resize_with(slots.max(s + 1), || None);
         }
@@ -727,6 +787,25 @@ impl Program {
             open,
             present,
         });
+    }
+
+    /// The [memo](memo) entry of the value of `slot`, looked up once per request.
+    fn memo_entry(&self, cache: &mut Cache, slot: u32, raw: &[u8], slots: usize) -> Option<u32> {
+        let s = slot as usize;
+        if cache.memo_slots.len() <= s {
+            cache.memo_slots.resize(slots.max(s + 1), UNKNOWN);
+        }
+        match cache.memo_slots.get(s).copied() {
+            Some(UNKNOWN) => {
+                let e = cache.memo.entry(raw);
+                if let Some(known) = cache.memo_slots.get_mut(s) {
+                    *known = e.unwrap_or(NOT_REMEMBERED);
+                }
+                e
+            }
+            Some(NOT_REMEMBERED) | None => None,
+            Some(e) => Some(e),
+        }
     }
 
     /// The bytes (but for letters) of a cached `(node, slot)`, following `None`s up the chain.
@@ -902,6 +981,7 @@ impl Cache {
         self.scanned.clear();
         self.lower.clear();
         self.upper.clear();
+        self.memo_slots.clear();
     }
 }
 
@@ -913,7 +993,9 @@ impl Evaluate for Program {
     }
 
     fn take_cache(&self) -> Cache {
-        SPARE_CACHE.with(|spare| spare.take()).unwrap_or_default()
+        let mut cache: Cache = SPARE_CACHE.with(|spare| spare.take()).unwrap_or_default();
+        cache.memo.prepare(self.id);
+        cache
     }
 
     fn give_back(&self, mut cache: Cache) {
@@ -1024,18 +1106,30 @@ impl Evaluate for Program {
                 // The common case, kept cheap: the literals are not in this value.
                 continue;
             }
+            // A value seen before, which this operator did not match then at this node: the
+            // regexes that recurring headers open (a `;` in every User-Agent) run once.
+            let remembered = if plan.pure && possible {
+                self.memo_entry(cache, slot, probe.value, slots)
+            } else {
+                None
+            };
             let bytes = self.bytes(cache, node, slot, probe.value);
             let possible = possible
                 && plan
                     .needs_byte
-                    .is_none_or(|table| bytes.iter().any(|&b| table[usize::from(b)]));
+                    .is_none_or(|table| bytes.iter().any(|&b| table[usize::from(b)]))
+                && remembered.is_none_or(|e| !cache.memo.missed(e, node, plan.key));
             let found = if possible {
                 matcher.matches_memoized(bytes, lookup, c.capture)
             } else {
                 None
             };
+            let missed = possible && found.is_none();
             if let Some(evidence) = found.xor(c.negated.then(Evidence::default)) {
                 return Some((bytes.to_vec(), stage, evidence));
+            }
+            if let (true, Some(e)) = (missed, remembered) {
+                cache.memo.record_miss(e, node, plan.key);
             }
         }
         None
@@ -1084,6 +1178,35 @@ mod tests {
             assert!(large.inspect(&evil).is_blocking());
         }
     }
+
+    /// The scan memo replays what a value opened before: an attack seen before is caught
+    /// again, also in another collection, and a clean value seen before stays clean.
+    #[test]
+    fn remembered_values_open_what_they_opened() {
+        let set = RuleSet::from_yaml_str(
+            "rules:
+  - id: 1
+    targets: [args, request_headers]
+    transforms: [url_decode_uni, lowercase]
+    match: {rx: 'union\\s+select'}
+",
+            "memo.yaml",
+        )
+        .unwrap();
+        let program = compile(&set).unwrap();
+        let in_args = Request::builder().uri("/?q=1%20UNION%20SELECT%202").build();
+        let in_header = Request::builder()
+            .uri("/")
+            .header("X-Q", "1%20UNION%20SELECT%202")
+            .build();
+        let clean = Request::builder().uri("/?q=union%20station").build();
+        for _ in 0..3 {
+            assert!(program.inspect(&in_args).is_blocking());
+            assert!(program.inspect(&in_header).is_blocking());
+            assert!(!program.inspect(&clean).is_blocking());
+        }
+    }
+
     use crate::operator::{injection, Operator};
     use proptest::prelude::*;
 

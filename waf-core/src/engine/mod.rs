@@ -14,7 +14,7 @@
 
 pub(crate) mod values;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 
 use regex_automata::meta::Regex;
@@ -145,7 +145,7 @@ impl Plan {
         let mut add_selector = |s: &Selector| -> Result<SelectorId, String> {
             Ok(match s {
                 Selector::All => SelectorId::All,
-                Selector::Name(n) => SelectorId::Name(n.as_bytes().into()),
+                Selector::Name(n) => SelectorId::Name(n.as_bytes().to_ascii_lowercase().into()),
                 Selector::Regex(r) => match selector_index.get(r) {
                     Some(&id) => SelectorId::Regex(id),
                     None => {
@@ -307,7 +307,7 @@ impl Plan {
     fn selector_id(&self, selector: &Selector) -> Option<SelectorId> {
         Some(match selector {
             Selector::All => SelectorId::All,
-            Selector::Name(n) => SelectorId::Name(n.as_bytes().into()),
+            Selector::Name(n) => SelectorId::Name(n.as_bytes().to_ascii_lowercase().into()),
             Selector::Regex(r) => SelectorId::Regex(*self.selector_index.get(r)?),
         })
     }
@@ -412,17 +412,21 @@ pub(crate) fn test_stages(
     value: &[u8],
     mut test: impl FnMut(&[u8]) -> Option<Evidence>,
 ) -> Option<(Vec<u8>, usize, Evidence)> {
-    let mut current = value.to_vec();
+    // Borrowed until a transformation changes it: most dynamic values (TX variables) have
+    // none, and most that do are not changed by them.
+    let mut current = std::borrow::Cow::Borrowed(value);
     if multi_match || transforms.is_empty() {
         if let Some(e) = test(&current) {
-            return Some((current, 0, e));
+            return Some((current.into_owned(), 0, e));
         }
     }
     for (i, t) in transforms.iter().enumerate() {
-        current = t.apply(&current).into_owned();
+        if let std::borrow::Cow::Owned(changed) = t.apply(&current) {
+            current = std::borrow::Cow::Owned(changed);
+        }
         if multi_match || i + 1 == transforms.len() {
             if let Some(e) = test(&current) {
-                return Some((current, i + 1, e));
+                return Some((current.into_owned(), i + 1, e));
             }
         }
     }
@@ -443,7 +447,8 @@ struct Hit {
 /// The state of one request's inspection.
 struct TxState<'r> {
     data: RequestData<'r>,
-    tx: HashMap<Vec<u8>, Vec<u8>>,
+    /// Sorted: a regex selector (`TX:/^header_name_/`) visits the variables in name order.
+    tx: BTreeMap<Vec<u8>, Vec<u8>>,
     matched: Vec<Hit>,
     /// Rules and targets removed for this request (besides [`Plan::everywhere`]).
     removed: Removals,
@@ -458,7 +463,7 @@ pub(crate) fn run<E: Evaluate>(eval: &E, request: &Request) -> Verdict {
     let settings = &plan.settings;
     let mut state = TxState {
         data: RequestData::new(request, &settings.parse_limits),
-        tx: HashMap::new(),
+        tx: BTreeMap::new(),
         matched: Vec::new(),
         removed: Removals {
             rules: plan.everywhere.rules.clone(),
@@ -839,12 +844,11 @@ fn for_each_selected(
     match target.collection {
         // `TX:name`, the common case (the CRS reads TX over two hundred times a request):
         // one lookup instead of a sorted walk over every variable. Names are stored lowercase.
-        Collection::Tx if matches!(target.selector, Selector::Name(_)) => {
-            let Selector::Name(n) = &target.selector else {
+        Collection::Tx if matches!(selectors.selector, SelectorId::Name(_)) => {
+            let SelectorId::Name(key) = &selectors.selector else {
                 return;
             };
-            let key = n.as_bytes().to_ascii_lowercase();
-            if let Some((k, v)) = state.tx.get_key_value(&key) {
+            if let Some((k, v)) = state.tx.get_key_value(&key[..]) {
                 if keep(k) {
                     f(Value {
                         slot: 0,
@@ -855,9 +859,7 @@ fn for_each_selected(
             }
         }
         Collection::Tx => {
-            let mut vars: Vec<(&Vec<u8>, &Vec<u8>)> = state.tx.iter().collect();
-            vars.sort();
-            for (k, v) in vars {
+            for (k, v) in &state.tx {
                 if keep(k) {
                     f(Value {
                         slot: 0,

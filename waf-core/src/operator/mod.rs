@@ -23,6 +23,7 @@ pub mod injection;
 pub mod ip;
 pub mod validate;
 
+use std::borrow::Cow;
 use std::fmt;
 
 use aho_corasick::AhoCorasick;
@@ -264,23 +265,39 @@ pub type Lookup<'a> = dyn FnMut(&MacroPart) -> Option<Vec<u8>> + 'a;
 
 /// Expands a macro with a lookup.
 pub fn expand(m: &Macro, lookup: &mut Lookup<'_>) -> Vec<u8> {
-    let mut out = Vec::new();
-    for part in &m.parts {
-        match part {
-            MacroPart::Literal(l) => out.extend_from_slice(l),
-            var => {
-                if let Some(v) = lookup(var) {
-                    out.extend_from_slice(&v);
+    expand_borrowed(m, lookup).into_owned()
+}
+
+/// Like [`expand`], borrowing a macro that is one literal and taking a lone variable's value
+/// as it is: most operator arguments are constants (`@lt 2`) or one variable (`@ge
+/// %{tx.paranoia_level}`), tested for value after value.
+pub(crate) fn expand_borrowed<'m>(m: &'m Macro, lookup: &mut Lookup<'_>) -> Cow<'m, [u8]> {
+    match m.parts.as_slice() {
+        [] => Cow::Borrowed(&[]),
+        [MacroPart::Literal(l)] => Cow::Borrowed(l),
+        [var] => Cow::Owned(lookup(var).unwrap_or_default()),
+        parts => {
+            let mut out = Vec::new();
+            for part in parts {
+                match part {
+                    MacroPart::Literal(l) => out.extend_from_slice(l),
+                    var => {
+                        if let Some(v) = lookup(var) {
+                            out.extend_from_slice(&v);
+                        }
+                    }
                 }
             }
+            Cow::Owned(out)
         }
     }
-    out
 }
 
 /// A regex match, with captures 0-9 when asked for.
 fn regex_match(re: &Regex, value: &[u8], capture: bool) -> Option<Evidence> {
-    if capture {
+    // A regex without groups captures only its match (TX:0): `find` gives that, without
+    // allocating the capture slots (CRS 920450 captures every header name with `^.*$`).
+    if capture && re.group_info().group_len(regex_automata::PatternID::ZERO) > 1 {
         let mut caps = re.create_captures();
         re.captures(value, &mut caps);
         let m = caps.get_match()?;
@@ -298,9 +315,14 @@ fn regex_match(re: &Regex, value: &[u8], capture: bool) -> Option<Evidence> {
         })
     } else {
         let m = re.find(value)?;
+        let fragment = value.get(m.range()).unwrap_or_default().to_vec();
         Some(Evidence {
-            fragment: value.get(m.range()).unwrap_or_default().to_vec(),
-            captures: Vec::new(),
+            captures: if capture {
+                vec![fragment.clone()]
+            } else {
+                Vec::new()
+            },
+            fragment,
         })
     }
 }
@@ -380,6 +402,17 @@ impl Matcher {
         Ok(Matcher { kind })
     }
 
+    /// Whether the verdict depends on more than the value: an argument with macros (`@ge
+    /// %{tx.paranoia_level}`) reads the transaction.
+    pub(crate) fn reads_transaction(&self) -> bool {
+        let has_var = |m: &Macro| m.parts.iter().any(|p| !matches!(p, MacroPart::Literal(_)));
+        match &self.kind {
+            MatcherKind::RxMacro(..) => true,
+            MatcherKind::Text(_, m) | MatcherKind::Numeric(_, m) => has_var(m),
+            _ => false,
+        }
+    }
+
     /// Tests a value. `lookup` resolves the macros in the operator's argument.
     ///
     /// Returns the evidence of a match, or `None`.
@@ -423,7 +456,7 @@ impl Matcher {
         };
         match &self.kind {
             MatcherKind::RxMacro(m, cache) => {
-                let pattern = expand(m, lookup);
+                let pattern = expand_borrowed(m, lookup);
                 let re = cache.get(&pattern)?;
                 regex_match(&re, value, capture)
             }
@@ -437,12 +470,12 @@ impl Matcher {
                 })
             }
             MatcherKind::Text(op, arg) => {
-                let arg = expand(arg, lookup);
+                let arg = expand_borrowed(arg, lookup);
                 text_match(*op, value, &arg).and_then(|_| fragment(&arg))
             }
             MatcherKind::Numeric(op, arg) => {
                 let lhs = to_number(value);
-                let rhs = to_number(&expand(arg, lookup));
+                let rhs = to_number(&expand_borrowed(arg, lookup));
                 let hit = match op {
                     NumOp::Eq => lhs == rhs,
                     NumOp::Ge => lhs >= rhs,

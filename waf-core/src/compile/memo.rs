@@ -1,0 +1,173 @@
+//! The scan memo: what a value opened at each chain node, remembered from request to request.
+//!
+//! Sign-in traffic repeats most of its values. Every request from one browser carries the same
+//! `User-Agent`, `Accept` and `sec-ch-ua` headers; `client_id`, `scope`, `redirect_uri` and
+//! `response_type` are constant per application; only a few values (`state`, `nonce`, tokens)
+//! are new. What a value opens at a chain node (its Aho-Corasick scan, its byte gates, its
+//! residual sets) depends on nothing but its bytes and the program, so each thread remembers
+//! it for recent values, and a later request transforms such a value but scans it nowhere.
+//! It also remembers which operators did not match the value: the regexes a recurring header
+//! opens (a `;` in every `User-Agent`) then run once, not on every request.
+//!
+//! The memo is bounded: values up to [`MAX_VALUE`] bytes, [`ENTRIES`] of them; when it is full
+//! it starts over, between requests. Keys are whole values compared byte for byte (a hash
+//! alone could be made to collide), hashed with the standard library's keyed hasher: the
+//! values are the client's. A client sending only fresh values gains nothing from it and costs
+//! one lookup per value, much less than a scan.
+//!
+//! A memo belongs to one program (gate ids and chain nodes mean nothing to another): the
+//! cache that holds it is handed from program to program on a thread, and forgets it when the
+//! program changes.
+
+use std::collections::HashMap;
+
+use super::ChainId;
+
+/// Longest value remembered: longer ones rarely recur (bodies, query strings with tokens).
+pub(super) const MAX_VALUE: usize = 512;
+
+/// Most values remembered per thread.
+pub(super) const ENTRIES: usize = 2048;
+
+/// The per-thread memo of one program.
+#[derive(Debug, Default)]
+pub(super) struct ScanMemo {
+    /// The program whose results these are.
+    program: u64,
+    /// Value → index into `entries`.
+    index: HashMap<Box<[u8]>, u32>,
+    /// By entry: what is known of its value.
+    entries: Vec<Remembered>,
+}
+
+/// What is known of one value.
+#[derive(Debug, Default)]
+struct Remembered {
+    /// For each chain node the value was filled at, what it opened there (`None`: the same as
+    /// at the parent node).
+    opened: Vec<(ChainId, Option<Box<[u32]>>)>,
+    /// The conditions (by [key](super::CondPlan::key)) whose operator did not match the value
+    /// at a chain node, sorted. Only operators without macros: their verdict depends on the
+    /// bytes alone.
+    missed: Vec<(ChainId, u32)>,
+}
+
+impl ScanMemo {
+    /// Makes the memo `program`'s, and empties it when it is full. Only between requests:
+    /// a request holds entry indices.
+    pub(super) fn prepare(&mut self, program: u64) {
+        if self.program != program || self.entries.len() >= ENTRIES {
+            self.index.clear();
+            self.entries.clear();
+            self.program = program;
+        }
+    }
+
+    /// The entry of `value`, made if it has none; `None` when the value is not remembered
+    /// (too long, or the memo is full).
+    pub(super) fn entry(&mut self, value: &[u8]) -> Option<u32> {
+        if value.len() > MAX_VALUE {
+            return None;
+        }
+        if let Some(&e) = self.index.get(value) {
+            return Some(e);
+        }
+        if self.entries.len() >= ENTRIES {
+            return None;
+        }
+        let e = u32::try_from(self.entries.len()).ok()?;
+        self.index.insert(value.into(), e);
+        self.entries.push(Remembered::default());
+        Some(e)
+    }
+
+    /// What entry `e`'s value opened at `node`: `None` when not recorded, `Some(None)` when the
+    /// same as at the node's parent.
+    pub(super) fn get(&self, e: u32, node: ChainId) -> Option<Option<&[u32]>> {
+        self.entries
+            .get(e as usize)?
+            .opened
+            .iter()
+            .find(|(n, _)| *n == node)
+            .map(|(_, open)| open.as_deref())
+    }
+
+    /// Records what entry `e`'s value opened at `node`.
+    pub(super) fn record(&mut self, e: u32, node: ChainId, open: Option<&[u32]>) {
+        if let Some(r) = self.entries.get_mut(e as usize) {
+            if r.opened.iter().all(|(n, _)| *n != node) {
+                r.opened.push((node, open.map(Into::into)));
+            }
+        }
+    }
+
+    /// Whether condition `key` is known not to match entry `e`'s value at `node`.
+    pub(super) fn missed(&self, e: u32, node: ChainId, key: u32) -> bool {
+        self.entries
+            .get(e as usize)
+            .is_some_and(|r| r.missed.binary_search(&(node, key)).is_ok())
+    }
+
+    /// Records that condition `key` did not match entry `e`'s value at `node`.
+    pub(super) fn record_miss(&mut self, e: u32, node: ChainId, key: u32) {
+        if let Some(r) = self.entries.get_mut(e as usize) {
+            if let Err(at) = r.missed.binary_search(&(node, key)) {
+                r.missed.insert(at, (node, key));
+            }
+        }
+    }
+
+    /// How many values are remembered.
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembers_by_value_and_node() {
+        let mut memo = ScanMemo::default();
+        memo.prepare(1);
+        let e = memo.entry(b"Mozilla/5.0").unwrap();
+        assert_eq!(memo.get(e, 3), None);
+        memo.record(e, 3, Some(&[7, 9]));
+        memo.record(e, 4, None);
+        assert_eq!(memo.entry(b"Mozilla/5.0"), Some(e));
+        assert_eq!(memo.get(e, 3), Some(Some(&[7, 9][..])));
+        assert_eq!(memo.get(e, 4), Some(None));
+        assert_ne!(memo.entry(b"mozilla/5.0"), Some(e));
+        assert!(!memo.missed(e, 3, 12));
+        memo.record_miss(e, 3, 12);
+        assert!(memo.missed(e, 3, 12));
+        assert!(!memo.missed(e, 4, 12));
+    }
+
+    #[test]
+    fn forgets_on_another_program_and_when_full() {
+        let mut memo = ScanMemo::default();
+        memo.prepare(1);
+        memo.entry(b"a").unwrap();
+        memo.prepare(1);
+        assert_eq!(memo.len(), 1);
+        memo.prepare(2);
+        assert_eq!(memo.len(), 0);
+        for i in 0..ENTRIES {
+            assert!(memo.entry(i.to_string().as_bytes()).is_some());
+        }
+        assert_eq!(memo.entry(b"one too many"), None);
+        memo.prepare(2);
+        assert_eq!(memo.len(), 0);
+    }
+
+    #[test]
+    fn long_values_are_not_remembered() {
+        let mut memo = ScanMemo::default();
+        memo.prepare(1);
+        assert_eq!(memo.entry(&[b'a'; MAX_VALUE + 1]), None);
+        assert!(memo.entry(&[b'a'; MAX_VALUE]).is_some());
+    }
+}
