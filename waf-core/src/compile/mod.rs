@@ -1,6 +1,6 @@
 //! The compiler: a [`RuleSet`] in, one immutable [`Program`] out.
 //!
-//! Three ideas make the program fast, and all three are invisible in its verdicts:
+//! Four ideas make the program fast, and all four are invisible in its verdicts:
 //!
 //! 1. **Transformation chains are shared.** Every distinct transformation sequence used by any
 //!    rule becomes a node in a trie (`url_decode_uni` → `url_decode_uni, lowercase` → ...). Per
@@ -20,6 +20,9 @@
 //!    [`ResidualGate`]); those whose targets name their values (`REQUEST_HEADERS:Host`) run on
 //!    those values alone; the rest run as one multi-pattern regex per node.
 //! 3. **Evaluation stops early** once a blocking decision is certain.
+//! 4. **Recurring values are remembered.** Each thread keeps a memo of what recent values
+//!    opened at each chain node and which operators missed them: a header sent with every
+//!    request is scanned and tested once, not on every request.
 //!
 //! ```
 //! use waf_core::{compile, Request, RuleSet};
