@@ -243,16 +243,9 @@ fn required_gate(hir: &Hir, depth: usize) -> Option<ResidualGate> {
     // suffixes are asked for (`required` at its depth limit): its parts had their turn above.
     let by_literals = match hir.kind() {
         HirKind::Literal(_) | HirKind::Concat(_) => required(hir, MAX_DEPTH).and_then(|seq| {
-            let mut literals: Vec<Vec<u8>> = seq
-                .literals()?
-                .iter()
-                .map(|l| l.as_bytes().to_vec())
-                .collect();
-            literals.sort();
-            literals.dedup();
             Some(ResidualGate {
                 bytes: ByteSet::default(),
-                literals,
+                literals: literal_set(&seq, <[u8]>::to_vec)?,
             })
         }),
         _ => None,
@@ -306,15 +299,15 @@ fn parse_bytes(pattern: &str) -> Option<Hir> {
 pub(crate) fn regex_literals(pattern: &str) -> Option<Vec<Vec<u8>>> {
     let hir = parse_bytes(pattern)?;
     let folded = fold_case(&hir, 0)?;
-    let seq = required(&folded, 0)?;
-    let mut lits: Vec<Vec<u8>> = seq
-        .literals()?
-        .iter()
-        .map(|l| l.as_bytes().to_ascii_lowercase())
-        .collect();
-    lits.sort();
-    lits.dedup();
-    Some(lits)
+    literal_set(&required(&folded, 0)?, <[u8]>::to_ascii_lowercase)
+}
+
+/// The literals of a finite sequence as a sorted set, each one passed through `f`.
+fn literal_set(seq: &Seq, f: impl Fn(&[u8]) -> Vec<u8>) -> Option<Vec<Vec<u8>>> {
+    let mut literals: Vec<Vec<u8>> = seq.literals()?.iter().map(|l| f(l.as_bytes())).collect();
+    literals.sort();
+    literals.dedup();
+    Some(literals)
 }
 
 /// Maps every byte the tree can match to lowercase.
