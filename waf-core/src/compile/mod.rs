@@ -679,11 +679,16 @@ impl Program {
             // The root: the raw value, scanned once.
             _ => (None, true, Some(literals::ByteSet::of(raw))),
         };
-        // A value an earlier request had opened the same gates here.
+        // A value an earlier request carried opens here what it opened then.
         let remembered = self.memo_entry(cache, slot, raw, slots);
         if let Some(open) = remembered.and_then(|e| cache.memo.get(e, node)) {
             let open = open.map(<[u32]>::to_vec);
-            self.store(cache, node, slot, slots, bytes, open, present);
+            let value = CachedValue {
+                bytes,
+                open,
+                present,
+            };
+            Self::store(cache, node, slot, slots, value);
             return;
         }
         let mut open = match (&self.prefilter, rescan) {
@@ -763,21 +768,16 @@ impl Program {
         if let Some(e) = remembered {
             cache.memo.record(e, node, open.as_deref());
         }
-        self.store(cache, node, slot, slots, bytes, open, present);
+        let value = CachedValue {
+            bytes,
+            open,
+            present,
+        };
+        Self::store(cache, node, slot, slots, value);
     }
 
     /// Writes the entry of `(node, slot)`.
-    #[allow(clippy::too_many_arguments)]
-    fn store(
-        &self,
-        cache: &mut Cache,
-        node: ChainId,
-        slot: u32,
-        slots: usize,
-        bytes: Option<Vec<u8>>,
-        open: Option<Vec<u32>>,
-        present: Option<literals::ByteSet>,
-    ) {
+    fn store(cache: &mut Cache, node: ChainId, slot: u32, slots: usize, value: CachedValue) {
         let s = slot as usize;
         let Some(row) = cache.nodes.get_mut(node as usize) else {
             return;
@@ -785,11 +785,7 @@ impl Program {
         if row.len() < slots.max(s + 1) {
             row.resize_with(slots.max(s + 1), || None);
         }
-        row[s] = Some(CachedValue {
-            bytes,
-            open,
-            present,
-        });
+        row[s] = Some(value);
     }
 
     /// The [memo](memo) entry of the value of `slot`, looked up once per request.
