@@ -272,9 +272,10 @@ pub fn expand(m: &Macro, lookup: &mut Lookup<'_>) -> Vec<u8> {
 /// as it is: most operator arguments are constants (`@lt 2`) or one variable (`@ge
 /// %{tx.paranoia_level}`), tested for value after value.
 pub(crate) fn expand_borrowed<'m>(m: &'m Macro, lookup: &mut Lookup<'_>) -> Cow<'m, [u8]> {
+    if let Some(text) = m.literal() {
+        return Cow::Borrowed(text);
+    }
     match m.parts.as_slice() {
-        [] => Cow::Borrowed(&[]),
-        [MacroPart::Literal(l)] => Cow::Borrowed(l),
         [var] => Cow::Owned(lookup(var).unwrap_or_default()),
         parts => {
             let mut out = Vec::new();
@@ -405,10 +406,9 @@ impl Matcher {
     /// Whether the verdict depends on more than the value: an argument with macros (`@ge
     /// %{tx.paranoia_level}`) reads the transaction.
     pub(crate) fn reads_transaction(&self) -> bool {
-        let has_var = |m: &Macro| m.parts.iter().any(|p| !matches!(p, MacroPart::Literal(_)));
         match &self.kind {
             MatcherKind::RxMacro(..) => true,
-            MatcherKind::Text(_, m) | MatcherKind::Numeric(_, m) => has_var(m),
+            MatcherKind::Text(_, m) | MatcherKind::Numeric(_, m) => !m.is_literal(),
             _ => false,
         }
     }
