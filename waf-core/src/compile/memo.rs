@@ -11,8 +11,9 @@
 //!
 //! The memo is bounded: values up to [`MAX_VALUE`] bytes, [`ENTRIES`] of them; when it is full
 //! it starts over, between requests. Keys are whole values compared byte for byte (a hash
-//! alone could be made to collide), hashed with the standard library's keyed hasher: the
-//! values are the client's. A client sending only fresh values gains nothing from it and costs
+//! alone could be made to collide), hashed with a per-process random seed (`foldhash`): the
+//! values are the client's, and a client that made them collide anyway would only slow its own
+//! lookups in a table of at most [`ENTRIES`] values. A client sending only fresh values gains nothing from it and costs
 //! one lookup per value, much less than a scan.
 //!
 //! A memo belongs to one program (gate ids and chain nodes mean nothing to another): the
@@ -20,6 +21,8 @@
 //! program changes.
 
 use std::collections::HashMap;
+
+use foldhash::fast::RandomState;
 
 use super::ChainId;
 
@@ -35,7 +38,7 @@ pub(super) struct ScanMemo {
     /// The program whose results these are.
     program: u64,
     /// Value → index into `entries`.
-    index: HashMap<Box<[u8]>, u32>,
+    index: HashMap<Box<[u8]>, u32, RandomState>,
     /// By entry: what is known of its value.
     entries: Vec<Remembered>,
 }

@@ -67,13 +67,15 @@ mod memo {
     use std::cell::RefCell;
     use std::collections::HashMap;
 
+    use foldhash::fast::RandomState;
+
     pub(super) const MEMO_ENTRIES: usize = 4096;
     pub(super) const MEMO_MAX_VALUE: usize = 256;
 
     #[derive(Default)]
     struct Tables {
-        sqli: HashMap<Box<[u8]>, Option<Box<str>>>,
-        xss: HashMap<Box<[u8]>, bool>,
+        sqli: HashMap<Box<[u8]>, Option<Box<str>>, RandomState>,
+        xss: HashMap<Box<[u8]>, bool, RandomState>,
     }
 
     thread_local! {
@@ -81,7 +83,7 @@ mod memo {
     }
 
     fn remember<V: Clone>(
-        table: &mut HashMap<Box<[u8]>, V>,
+        table: &mut HashMap<Box<[u8]>, V, RandomState>,
         input: &[u8],
         compute: impl FnOnce(&[u8]) -> V,
     ) -> V {
