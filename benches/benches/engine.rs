@@ -14,6 +14,10 @@ use waf_core::reference::Reference;
 use waf_core::rules::Mode;
 use waf_core::{compile, Request, RuleSet};
 
+/// The `waf` binary's allocator, so that the figures are the proxy's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Regex rules of the ruleset the inputs are measured against (plus phrase lists and
 /// libinjection rules).
 const RULES: usize = 500;

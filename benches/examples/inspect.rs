@@ -22,6 +22,10 @@ use waf_benches::{
     variants, Ruleset,
 };
 
+/// The `waf` binary's allocator, so that the figures are the proxy's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [ruleset, paranoia, request, iterations] = args.as_slice() else {

