@@ -382,7 +382,7 @@ EOF
 }
 
 # --- The five modes, started one after the other (each one's start-up time is its own) ------
-declare -A port pid log ready_s
+declare -A port pid log ready_s admin
 write_waf_config() {
     # $1 = mode, $2 = listen port, $3 = admin port.
     local rules
@@ -415,6 +415,7 @@ for mode in "${modes[@]}"; do
     t0="$EPOCHREALTIME"
     if is_waf_mode "$mode"; then
         free_port
+        admin[$mode]="$REPLY"
         write_waf_config "$mode" "${port[$mode]}" "$REPLY" >"$tmp/$mode/waf.yaml"
         log[$mode]="$tmp/$mode/waf.log"
         "$waf" serve --config "$tmp/$mode/waf.yaml" >"${log[$mode]}" 2>&1 &
@@ -604,12 +605,22 @@ to_ms() {
         printf "%.3f", n * f }'
 }
 failures=0
-results="$tmp/results.txt" # kind mode round rps p50_ms p99_ms non2xx socket_errors rss_kib requests false_positives failed
+results="$tmp/results.txt" # kind mode round rps p50_ms p99_ms non2xx socket_errors rss_kib requests false_positives failed inspection_us
+inspection_totals() {
+    # "<seconds> <requests>" a waf mode's engine has inspected so far, from the proxy's own
+    # histogram (waf_inspection_duration_seconds, summed over sites). Its difference over a
+    # run tells the engine's time from the rest of the proxy's, in the same run.
+    curl -sS --max-time 5 "http://127.0.0.1:${admin[$1]}/metrics" 2>/dev/null |
+        awk '/^waf_inspection_duration_seconds_sum/ { s += $NF }
+             /^waf_inspection_duration_seconds_count/ { n += $NF }
+             END { printf "%.9f %d\n", s, n }'
+}
 : >"$results"
 run_wrk() {
     # $1 = kind (authorize | login), $2 = mode, $3 = duration, $4 = round (0 = warm-up).
     local kind="$1" mode="$2" dur="$3" round="$4" wlog rps p50 p99 non2xx sockerr requests
     local procs rss max_rss=0 blog before=0 part blocked=0 fp=0 failed
+    local seconds0=0 inspected0=0 seconds1=0 inspected1=0 inspection_us=-
     wlog="$tmp/wrk-$kind-$mode-$round.txt"
     # The proxy must still be up, or wrk would only measure connection errors.
     kill -0 "${pid[$mode]}" 2>/dev/null || {
@@ -619,6 +630,7 @@ run_wrk() {
     mapfile -t procs < <(procs_of "$mode")
     blog="$(block_log "$mode")"
     [[ -z "$blog" ]] || before="$(line_count "$blog")"
+    ! is_waf_mode "$mode" || read -r seconds0 inspected0 < <(inspection_totals "$mode")
     # In the background, so that an interrupt stops it at once (the trap runs only once a
     # foreground command has finished) and so that the resident size can be sampled meanwhile.
     # --timeout 10s: the peer's tail under this load is seconds long on a busy machine; a slow
@@ -637,6 +649,11 @@ run_wrk() {
         die "wrk failed ($kind, $mode)"
     fi
     wrk_pid=""
+    if is_waf_mode "$mode" && [[ "$mode" != waf-off ]]; then
+        read -r seconds1 inspected1 < <(inspection_totals "$mode")
+        inspection_us="$(awk -v s="$seconds1" -v t="$seconds0" -v n="$inspected1" -v m="$inspected0" \
+            'BEGIN { if (n > m) printf "%.1f", 1e6 * (s - t) / (n - m); else print "-" }')"
+    fi
     rps="$(awk '/^Requests\/sec:/ { print $2 }' "$wlog")"
     p50="$(awk '$1 == "50%" { print $2 }' "$wlog")"
     p99="$(awk '$1 == "99%" { print $2 }' "$wlog")"
@@ -685,9 +702,9 @@ run_wrk() {
     fi
     ((failed == 0 || round > 0)) || die "the warm-up run failed; not measuring"
     if ((round > 0)); then
-        echo "$kind $mode $round $rps $p50 $p99 $non2xx $sockerr $max_rss $requests $fp $failed" >>"$results"
-        printf 'run.sh: round %d/%d %-9s %-12s %10.0f req/s  p50 %8.3f ms  p99 %8.3f ms  %6.1f MiB\n' \
-            "$round" "$rounds" "$kind" "$mode" "$rps" "$p50" "$p99" "$(awk -v k="$max_rss" 'BEGIN { print k / 1024 }')" >&2
+        echo "$kind $mode $round $rps $p50 $p99 $non2xx $sockerr $max_rss $requests $fp $failed $inspection_us" >>"$results"
+        printf 'run.sh: round %d/%d %-9s %-12s %10.0f req/s  p50 %8.3f ms  p99 %8.3f ms  %6.1f MiB  inspection %s µs\n' \
+            "$round" "$rounds" "$kind" "$mode" "$rps" "$p50" "$p99" "$(awk -v k="$max_rss" 'BEGIN { print k / 1024 }')" "$inspection_us" >&2
     fi
 }
 
@@ -747,8 +764,8 @@ for kind in "${kinds[@]}"; do
 done
 setting="medians of $rounds round(s) of \`wrk -t$threads -c$connections -d$duration --timeout 10s\` per request and mode, modes interleaved in each round; proxy threads / nginx workers: $proxy_threads"
 table="$(
-    echo "| request | mode | requests/s | p50 | p99 | RSS under load | × waf-off | false positives |"
-    echo "|---|---|---:|---:|---:|---:|---:|---:|"
+    echo "| request | mode | requests/s | p50 | p99 | RSS under load | × waf-off | inspection | false positives |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
     for kind in "${kinds[@]}"; do
         for mode in "${modes[@]}"; do
             r="—"
@@ -759,9 +776,18 @@ table="$(
             ((bad == 0)) || shown="$mode **FAILED in $bad run(s)**"
             fp="$(awk -v k="$kind" -v m="$mode" '$1 == k && $2 == m { f += $11; n += $10 }
                 END { if (f == 0) print "0"; else printf "%d of %d (%.2f%%)", f, n, 100 * f / n }' "$results")"
-            printf '| %s | %s | %.0f | %.2f ms | %.2f ms | %.1f MiB | %s | %s |\n' "$(label "$kind")" "$shown" \
+            # The engine's mean time per request, and its share of the proxy threads' time.
+            insp="—"
+            if is_waf_mode "$mode" && [[ "$mode" != waf-off ]]; then
+                insp="$(awk -v k="$kind" -v m="$mode" '$1 == k && $2 == m && $13 != "-" { print $13 }' "$results" | sort -g |
+                    awk -v r="${rps_of[$kind/$mode]}" -v t="$proxy_threads" '{ a[NR] = $1 }
+                        END { if (!NR) { print "—"; exit }
+                              u = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
+                              printf "%.0f µs (%.0f%%)", u, 100 * u * r / 1e6 / t }')"
+            fi
+            printf '| %s | %s | %.0f | %.2f ms | %.2f ms | %.1f MiB | %s | %s | %s |\n' "$(label "$kind")" "$shown" \
                 "${rps_of[$kind/$mode]}" "$(median "$kind" "$mode" 5)" "$(median "$kind" "$mode" 6)" \
-                "$(awk -v k="$(maximum "$kind" "$mode" 9)" 'BEGIN { print k / 1024 }')" "$r" "$fp"
+                "$(awk -v k="$(maximum "$kind" "$mode" 9)" 'BEGIN { print k / 1024 }')" "$r" "$insp" "$fp"
         done
     done
 )"
@@ -896,6 +922,11 @@ if [[ -n "$out" ]]; then
         echo "  values that change per sign-in are random (as in real traffic), so rare matches come and"
         echo "  go between runs; a blocked request skips the origin, which at these rates does not move"
         echo "  the figures."
+        echo "- **Inspection** is the engine's mean time per request in our proxy, read from its own"
+        echo "  histogram (\`waf_inspection_duration_seconds\` on the admin port) before and after each"
+        echo "  run, median over the rounds; in brackets, that time × requests/s ÷ proxy threads: the"
+        echo "  share of the proxy's time that went to inspection. The rest is proxying, which waf-off"
+        echo "  measures alone."
         echo "- **RSS under load** is the largest resident size sampled (every 0.25 s) while wrk ran:"
         echo "  the proxy's one process, or nginx's master plus workers summed (which counts the pages"
         echo "  they share twice, so it overstates nginx a little)."
