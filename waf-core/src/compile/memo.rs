@@ -13,8 +13,8 @@
 //! it starts over, between requests. Keys are whole values compared byte for byte (a hash
 //! alone could be made to collide), hashed with a per-process random seed (`foldhash`): the
 //! values are the client's, and a client that made them collide anyway would only slow its own
-//! lookups in a table of at most [`ENTRIES`] values. A client sending only fresh values gains nothing from it and costs
-//! one lookup per value, much less than a scan.
+//! lookups in a table of at most [`ENTRIES`] values. A client sending only fresh values gains
+//! nothing from it and costs one lookup per value, much less than a scan.
 //!
 //! A memo belongs to one program (gate ids and chain nodes mean nothing to another): the
 //! cache that holds it is handed from program to program on a thread, and forgets it when the
