@@ -128,6 +128,10 @@ has_mode() {
 is_waf_mode() {
     [[ "$1" == waf-* ]]
 }
+# Our proxy with rules: the modes whose engine time the inspection column shows.
+runs_engine() {
+    [[ "$1" == waf-ours || "$1" == waf-crs ]]
+}
 # The modes that must block the SQL injection.
 inspects() {
     [[ "$1" == waf-ours || "$1" == waf-crs || "$1" == nginx-modsec ]]
@@ -630,7 +634,7 @@ run_wrk() {
     mapfile -t procs < <(procs_of "$mode")
     blog="$(block_log "$mode")"
     [[ -z "$blog" ]] || before="$(line_count "$blog")"
-    ! is_waf_mode "$mode" || read -r seconds0 inspected0 < <(inspection_totals "$mode")
+    ! runs_engine "$mode" || read -r seconds0 inspected0 < <(inspection_totals "$mode")
     # In the background, so that an interrupt stops it at once (the trap runs only once a
     # foreground command has finished) and so that the resident size can be sampled meanwhile.
     # --timeout 10s: the peer's tail under this load is seconds long on a busy machine; a slow
@@ -649,7 +653,7 @@ run_wrk() {
         die "wrk failed ($kind, $mode)"
     fi
     wrk_pid=""
-    if is_waf_mode "$mode" && [[ "$mode" != waf-off ]]; then
+    if runs_engine "$mode"; then
         read -r seconds1 inspected1 < <(inspection_totals "$mode")
         inspection_us="$(awk -v s="$seconds1" -v t="$seconds0" -v n="$inspected1" -v m="$inspected0" \
             'BEGIN { if (n > m) printf "%.1f", 1e6 * (s - t) / (n - m); else print "-" }')"
@@ -778,7 +782,7 @@ table="$(
                 END { if (f == 0) print "0"; else printf "%d of %d (%.2f%%)", f, n, 100 * f / n }' "$results")"
             # The engine's mean time per request, and its share of the proxy threads' time.
             insp="—"
-            if is_waf_mode "$mode" && [[ "$mode" != waf-off ]]; then
+            if runs_engine "$mode"; then
                 insp="$(awk -v k="$kind" -v m="$mode" '$1 == k && $2 == m && $13 != "-" { print $13 }' "$results" | sort -g |
                     awk -v r="${rps_of[$kind/$mode]}" -v t="$proxy_threads" '{ a[NR] = $1 }
                         END { if (!NR) { print "—"; exit }

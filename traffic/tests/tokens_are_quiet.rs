@@ -6,7 +6,7 @@
 //! domain has tokens of its own: session cookies, analytics ids, its own `state`-like
 //! parameters. The ruleset cannot name them, so every rule must stay quiet on random base64,
 //! base64url, hex and UUIDs wherever they are. A pattern of four letters (`msdb`) matches one
-//! random base64url token of 64 characters in about 16,000; a sign-in page that sets a few such
+//! random base64url token of 64 characters in about 20,000; a sign-in page that sets a few such
 //! cookies would block one user in a few thousand.
 //!
 //! Each request carries 32 tokens: 16 cookies and 16 query parameters, as the browser sends
