@@ -9,7 +9,8 @@
 //!
 //! Arguments: the ruleset (`ours` or `crs`), the paranoia level, the request (`authorize`,
 //! `login`, `json`, `saml`, or `field`: one clean 16 KiB form field) and how many inspections
-//! (each of another of up to 1,024 variants). It
+//! (each of another of up to 1,024 variants; `INSPECT_VARIANTS=1` inspects one request over
+//! and over, every value of which the engine's memos know after the first). It
 //! prints the mean time per inspection; under callgrind, the instruction count of
 //! `engine::run` divided by the inspections is the figure that does not move with the load
 //! of a shared machine.
@@ -74,7 +75,11 @@ fn main() -> ExitCode {
     };
     // As many variants as the engine bench cycles (see `VARIANTS` there): fewer, cycled, would
     // find their fresh tokens in the engine's per-thread memos.
-    let requests = variants(make, 1024.min(iterations.max(1)));
+    let wanted = std::env::var("INSPECT_VARIANTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024usize);
+    let requests = variants(make, wanted.min(iterations).max(1));
     let mut blocked = 0usize;
     let start = Instant::now();
     for i in 0..iterations {

@@ -610,6 +610,8 @@ pub(crate) struct Cache {
     /// By slot: the value's [`memo`](Cache::memo) entry, or [`UNKNOWN`] or
     /// [`NOT_REMEMBERED`].
     memo_slots: Vec<u32>,
+    /// By slot, reused: which slots a gate's list holds.
+    marks: Vec<bool>,
 }
 
 /// In [`Cache::memo_slots`]: the slot's value has not been looked up in the memo yet.
@@ -1066,10 +1068,27 @@ impl Evaluate for Program {
         }
         match cache.gate_slots.get(gate as usize) {
             Some(list) if !list.is_empty() => {
-                let mut slots = list.clone();
-                slots.sort_unstable();
-                slots.dedup();
-                Candidates::Slots(slots)
+                // A slot opened at several chain nodes was pushed once per node: the list is
+                // put in order by marking its slots and reading the marks back, in one pass
+                // over each (sorting it cost more than some of the scans).
+                let marks = &mut cache.marks;
+                marks.clear();
+                marks.resize(slots, false);
+                let (mut lowest, mut highest) = (usize::MAX, 0);
+                for &s in list {
+                    if let Some(m) = marks.get_mut(s as usize) {
+                        *m = true;
+                        lowest = lowest.min(s as usize);
+                        highest = highest.max(s as usize);
+                    }
+                }
+                let mut sorted = Vec::with_capacity(list.len());
+                for s in lowest..=highest {
+                    if marks.get(s).copied().unwrap_or(false) {
+                        sorted.push(s as u32);
+                    }
+                }
+                Candidates::Slots(sorted)
             }
             _ => Candidates::None,
         }

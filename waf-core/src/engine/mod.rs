@@ -813,9 +813,9 @@ fn test_value<E: Evaluate>(
 }
 
 /// Calls `f` with each value a target selects for rule `rule`, minus exclusions; with `only`
-/// (sorted slots), only with the values in those slots. `only` is checked first: a gated
-/// condition lists a few slots, and the selectors and exclusions (regexes over names) are the
-/// costlier test.
+/// (sorted slots), only with the values in those slots, and without visiting the others: a
+/// gated condition lists a few slots, and the selectors and exclusions (regexes over names)
+/// are the costlier test.
 fn for_each_selected(
     plan: &Plan,
     state: &TxState<'_>,
@@ -903,11 +903,18 @@ fn for_each_selected(
         }
         // Scalars have an empty name: only `Selector::All` exclusions (`except:
         // [request_uri]`, `ctl:ruleRemoveTargetById=1;REQUEST_URI`) remove them.
-        c => state.data.for_each(c, |v| {
-            if only.is_none_or(|slots| slots.binary_search(&v.slot).is_ok()) && keep(v.name) {
-                f(v)
-            }
-        }),
+        c => match only {
+            Some(slots) => state.data.for_each_in(c, slots, |v| {
+                if keep(v.name) {
+                    f(v)
+                }
+            }),
+            None => state.data.for_each(c, |v| {
+                if keep(v.name) {
+                    f(v)
+                }
+            }),
+        },
     }
 }
 

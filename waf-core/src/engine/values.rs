@@ -272,46 +272,11 @@ impl<'r> RequestData<'r> {
     /// Calls `f` with every value of `collection`, in order. Dynamic collections (`TX`,
     /// `MATCHED_VAR`...) have no values here.
     pub(crate) fn for_each<'s>(&'s self, collection: Collection, mut f: impl FnMut(Value<'s>)) {
-        let sources: &[(Source, Part)] = match collection {
-            Collection::Args => &[
-                (Source::QueryArg, Part::Value),
-                (Source::BodyArg, Part::Value),
-            ],
-            Collection::ArgsNames => &[
-                (Source::QueryArg, Part::Name),
-                (Source::BodyArg, Part::Name),
-            ],
-            Collection::ArgsGet => &[(Source::QueryArg, Part::Value)],
-            Collection::ArgsGetNames => &[(Source::QueryArg, Part::Name)],
-            Collection::ArgsPost => &[(Source::BodyArg, Part::Value)],
-            Collection::ArgsPostNames => &[(Source::BodyArg, Part::Name)],
-            Collection::RequestHeaders => &[(Source::Header, Part::Value)],
-            Collection::RequestHeadersNames => &[(Source::Header, Part::Name)],
-            Collection::RequestCookies => &[(Source::Cookie, Part::Value)],
-            Collection::RequestCookiesNames => &[(Source::Cookie, Part::Name)],
-            Collection::Json => &[(Source::Json, Part::Value)],
-            Collection::JsonNames => &[(Source::Json, Part::Name)],
-            Collection::Files => &[(Source::File, Part::Value)],
-            Collection::FilesNames => &[(Source::File, Part::Name)],
-            Collection::MultipartPartHeaders => &[(Source::PartHeader, Part::Value)],
-            Collection::Xml => &[(Source::Xml, Part::Value)],
-            c if c.is_dynamic() => &[],
-            scalar => {
-                let found = self
-                    .scalars
-                    .get(scalar as usize)
-                    .copied()
-                    .flatten()
-                    .and_then(|i| Some((i, self.entries.get(i)?)));
-                if let Some((i, e)) = found {
-                    f(Value {
-                        slot: slot(i, Part::Value),
-                        name: b"",
-                        value: &e.value,
-                    });
-                }
-                return;
+        let Some(sources) = sources(collection) else {
+            if let Some(value) = self.scalar(collection) {
+                f(value);
             }
+            return;
         };
         // The sources of one collection are few (at most two), so a pass per source keeps the
         // collection's order: all query arguments, then all body arguments, as ModSecurity.
@@ -325,18 +290,101 @@ impl<'r> RequestData<'r> {
                 .iter()
                 .enumerate()
             {
-                let i = start + i;
-                let (name, value) = match part {
-                    Part::Value => (&e.name[..], &e.value[..]),
-                    Part::Name => (&e.name[..], &e.name[..]),
-                };
-                f(Value {
-                    slot: slot(i, part),
-                    name,
-                    value,
-                });
+                f(value_of(start + i, e, part));
             }
         }
+    }
+
+    /// Calls `f` with the values of `collection` in `slots` (sorted), in the collection's
+    /// order: what [`for_each`](RequestData::for_each) would call it with, but for values in
+    /// other slots, without visiting them. A gated condition lists a few slots of collections
+    /// of dozens of values.
+    pub(crate) fn for_each_in<'s>(
+        &'s self,
+        collection: Collection,
+        slots: &[u32],
+        mut f: impl FnMut(Value<'s>),
+    ) {
+        let Some(sources) = sources(collection) else {
+            if let Some(value) = self.scalar(collection) {
+                if slots.binary_search(&value.slot).is_ok() {
+                    f(value);
+                }
+            }
+            return;
+        };
+        // Slots number the entries in order, and a collection's sources were pushed in its
+        // order (query arguments before body arguments): ascending slots are the collection's
+        // order.
+        for &s in slots {
+            let (i, part) = (
+                (s / 2) as usize,
+                if s % 2 == 0 { Part::Value } else { Part::Name },
+            );
+            let Some(e) = self.entries.get(i) else {
+                continue;
+            };
+            if sources.contains(&(e.source, part)) {
+                f(value_of(i, e, part));
+            }
+        }
+    }
+
+    /// The value of a scalar collection (`REQUEST_URI`), if the request has it.
+    fn scalar(&self, collection: Collection) -> Option<Value<'_>> {
+        if collection.is_dynamic() {
+            return None;
+        }
+        let i = self.scalars.get(collection as usize).copied().flatten()?;
+        let e = self.entries.get(i)?;
+        Some(Value {
+            slot: slot(i, Part::Value),
+            name: b"",
+            value: &e.value,
+        })
+    }
+}
+
+/// The fields a collection of fields (not a scalar, not a dynamic collection) holds: which part
+/// of which source's entries, in the collection's order.
+fn sources(collection: Collection) -> Option<&'static [(Source, Part)]> {
+    Some(match collection {
+        Collection::Args => &[
+            (Source::QueryArg, Part::Value),
+            (Source::BodyArg, Part::Value),
+        ],
+        Collection::ArgsNames => &[
+            (Source::QueryArg, Part::Name),
+            (Source::BodyArg, Part::Name),
+        ],
+        Collection::ArgsGet => &[(Source::QueryArg, Part::Value)],
+        Collection::ArgsGetNames => &[(Source::QueryArg, Part::Name)],
+        Collection::ArgsPost => &[(Source::BodyArg, Part::Value)],
+        Collection::ArgsPostNames => &[(Source::BodyArg, Part::Name)],
+        Collection::RequestHeaders => &[(Source::Header, Part::Value)],
+        Collection::RequestHeadersNames => &[(Source::Header, Part::Name)],
+        Collection::RequestCookies => &[(Source::Cookie, Part::Value)],
+        Collection::RequestCookiesNames => &[(Source::Cookie, Part::Name)],
+        Collection::Json => &[(Source::Json, Part::Value)],
+        Collection::JsonNames => &[(Source::Json, Part::Name)],
+        Collection::Files => &[(Source::File, Part::Value)],
+        Collection::FilesNames => &[(Source::File, Part::Name)],
+        Collection::MultipartPartHeaders => &[(Source::PartHeader, Part::Value)],
+        Collection::Xml => &[(Source::Xml, Part::Value)],
+        _ => return None,
+    })
+}
+
+/// The value of entry `i` as a member of a collection of `part`s.
+fn value_of(i: usize, e: &Entry, part: Part) -> Value<'_> {
+    let (name, value) = match part {
+        Part::Value => (&e.name[..], &e.value[..]),
+        Part::Name => (&e.name[..], &e.name[..]),
+    };
+    Value {
+        slot: slot(i, part),
+        name,
+        value,
     }
 }
 
