@@ -24,6 +24,7 @@ use std::collections::HashMap;
 
 use foldhash::fast::RandomState;
 
+use super::literals::ByteSet;
 use super::ChainId;
 
 /// Longest value remembered: longer ones rarely recur (bodies, query strings with tokens).
@@ -47,8 +48,8 @@ pub(super) struct ScanMemo {
 #[derive(Debug, Default)]
 struct Remembered {
     /// For each chain node the value was filled at, what it opened there (`None`: the same as
-    /// at the parent node).
-    opened: Vec<(ChainId, Option<Box<[u32]>>)>,
+    /// at the parent node), and its bytes but for letters (`None`: the same as the parent's).
+    opened: Vec<(ChainId, Option<Box<[u32]>>, Option<ByteSet>)>,
     /// The conditions (by [key](super::CondPlan::key)) whose operator did not match the value
     /// at a chain node, sorted. Only operators without macros: their verdict depends on the
     /// bytes alone.
@@ -84,22 +85,41 @@ impl ScanMemo {
         Some(e)
     }
 
-    /// What entry `e`'s value opened at `node`: `None` when not recorded, `Some(None)` when the
-    /// same as at the node's parent.
-    pub(super) fn get(&self, e: u32, node: ChainId) -> Option<Option<&[u32]>> {
-        self.entries
-            .get(e as usize)?
-            .opened
-            .iter()
-            .find(|(n, _)| *n == node)
-            .map(|(_, open)| open.as_deref())
+    /// What entry `e`'s value opened at `node` and its bytes there, as recorded: `None` when
+    /// not recorded; else the record's index (for [`opened_at`](ScanMemo::opened_at)), the
+    /// gates (`None` when the same as at the node's parent) and the bytes but for letters
+    /// (`None` when the same as the parent's).
+    pub(super) fn get(
+        &self,
+        e: u32,
+        node: ChainId,
+    ) -> Option<(u32, Option<&[u32]>, Option<ByteSet>)> {
+        let opened = &self.entries.get(e as usize)?.opened;
+        let index = opened.iter().position(|(n, _, _)| *n == node)?;
+        let (_, open, present) = opened.get(index)?;
+        Some((u32::try_from(index).ok()?, open.as_deref(), *present))
     }
 
-    /// Records what entry `e`'s value opened at `node`.
-    pub(super) fn record(&mut self, e: u32, node: ChainId, open: Option<&[u32]>) {
+    /// The gates of record `index` of entry `e` (empty when it has none of its own).
+    pub(super) fn opened_at(&self, e: u32, index: u32) -> &[u32] {
+        self.entries
+            .get(e as usize)
+            .and_then(|r| r.opened.get(index as usize))
+            .and_then(|(_, open, _)| open.as_deref())
+            .unwrap_or(&[])
+    }
+
+    /// Records what entry `e`'s value opened at `node`, and its bytes but for letters there.
+    pub(super) fn record(
+        &mut self,
+        e: u32,
+        node: ChainId,
+        open: Option<&[u32]>,
+        present: Option<ByteSet>,
+    ) {
         if let Some(r) = self.entries.get_mut(e as usize) {
-            if r.opened.iter().all(|(n, _)| *n != node) {
-                r.opened.push((node, open.map(Into::into)));
+            if r.opened.iter().all(|(n, _, _)| *n != node) {
+                r.opened.push((node, open.map(Into::into), present));
             }
         }
     }
@@ -137,11 +157,14 @@ mod tests {
         memo.prepare(1);
         let e = memo.entry(b"Mozilla/5.0").unwrap();
         assert_eq!(memo.get(e, 3), None);
-        memo.record(e, 3, Some(&[7, 9]));
-        memo.record(e, 4, None);
+        let slash = ByteSet::of(b"/");
+        memo.record(e, 3, Some(&[7, 9]), Some(slash));
+        memo.record(e, 4, None, None);
         assert_eq!(memo.entry(b"Mozilla/5.0"), Some(e));
-        assert_eq!(memo.get(e, 3), Some(Some(&[7, 9][..])));
-        assert_eq!(memo.get(e, 4), Some(None));
+        assert_eq!(memo.get(e, 3), Some((0, Some(&[7, 9][..]), Some(slash))));
+        assert_eq!(memo.opened_at(e, 0), &[7, 9]);
+        assert_eq!(memo.get(e, 4), Some((1, None, None)));
+        assert_eq!(memo.opened_at(e, 1), &[] as &[u32]);
         assert_ne!(memo.entry(b"mozilla/5.0"), Some(e));
         assert!(!memo.missed(e, 3, 12));
         memo.record_miss(e, 3, 12);

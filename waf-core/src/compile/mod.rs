@@ -574,14 +574,36 @@ impl Program {
 /// A transformed value of one slot at one chain node, and the gates its scan opened.
 #[derive(Debug)]
 struct CachedValue {
-    /// `None`: same bytes as the parent node's value.
-    bytes: Option<Vec<u8>>,
-    /// Gate ids whose literals occur in the value (sorted); `None`: the same as the parent's
-    /// (the bytes are the same up to ASCII case, which the automaton ignores).
-    open: Option<Vec<u32>>,
+    bytes: Bytes,
+    /// Gate ids whose literals occur in the value (sorted).
+    open: Open,
     /// The bytes of the value, but for letters (which may be of either case); `None`: the
     /// same as the parent's.
     present: Option<literals::ByteSet>,
+}
+
+/// The bytes of a [`CachedValue`].
+#[derive(Debug)]
+enum Bytes {
+    /// The same bytes as the parent node's value.
+    Parent,
+    /// Bytes of its own.
+    Own(Vec<u8>),
+    /// Not computed yet: the memo knew what the value opened here, and only a test or a child
+    /// node that needs the bytes has them computed ([`Program::materialize`]).
+    Pending,
+}
+
+/// The gates a [`CachedValue`] opened.
+#[derive(Debug)]
+enum Open {
+    /// The same as the parent's (the bytes are the same up to ASCII case, which the automaton
+    /// ignores).
+    Parent,
+    Own(Vec<u32>),
+    /// What the memo recorded for the value at this node: `(entry, index)` for
+    /// [`ScanMemo::opened_at`](memo::ScanMemo::opened_at).
+    Remembered(u32, u32),
 }
 
 /// Per-request cache: for each chain node, the values computed so far, by slot; and which
@@ -652,54 +674,69 @@ impl Program {
                 return;
             }
         }
+        let remembered = self.memo_entry(cache, slot, raw, slots);
         // `present`: the bytes of this node's value, but for letters; `None` when the parent's
         // serve (the value is the parent's, or differs from it only in case).
         let (bytes, rescan, present) = match (chain.parent, chain.transform) {
             (Some(parent), Some(t)) => {
                 self.fill(cache, parent, slot, raw, slots);
-                // Most values hold none of the bytes that make a transformation do anything
-                // (no `%` to decode, no `&` to unescape): those skip its pass.
-                let untouched = chain.triggers.is_some_and(|triggers| {
-                    !triggers.intersects(&self.present(cache, parent, slot))
-                });
-                let input = self.bytes(cache, parent, slot, raw);
-                let output = match (untouched, t.case_change()) {
-                    (true, Some(case)) => case.apply(input),
-                    (true, None) => std::borrow::Cow::Borrowed(input),
-                    (false, _) => t.apply(input),
-                };
-                match output {
-                    std::borrow::Cow::Borrowed(_) => (None, false, None),
-                    std::borrow::Cow::Owned(v) => {
-                        let case_only =
-                            untouched || matches!(t, Transform::Lowercase | Transform::Uppercase);
+                // A value an earlier request carried opens here what it opened then, and its
+                // bytes here are computed only if something asks for them.
+                if let Some((open, present)) = remembered.and_then(|e| {
+                    let (index, open, present) = cache.memo.get(e, node)?;
+                    Some((
+                        open.map_or(Open::Parent, |_| Open::Remembered(e, index)),
+                        present,
+                    ))
+                }) {
+                    let value = CachedValue {
+                        bytes: Bytes::Pending,
+                        open,
+                        present,
+                    };
+                    Self::store(cache, node, slot, slots, value);
+                    return;
+                }
+                self.materialize(cache, parent, slot, raw);
+                match self.transformed(cache, node, slot, raw) {
+                    None => (Bytes::Parent, false, None),
+                    Some(v) => {
+                        let case_only = matches!(t, Transform::Lowercase | Transform::Uppercase)
+                            || chain.triggers.is_some_and(|triggers| {
+                                !triggers.intersects(&self.present(cache, parent, slot))
+                            });
                         let present = (!case_only).then(|| literals::ByteSet::of(&v));
-                        (Some(v), !case_only, present)
+                        (Bytes::Own(v), !case_only, present)
                     }
                 }
             }
             // The root: the raw value, scanned once.
-            _ => (None, true, Some(literals::ByteSet::of(raw))),
+            _ => {
+                // A value an earlier request carried opens what it opened then.
+                let known = remembered.and_then(|e| {
+                    let (index, open, _) = cache.memo.get(e, node)?;
+                    Some(open.map_or(Open::Parent, |_| Open::Remembered(e, index)))
+                });
+                if let Some(open) = known {
+                    let value = CachedValue {
+                        bytes: Bytes::Parent,
+                        open,
+                        present: Some(literals::ByteSet::of(raw)),
+                    };
+                    Self::store(cache, node, slot, slots, value);
+                    return;
+                }
+                (Bytes::Parent, true, Some(literals::ByteSet::of(raw)))
+            }
         };
-        // A value an earlier request carried opens here what it opened then.
-        let remembered = self.memo_entry(cache, slot, raw, slots);
-        if let Some(open) = remembered.and_then(|e| cache.memo.get(e, node)) {
-            let open = open.map(<[u32]>::to_vec);
-            let value = CachedValue {
-                bytes,
-                open,
-                present,
-            };
-            Self::store(cache, node, slot, slots, value);
-            return;
-        }
         let mut open = match (&self.prefilter, rescan) {
             (Some(pf), true) => {
                 let mut seen = std::mem::take(&mut cache.seen);
                 let mut found = std::mem::take(&mut cache.found);
-                let value = bytes
-                    .as_deref()
-                    .unwrap_or_else(|| self.parent_bytes(cache, node, slot, raw));
+                let value = match &bytes {
+                    Bytes::Own(b) => b,
+                    _ => self.parent_bytes(cache, node, slot, raw),
+                };
                 let open = scan(pf, value, &mut seen, &mut found);
                 cache.seen = seen;
                 cache.found = found;
@@ -746,9 +783,10 @@ impl Program {
                 .filter(|h| h.capacity() >= residual.set.pattern_len())
                 .unwrap_or_else(|| regex_automata::PatternSet::new(self.residual_patterns_max));
             hits.clear();
-            let value = bytes
-                .as_deref()
-                .unwrap_or_else(|| self.parent_bytes(cache, node, slot, raw));
+            let value = match &bytes {
+                Bytes::Own(b) => b,
+                _ => self.parent_bytes(cache, node, slot, raw),
+            };
             residual
                 .set
                 .which_overlapping_matches(&regex_automata::Input::new(value), &mut hits);
@@ -768,11 +806,11 @@ impl Program {
             cache.hits = Some(hits);
         }
         if let Some(e) = remembered {
-            cache.memo.record(e, node, open.as_deref());
+            cache.memo.record(e, node, open.as_deref(), present);
         }
         let value = CachedValue {
             bytes,
-            open,
+            open: open.map_or(Open::Parent, Open::Own),
             present,
         };
         Self::store(cache, node, slot, slots, value);
@@ -788,6 +826,61 @@ impl Program {
             row.resize_with(slots.max(s + 1), || None);
         }
         row[s] = Some(value);
+    }
+
+    /// Computes the bytes of a filled `(node, slot)` left [`Bytes::Pending`], and of its
+    /// pending ancestors: [`bytes`](Program::bytes) reads only computed ones.
+    fn materialize(&self, cache: &mut Cache, node: ChainId, slot: u32, raw: &[u8]) {
+        let pending = |cache: &Cache| {
+            matches!(
+                self.entry(cache, node, slot),
+                Some(CachedValue {
+                    bytes: Bytes::Pending,
+                    ..
+                })
+            )
+        };
+        if !pending(cache) {
+            return;
+        }
+        if let Some(parent) = self.chains.get(node as usize).and_then(|c| c.parent) {
+            self.materialize(cache, parent, slot, raw);
+        }
+        let bytes = match self.transformed(cache, node, slot, raw) {
+            Some(v) => Bytes::Own(v),
+            None => Bytes::Parent,
+        };
+        if let Some(Some(value)) = cache
+            .nodes
+            .get_mut(node as usize)
+            .and_then(|row| row.get_mut(slot as usize))
+        {
+            value.bytes = bytes;
+        }
+    }
+
+    /// `node`'s transformation applied to its parent's value (filled and materialized):
+    /// `None` when it changes nothing.
+    fn transformed(&self, cache: &Cache, node: ChainId, slot: u32, raw: &[u8]) -> Option<Vec<u8>> {
+        let chain = self.chains.get(node as usize)?;
+        let (Some(parent), Some(t)) = (chain.parent, chain.transform) else {
+            return None;
+        };
+        // Most values hold none of the bytes that make a transformation do anything (no `%`
+        // to decode, no `&` to unescape): those skip its pass.
+        let untouched = chain
+            .triggers
+            .is_some_and(|triggers| !triggers.intersects(&self.present(cache, parent, slot)));
+        let input = self.bytes(cache, parent, slot, raw);
+        let output = match (untouched, t.case_change()) {
+            (true, Some(case)) => case.apply(input),
+            (true, None) => std::borrow::Cow::Borrowed(input),
+            (false, _) => t.apply(input),
+        };
+        match output {
+            std::borrow::Cow::Borrowed(_) => None,
+            std::borrow::Cow::Owned(v) => Some(v),
+        }
     }
 
     /// The [memo](memo) entry of the value of `slot`, looked up once per request.
@@ -838,7 +931,10 @@ impl Program {
     fn bytes<'a>(&self, cache: &'a Cache, mut node: ChainId, slot: u32, raw: &'a [u8]) -> &'a [u8] {
         loop {
             match self.entry(cache, node, slot) {
-                Some(CachedValue { bytes: Some(b), .. }) => return b,
+                Some(CachedValue {
+                    bytes: Bytes::Own(b),
+                    ..
+                }) => return b,
                 Some(_) => {}
                 None => {
                     let copy = match self.chains.get(node as usize).and_then(|c| c.path_case) {
@@ -920,8 +1016,10 @@ impl Program {
     /// The gates a cached `(node, slot)` opened, following `None`s up the chain.
     fn open<'a>(&self, cache: &'a Cache, mut node: ChainId, slot: u32) -> &'a [u32] {
         loop {
-            if let Some(CachedValue { open: Some(o), .. }) = self.entry(cache, node, slot) {
-                return o;
+            match self.entry(cache, node, slot).map(|v| &v.open) {
+                Some(Open::Own(o)) => return o,
+                Some(&Open::Remembered(e, index)) => return cache.memo.opened_at(e, index),
+                _ => {}
             }
             match self.chains.get(node as usize).and_then(|c| c.parent) {
                 Some(parent) => node = parent,
@@ -1131,12 +1229,18 @@ impl Evaluate for Program {
             } else {
                 None
             };
+            let possible =
+                possible && remembered.is_none_or(|e| !cache.memo.missed(e, node, plan.key));
+            if !possible && !c.negated {
+                // Its bytes here are not even computed.
+                continue;
+            }
+            self.materialize(cache, node, slot, probe.value);
             let bytes = self.bytes(cache, node, slot, probe.value);
             let possible = possible
                 && plan
                     .needs_byte
-                    .is_none_or(|table| bytes.iter().any(|&b| table[usize::from(b)]))
-                && remembered.is_none_or(|e| !cache.memo.missed(e, node, plan.key));
+                    .is_none_or(|table| bytes.iter().any(|&b| table[usize::from(b)]));
             let found = if possible {
                 matcher.matches_memoized(bytes, lookup, c.capture)
             } else {
