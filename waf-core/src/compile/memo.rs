@@ -44,12 +44,32 @@ pub(super) struct ScanMemo {
     entries: Vec<Remembered>,
 }
 
+/// What one value opened at one chain node.
+#[derive(Debug)]
+struct Record {
+    node: ChainId,
+    /// The gates (`None`: the same as at the parent node).
+    open: Option<Box<[u32]>>,
+    /// The value's bytes there but for letters (`None`: the same as at the parent node).
+    present: Option<ByteSet>,
+}
+
+/// What [`ScanMemo::get`] knows of a value at a chain node.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Known<'a> {
+    /// The record's index, for [`ScanMemo::opened_at`].
+    pub(super) index: u32,
+    /// The gates the value opened (`None`: the same as at the parent node).
+    pub(super) open: Option<&'a [u32]>,
+    /// The value's bytes there but for letters (`None`: the same as at the parent node).
+    pub(super) present: Option<ByteSet>,
+}
+
 /// What is known of one value.
 #[derive(Debug, Default)]
 struct Remembered {
-    /// For each chain node the value was filled at, what it opened there (`None`: the same as
-    /// at the parent node), and its bytes but for letters (`None`: the same as the parent's).
-    opened: Vec<(ChainId, Option<Box<[u32]>>, Option<ByteSet>)>,
+    /// For each chain node the value was filled at, what it opened there.
+    opened: Vec<Record>,
     /// The conditions (by [key](super::CondPlan::key)) whose operator did not match the value
     /// at a chain node, sorted. Only operators without macros: their verdict depends on the
     /// bytes alone.
@@ -85,19 +105,17 @@ impl ScanMemo {
         Some(e)
     }
 
-    /// What entry `e`'s value opened at `node` and its bytes there, as recorded: `None` when
-    /// not recorded; else the record's index (for [`opened_at`](ScanMemo::opened_at)), the
-    /// gates (`None` when the same as at the node's parent) and the bytes but for letters
-    /// (`None` when the same as the parent's).
-    pub(super) fn get(
-        &self,
-        e: u32,
-        node: ChainId,
-    ) -> Option<(u32, Option<&[u32]>, Option<ByteSet>)> {
+    /// What entry `e`'s value opened at `node` and its bytes there, as recorded; `None` when
+    /// not recorded.
+    pub(super) fn get(&self, e: u32, node: ChainId) -> Option<Known<'_>> {
         let opened = &self.entries.get(e as usize)?.opened;
-        let index = opened.iter().position(|(n, _, _)| *n == node)?;
-        let (_, open, present) = opened.get(index)?;
-        Some((u32::try_from(index).ok()?, open.as_deref(), *present))
+        let index = opened.iter().position(|r| r.node == node)?;
+        let record = opened.get(index)?;
+        Some(Known {
+            index: u32::try_from(index).ok()?,
+            open: record.open.as_deref(),
+            present: record.present,
+        })
     }
 
     /// The gates of record `index` of entry `e` (empty when it has none of its own).
@@ -105,7 +123,7 @@ impl ScanMemo {
         self.entries
             .get(e as usize)
             .and_then(|r| r.opened.get(index as usize))
-            .and_then(|(_, open, _)| open.as_deref())
+            .and_then(|r| r.open.as_deref())
             .unwrap_or(&[])
     }
 
@@ -118,8 +136,12 @@ impl ScanMemo {
         present: Option<ByteSet>,
     ) {
         if let Some(r) = self.entries.get_mut(e as usize) {
-            if r.opened.iter().all(|(n, _, _)| *n != node) {
-                r.opened.push((node, open.map(Into::into), present));
+            if r.opened.iter().all(|r| r.node != node) {
+                r.opened.push(Record {
+                    node,
+                    open: open.map(Into::into),
+                    present,
+                });
             }
         }
     }
@@ -161,9 +183,16 @@ mod tests {
         memo.record(e, 3, Some(&[7, 9]), Some(slash));
         memo.record(e, 4, None, None);
         assert_eq!(memo.entry(b"Mozilla/5.0"), Some(e));
-        assert_eq!(memo.get(e, 3), Some((0, Some(&[7, 9][..]), Some(slash))));
+        let known = |index, open, present| {
+            Some(Known {
+                index,
+                open,
+                present,
+            })
+        };
+        assert_eq!(memo.get(e, 3), known(0, Some(&[7, 9][..]), Some(slash)));
         assert_eq!(memo.opened_at(e, 0), &[7, 9]);
-        assert_eq!(memo.get(e, 4), Some((1, None, None)));
+        assert_eq!(memo.get(e, 4), known(1, None, None));
         assert_eq!(memo.opened_at(e, 1), &[] as &[u32]);
         assert_ne!(memo.entry(b"mozilla/5.0"), Some(e));
         assert!(!memo.missed(e, 3, 12));

@@ -682,13 +682,7 @@ impl Program {
                 self.fill(cache, parent, slot, raw, slots);
                 // A value an earlier request carried opens here what it opened then, and its
                 // bytes here are computed only if something asks for them.
-                if let Some((open, present)) = remembered.and_then(|e| {
-                    let (index, open, present) = cache.memo.get(e, node)?;
-                    Some((
-                        open.map_or(Open::Parent, |_| Open::Remembered(e, index)),
-                        present,
-                    ))
-                }) {
+                if let Some((open, present)) = remembered.and_then(|e| known(cache, e, node)) {
                     let value = CachedValue {
                         bytes: Bytes::Pending,
                         open,
@@ -713,11 +707,7 @@ impl Program {
             // The root: the raw value, scanned once.
             _ => {
                 // A value an earlier request carried opens what it opened then.
-                let known = remembered.and_then(|e| {
-                    let (index, open, _) = cache.memo.get(e, node)?;
-                    Some(open.map_or(Open::Parent, |_| Open::Remembered(e, index)))
-                });
-                if let Some(open) = known {
+                if let Some((open, _)) = remembered.and_then(|e| known(cache, e, node)) {
                     let value = CachedValue {
                         bytes: Bytes::Parent,
                         open,
@@ -1027,6 +1017,16 @@ impl Program {
             }
         }
     }
+}
+
+/// What the memo knows of entry `e`'s value at `node`: its gates and its bytes but for letters.
+fn known(cache: &Cache, e: u32, node: ChainId) -> Option<(Open, Option<literals::ByteSet>)> {
+    let known = cache.memo.get(e, node)?;
+    let open = match known.open {
+        Some(_) => Open::Remembered(e, known.index),
+        None => Open::Parent,
+    };
+    Some((open, known.present))
 }
 
 /// Which gates a value opens.
