@@ -10,6 +10,8 @@
 //! The head (request line, query, headers, cookies) is laid out first; the body's fields are
 //! appended when the body phase starts, so head slots never move.
 
+use std::borrow::Cow;
+
 use crate::parse::{self, BodyProcessor, Field, ParseIssueKind, ParseLimits};
 use crate::request::Request;
 use crate::rules::Collection;
@@ -35,11 +37,13 @@ enum Part {
     Name,
 }
 
+/// A field or scalar: borrowed from the request where its bytes are there as they are
+/// (headers, the URI, the body), owned where parsing made them (decoded arguments).
 #[derive(Debug)]
-struct Entry {
+struct Entry<'r> {
     source: Source,
-    name: Vec<u8>,
-    value: Vec<u8>,
+    name: Cow<'r, [u8]>,
+    value: Cow<'r, [u8]>,
 }
 
 /// One value of a collection, as the rules see it.
@@ -57,7 +61,7 @@ pub(crate) struct Value<'a> {
 #[derive(Debug)]
 pub(crate) struct RequestData<'r> {
     request: &'r Request,
-    entries: Vec<Entry>,
+    entries: Vec<Entry<'r>>,
     /// Where each source's entries are (each source is pushed in one piece).
     ranges: Vec<(Source, std::ops::Range<usize>)>,
     /// Entry index of each scalar, by `Collection as usize`.
@@ -90,19 +94,19 @@ impl<'r> RequestData<'r> {
             .remote_addr()
             .map(|a| a.to_string().into_bytes())
             .unwrap_or_default();
-        let scalars: [(Collection, Vec<u8>); 9] = [
-            (Collection::RequestLine, request.request_line()),
-            (Collection::RequestMethod, request.method().to_vec()),
-            (Collection::RequestProtocol, request.protocol().to_vec()),
-            (Collection::RequestUri, request.uri().to_vec()),
-            (Collection::RequestUriRaw, request.uri().to_vec()),
-            (Collection::RequestBasename, basename),
-            (Collection::RequestFilename, head.decoded_path),
+        let scalars: [(Collection, Cow<'r, [u8]>); 9] = [
+            (Collection::RequestLine, request.request_line().into()),
+            (Collection::RequestMethod, request.method().into()),
+            (Collection::RequestProtocol, request.protocol().into()),
+            (Collection::RequestUri, request.uri().into()),
+            (Collection::RequestUriRaw, request.uri().into()),
+            (Collection::RequestBasename, basename.into()),
+            (Collection::RequestFilename, head.decoded_path.into()),
             (
                 Collection::QueryString,
-                request.query().unwrap_or_default().to_vec(),
+                request.query().unwrap_or_default().into(),
             ),
-            (Collection::RemoteAddr, remote),
+            (Collection::RemoteAddr, remote.into()),
         ];
         for (c, v) in scalars {
             data.push_scalar(c, v);
@@ -112,8 +116,8 @@ impl<'r> RequestData<'r> {
         for (n, v) in request.headers().iter() {
             data.entries.push(Entry {
                 source: Source::Header,
-                name: n.to_vec(),
-                value: v.to_vec(),
+                name: n.into(),
+                value: v.into(),
             });
         }
         data.ranges
@@ -162,8 +166,8 @@ impl<'r> RequestData<'r> {
             .map(|e| e.name.len() + e.value.len())
             .chain(body.args.iter().map(|f| f.name.len() + f.value.len()))
             .sum();
-        let scalars: [(Collection, Vec<u8>); 10] = [
-            (Collection::RequestBody, self.request.body().to_vec()),
+        let request = self.request;
+        let scalars: [(Collection, Vec<u8>); 9] = [
             (
                 Collection::RequestBodyLength,
                 self.request.body().len().to_string().into_bytes(),
@@ -194,14 +198,12 @@ impl<'r> RequestData<'r> {
             (Collection::ReqbodyProcessor, processor.to_vec()),
             (Collection::UrlencodedError, flag(urlencoded_error)),
         ];
+        self.push_scalar(Collection::RequestBody, request.body().into());
         for (c, v) in scalars {
-            self.push_scalar(c, v);
+            self.push_scalar(c, v.into());
         }
         if body.processor != BodyProcessor::Xml {
-            self.push_scalar(
-                Collection::RequestBodyUnlessXml,
-                self.request.body().to_vec(),
-            );
+            self.push_scalar(Collection::RequestBodyUnlessXml, request.body().into());
         }
         let mut xml = Vec::new();
         if let Some(values) = body.xml {
@@ -220,7 +222,7 @@ impl<'r> RequestData<'r> {
         self.push_fields(Source::PartHeader, body.part_headers);
     }
 
-    fn push_scalar(&mut self, c: Collection, value: Vec<u8>) {
+    fn push_scalar(&mut self, c: Collection, value: Cow<'r, [u8]>) {
         let at = c as usize;
         if self.scalars.len() <= at {
             self.scalars.resize(at + 1, None);
@@ -228,7 +230,7 @@ impl<'r> RequestData<'r> {
         self.scalars[at] = Some(self.entries.len());
         self.entries.push(Entry {
             source: Source::Scalar(c),
-            name: Vec::new(),
+            name: Cow::Borrowed(b""),
             value,
         });
     }
@@ -237,8 +239,8 @@ impl<'r> RequestData<'r> {
         let start = self.entries.len();
         self.entries.extend(fields.into_iter().map(|f| Entry {
             source,
-            name: f.name,
-            value: f.value,
+            name: f.name.into(),
+            value: f.value.into(),
         }));
         self.ranges.push((source, start..self.entries.len()));
     }
@@ -376,7 +378,7 @@ fn sources(collection: Collection) -> Option<&'static [(Source, Part)]> {
 }
 
 /// The value of entry `i` as a member of a collection of `part`s.
-fn value_of(i: usize, e: &Entry, part: Part) -> Value<'_> {
+fn value_of<'s>(i: usize, e: &'s Entry<'_>, part: Part) -> Value<'s> {
     let (name, value) = match part {
         Part::Value => (&e.name[..], &e.value[..]),
         Part::Name => (&e.name[..], &e.name[..]),
