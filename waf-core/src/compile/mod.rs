@@ -577,6 +577,8 @@ struct CachedValue {
     bytes: Bytes,
     /// Gate ids whose literals occur in the value (sorted).
     open: Open,
+    /// Whether [`Cache::gate_slots`] lists the slot under the gates of `open` already.
+    listed: bool,
     /// The bytes of the value, but for letters (which may be of either case); `None`: the
     /// same as the parent's.
     present: Option<literals::ByteSet>,
@@ -686,6 +688,7 @@ impl Program {
                     let value = CachedValue {
                         bytes: Bytes::Pending,
                         open,
+                        listed: false,
                         present,
                     };
                     Self::store(cache, node, slot, slots, value);
@@ -711,6 +714,7 @@ impl Program {
                     let value = CachedValue {
                         bytes: Bytes::Parent,
                         open,
+                        listed: false,
                         present: Some(literals::ByteSet::of(raw)),
                     };
                     Self::store(cache, node, slot, slots, value);
@@ -801,6 +805,7 @@ impl Program {
         let value = CachedValue {
             bytes,
             open: open.map_or(Open::Parent, Open::Own),
+            listed: false,
             present,
         };
         Self::store(cache, node, slot, slots, value);
@@ -1003,6 +1008,21 @@ impl Program {
         }
     }
 
+    /// The node whose entry holds the gates `(node, slot)` opened (itself, or the ancestor
+    /// whose gates it shares); `None` when no entry of the chain holds any.
+    fn open_owner(&self, cache: &Cache, mut node: ChainId, slot: u32) -> Option<ChainId> {
+        loop {
+            if let Some(CachedValue {
+                open: Open::Own(_) | Open::Remembered(..),
+                ..
+            }) = self.entry(cache, node, slot)
+            {
+                return Some(node);
+            }
+            node = self.chains.get(node as usize)?.parent?;
+        }
+    }
+
     /// The gates a cached `(node, slot)` opened, following `None`s up the chain.
     fn open<'a>(&self, cache: &'a Cache, mut node: ChainId, slot: u32) -> &'a [u32] {
         loop {
@@ -1153,8 +1173,23 @@ impl Evaluate for Program {
                     return;
                 }
                 self.fill(cache, node, v.slot, v.value, slots);
+                // Gate lists are by gate, whatever the node: a list of gates already listed
+                // for this slot (the value opened the same at its parent, or the node is
+                // untouched) adds nothing. Most values open at most nodes what they opened at
+                // the root.
+                let Some(owner) = self.open_owner(cache, node, v.slot) else {
+                    return;
+                };
+                match cache
+                    .nodes
+                    .get_mut(owner as usize)
+                    .and_then(|row| row.get_mut(v.slot as usize))
+                {
+                    Some(Some(entry)) if !entry.listed => entry.listed = true,
+                    _ => return,
+                }
                 let mut lists = std::mem::take(&mut cache.gate_slots);
-                for &g in self.open(cache, node, v.slot) {
+                for &g in self.open(cache, owner, v.slot) {
                     if let Some(list) = lists.get_mut(g as usize) {
                         if list.last() != Some(&v.slot) {
                             list.push(v.slot);
