@@ -1172,13 +1172,22 @@ impl Evaluate for Program {
                 {
                     return;
                 }
-                self.fill(cache, node, v.slot, v.value, slots);
                 // Gate lists are by gate, whatever the node: a list of gates already listed
                 // for this slot (the value opened the same at its parent, or the node is
                 // untouched) adds nothing. Most values open at most nodes what they opened at
-                // the root.
-                let Some(owner) = self.open_owner(cache, node, v.slot) else {
-                    return;
+                // the root, and most nodes are untouched by most values: those are done with
+                // here, before `fill` makes their case copy (a test that needs it makes it).
+                let owner = if node != 0 && {
+                    self.fill(cache, 0, v.slot, v.value, slots);
+                    self.untouched(cache, node, v.slot)
+                } {
+                    0
+                } else {
+                    self.fill(cache, node, v.slot, v.value, slots);
+                    match self.open_owner(cache, node, v.slot) {
+                        Some(owner) => owner,
+                        None => return,
+                    }
                 };
                 match cache
                     .nodes
