@@ -80,6 +80,15 @@ impl ByteSet {
         set
     }
 
+    /// The bytes a table marks.
+    pub(crate) fn from_table(table: &[bool; 256]) -> ByteSet {
+        let mut set = ByteSet::default();
+        for (b, _) in (0u8..=255).zip(table).filter(|(_, &marked)| marked) {
+            set.insert(b);
+        }
+        set
+    }
+
     pub(crate) fn insert(&mut self, b: u8) {
         self.0[usize::from(b >> 6)] |= 1 << (b & 63);
     }

@@ -140,8 +140,9 @@ struct CondPlan {
     gate: Option<u32>,
     /// A regex without required literals.
     residual: bool,
-    /// For libinjection operators: bytes one of which any value they flag contains. Values
-    /// without any skip the (costly) detector. See [`injection_gate`].
+    /// For libinjection operators: bytes one of which any value they flag contains (see
+    /// [`injection_gate`]). They are the condition's byte gate too, so that values without
+    /// any are not even visited; checked again before the (costly) detector runs.
     needs_byte: Option<&'static [bool; 256]>,
     /// The condition's index among all conditions of the program: its name in the
     /// [scan memo](memo).
@@ -351,6 +352,20 @@ impl Program {
                         }
                         Some(id)
                     }
+                    // libinjection is opened by a look at the value's bytes, like a residual
+                    // regex with a byte gate: a value without the bytes it needs is not even
+                    // visited.
+                    (None, op) if !dynamic => injection_gate(op).map(|needs| {
+                        let id = gated;
+                        gated += 1;
+                        let bytes = literals::ByteSet::from_table(needs);
+                        for &(node, _) in &stages {
+                            if let Some(chain) = chains.get_mut(node as usize) {
+                                chain.byte_gated.push((bytes, id));
+                            }
+                        }
+                        id
+                    }),
                     _ => None,
                 };
                 let mut scans = Vec::new();
@@ -472,12 +487,13 @@ impl Program {
     }
 
     /// How many conditions are gated by literals. Residual regexes are not counted (see
-    /// [`residual_gate`](Program::residual_gate)); other operators always run.
+    /// [`residual_gate`](Program::residual_gate)), nor libinjection's operators (gated by the
+    /// bytes a value holds); other operators always run.
     pub fn gated_condition_count(&self) -> usize {
         self.conds
             .iter()
             .flatten()
-            .filter(|c| c.gate.is_some() && !c.residual)
+            .filter(|c| c.gate.is_some() && !c.residual && c.needs_byte.is_none())
             .count()
     }
 
@@ -710,12 +726,12 @@ impl Program {
             // The root: the raw value, scanned once.
             _ => {
                 // A value an earlier request carried opens what it opened then.
-                if let Some((open, _)) = remembered.and_then(|e| known(cache, e, node)) {
+                if let Some((open, present)) = remembered.and_then(|e| known(cache, e, node)) {
                     let value = CachedValue {
                         bytes: Bytes::Parent,
                         open,
                         listed: false,
-                        present: Some(literals::ByteSet::of(raw)),
+                        present: present.or_else(|| Some(literals::ByteSet::of(raw))),
                     };
                     Self::store(cache, node, slot, slots, value);
                     return;
