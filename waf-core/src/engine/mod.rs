@@ -12,6 +12,7 @@
 //!
 //! Both must reach identical verdicts; the differential tests hold them to it.
 
+mod names;
 pub(crate) mod values;
 
 use std::collections::{BTreeMap, HashMap};
@@ -49,6 +50,8 @@ pub(crate) struct Plan {
     /// Every regex selector of targets, exclusions and `ctl`, compiled once; a
     /// [`SelectorId::Regex`] indexes it.
     selector_regexes: Vec<Regex>,
+    /// By the same index: the names the regex lists, when it is a list of names.
+    selector_names: Vec<Option<names::NameList>>,
     /// The index of each regex selector in `selector_regexes`, by its source.
     selector_index: HashMap<String, u32>,
     /// By rule, condition and target: the target's selector and its exclusions, resolved.
@@ -142,6 +145,7 @@ impl Plan {
         let mut matchers = Vec::with_capacity(rules.len());
         let mut selector_index: HashMap<String, u32> = HashMap::new();
         let mut selector_regexes = Vec::new();
+        let mut selector_names = Vec::new();
         let mut add_selector = |s: &Selector| -> Result<SelectorId, String> {
             Ok(match s {
                 Selector::All => SelectorId::All,
@@ -153,6 +157,7 @@ impl Plan {
                             .map_err(|e| format!("selector /{r}/: {e}"))?;
                         let id = selector_regexes.len() as u32;
                         selector_regexes.push(re);
+                        selector_names.push(names::NameList::parse(r));
                         selector_index.insert(r.clone(), id);
                         SelectorId::Regex(id)
                     }
@@ -272,6 +277,7 @@ impl Plan {
             everywhere: Removals::default(),
             tx_seed,
             selector_regexes,
+            selector_names,
             selector_index,
             target_selectors,
             resolved,
@@ -295,10 +301,13 @@ impl Plan {
         match selector {
             SelectorId::All => true,
             SelectorId::Name(n) => n.eq_ignore_ascii_case(name),
-            SelectorId::Regex(i) => self
-                .selector_regexes
-                .get(*i as usize)
-                .is_some_and(|re| re.is_match(name)),
+            SelectorId::Regex(i) => match self.selector_names.get(*i as usize) {
+                Some(Some(list)) => list.matches(name),
+                _ => self
+                    .selector_regexes
+                    .get(*i as usize)
+                    .is_some_and(|re| re.is_match(name)),
+            },
         }
     }
 
