@@ -27,6 +27,9 @@ use foldhash::fast::RandomState;
 use super::literals::ByteSet;
 use super::ChainId;
 
+/// In a key of [`Remembered::missed`]: the operator matched.
+const MATCHED: u32 = 1 << 31;
+
 /// Longest value remembered: longer ones rarely recur (bodies, query strings with tokens).
 pub(super) const MAX_VALUE: usize = 512;
 
@@ -71,8 +74,9 @@ struct Remembered {
     /// For each chain node the value was filled at, what it opened there.
     opened: Vec<Record>,
     /// The conditions (by [key](super::CondPlan::key)) whose operator did not match the value
-    /// at a chain node, sorted. Only operators without macros: their verdict depends on the
-    /// bytes alone.
+    /// at a chain node, sorted; with [`MATCHED`] set in the key, the negated conditions whose
+    /// operator matched it. Only operators without macros: their verdict depends on the bytes
+    /// alone.
     missed: Vec<(ChainId, u32)>,
 }
 
@@ -162,6 +166,19 @@ impl ScanMemo {
         }
     }
 
+    /// Whether negated condition `key`'s operator is known to match entry `e`'s value at
+    /// `node` (the condition fails there).
+    pub(super) fn matched(&self, e: u32, node: ChainId, key: u32) -> bool {
+        key & MATCHED == 0 && self.missed(e, node, key | MATCHED)
+    }
+
+    /// Records that negated condition `key`'s operator matched entry `e`'s value at `node`.
+    pub(super) fn record_match(&mut self, e: u32, node: ChainId, key: u32) {
+        if key & MATCHED == 0 {
+            self.record_miss(e, node, key | MATCHED);
+        }
+    }
+
     /// How many values are remembered.
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
@@ -199,6 +216,10 @@ mod tests {
         memo.record_miss(e, 3, 12);
         assert!(memo.missed(e, 3, 12));
         assert!(!memo.missed(e, 4, 12));
+        assert!(!memo.matched(e, 3, 12));
+        memo.record_match(e, 3, 13);
+        assert!(memo.matched(e, 3, 13));
+        assert!(!memo.missed(e, 3, 13));
     }
 
     #[test]

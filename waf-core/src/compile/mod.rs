@@ -1289,6 +1289,11 @@ impl Evaluate for Program {
             } else {
                 None
             };
+            // Or which it matched, when the condition is negated: a negated condition fails on
+            // most values (CRS-style "anything but a token" filters), and runs once per value.
+            if c.negated && remembered.is_some_and(|e| cache.memo.matched(e, node, plan.key)) {
+                continue;
+            }
             let possible =
                 possible && remembered.is_none_or(|e| !cache.memo.missed(e, node, plan.key));
             if !possible && !c.negated {
@@ -1307,11 +1312,15 @@ impl Evaluate for Program {
                 None
             };
             let missed = possible && found.is_none();
+            let matched = found.is_some();
             if let Some(evidence) = found.xor(c.negated.then(Evidence::default)) {
                 return Some((bytes.to_vec(), stage, evidence));
             }
             if let (true, Some(e)) = (missed, remembered) {
                 cache.memo.record_miss(e, node, plan.key);
+            }
+            if let (true, true, Some(e)) = (c.negated, matched, remembered) {
+                cache.memo.record_match(e, node, plan.key);
             }
         }
         None
