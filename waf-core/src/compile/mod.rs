@@ -1398,6 +1398,32 @@ mod tests {
         }
     }
 
+    /// The memo remembers a negated condition's operator matching a value: the condition then
+    /// fails on that value without running, and still holds on the values it did not match.
+    #[test]
+    fn remembered_values_keep_a_negated_conditions_verdict() {
+        let set = RuleSet::from_yaml_str(
+            "rules:
+  - id: 1
+    targets: [args, request_headers:x-q]
+    transforms: [url_decode_uni]
+    negate: true
+    match: {rx: '^[a-z]+$'}
+",
+            "negated.yaml",
+        )
+        .unwrap();
+        let program = compile(&set).unwrap();
+        let token = Request::builder().uri("/?q=abc").build();
+        let header = Request::builder().uri("/").header("X-Q", "abc").build();
+        let other = Request::builder().uri("/?q=ab%20c").build();
+        for _ in 0..3 {
+            assert!(!program.inspect(&token).is_blocking());
+            assert!(!program.inspect(&header).is_blocking());
+            assert!(program.inspect(&other).is_blocking());
+        }
+    }
+
     use crate::operator::{injection, Operator};
     use proptest::prelude::*;
 
