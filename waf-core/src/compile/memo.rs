@@ -5,9 +5,10 @@
 //! `response_type` are constant per application; only a few values (`state`, `nonce`, tokens)
 //! are new. What a value opens at a chain node (its Aho-Corasick scan, its byte gates, its
 //! residual sets) depends on nothing but its bytes and the program, so each thread remembers
-//! it for recent values, and a later request transforms such a value but scans it nowhere.
-//! It also remembers which operators did not match the value: the regexes a recurring header
-//! opens (a `;` in every `User-Agent`) then run once, not on every request.
+//! it for recent values, and a later request scans such a value nowhere, and transforms it
+//! only where a test needs its bytes. It also remembers which operators did not match the
+//! value (and which negated conditions' operators did): the regexes a recurring header opens
+//! (a `;` in every `User-Agent`) then run once, not on every request.
 //!
 //! The memo is bounded: values up to [`MAX_VALUE`] bytes, [`ENTRIES`] of them; when it is full
 //! it starts over, between requests. Keys are whole values compared byte for byte (a hash
