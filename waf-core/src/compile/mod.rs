@@ -937,8 +937,9 @@ impl Program {
             .and_then(Option::as_ref)
     }
 
-    /// The bytes of a filled `(node, slot)`, following `None`s up to the raw value. A node
-    /// without an entry is untouched: the raw value in its path's case.
+    /// The bytes of a filled and [materialized](Program::materialize) `(node, slot)`,
+    /// following the parents' up to the raw value. A node without an entry is untouched: the
+    /// raw value in its path's case.
     fn bytes<'a>(&self, cache: &'a Cache, mut node: ChainId, slot: u32, raw: &'a [u8]) -> &'a [u8] {
         loop {
             match self.entry(cache, node, slot) {
@@ -1193,10 +1194,11 @@ impl Evaluate for Program {
                 // untouched) adds nothing. Most values open at most nodes what they opened at
                 // the root, and most nodes are untouched by most values: those are done with
                 // here, before `fill` makes their case copy (a test that needs it makes it).
-                let owner = if node != 0 && {
+                let untouched = node != 0 && {
                     self.fill(cache, 0, v.slot, v.value, slots);
                     self.untouched(cache, node, v.slot)
-                } {
+                };
+                let owner = if untouched {
                     0
                 } else {
                     self.fill(cache, node, v.slot, v.value, slots);
@@ -1226,9 +1228,9 @@ impl Evaluate for Program {
         }
         match cache.gate_slots.get(gate as usize) {
             Some(list) if !list.is_empty() => {
-                // A slot opened at several chain nodes was pushed once per node: the list is
-                // put in order by marking its slots and reading the marks back, in one pass
-                // over each (sorting it cost more than some of the scans).
+                // A slot may be listed from the gates of several chain nodes: the list is put
+                // in order by marking its slots and reading the marks back, in one pass over
+                // each, instead of sorting it.
                 let marks = &mut cache.marks;
                 marks.clear();
                 marks.resize(slots, false);

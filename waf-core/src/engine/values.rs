@@ -319,10 +319,7 @@ impl<'r> RequestData<'r> {
         // order (query arguments before body arguments): ascending slots are the collection's
         // order.
         for &s in slots {
-            let (i, part) = (
-                (s / 2) as usize,
-                if s % 2 == 0 { Part::Value } else { Part::Name },
-            );
+            let (i, part) = entry_of(s);
             let Some(e) = self.entries.get(i) else {
                 continue;
             };
@@ -388,6 +385,16 @@ fn value_of<'s>(i: usize, e: &'s Entry<'_>, part: Part) -> Value<'s> {
         name,
         value,
     }
+}
+
+/// The entry index and part of a slot: what [`slot`] made it from.
+fn entry_of(slot: u32) -> (usize, Part) {
+    let part = if slot.is_multiple_of(2) {
+        Part::Value
+    } else {
+        Part::Name
+    };
+    ((slot / 2) as usize, part)
 }
 
 fn slot(index: usize, part: Part) -> u32 {
