@@ -8,7 +8,9 @@
 //! it for recent values, and a later request scans such a value nowhere, and transforms it
 //! only where a test needs its bytes. It also remembers which operators did not match the
 //! value (and which negated conditions' operators did): the regexes a recurring header opens
-//! (a `;` in every `User-Agent`) then run once, not on every request.
+//! (a `;` in every `User-Agent`) then run once, not on every request. And it keeps every gate
+//! the value opened at any node, with the nodes that list covers: a known value is put on the
+//! gate lists once per request, and each later scan of it is a bit test.
 //!
 //! The memo is bounded: values up to [`MAX_VALUE`] bytes, [`ENTRIES`] of them; when it is full
 //! it starts over, between requests. Keys are whole values compared byte for byte (a hash
@@ -79,6 +81,25 @@ struct Remembered {
     /// operator matched it. Only operators without macros: their verdict depends on the bytes
     /// alone.
     missed: Vec<(ChainId, u32)>,
+    /// Every gate the value opened at the nodes of `covered` (sorted).
+    gates: Vec<u32>,
+    /// How many times `gates` grew: a slot listed under an older `gates` is listed again.
+    version: u32,
+    /// By chain node, a bit: the node is recorded in `opened`, or was untouched by the value
+    /// (its gates are the root's): `gates` holds what the value opens there.
+    covered: Vec<u64>,
+}
+
+impl Remembered {
+    fn cover(&mut self, node: ChainId) {
+        let word = node as usize / 64;
+        if self.covered.len() <= word {
+            self.covered.resize(word + 1, 0);
+        }
+        if let Some(w) = self.covered.get_mut(word) {
+            *w |= 1 << (node % 64);
+        }
+    }
 }
 
 impl ScanMemo {
@@ -133,6 +154,7 @@ impl ScanMemo {
     }
 
     /// Records what entry `e`'s value opened at `node`, and its bytes but for letters there.
+    /// `open` is `None` when the node opened what its parent did, which is recorded already.
     pub(super) fn record(
         &mut self,
         e: u32,
@@ -147,8 +169,43 @@ impl ScanMemo {
                     open: open.map(Into::into),
                     present,
                 });
+                if let Some(open) = open {
+                    let before = r.gates.len();
+                    r.gates.extend_from_slice(open);
+                    r.gates.sort_unstable();
+                    r.gates.dedup();
+                    if r.gates.len() != before {
+                        r.version = r.version.wrapping_add(1);
+                    }
+                }
+                r.cover(node);
             }
         }
+    }
+
+    /// Records that `node` was untouched by entry `e`'s value: it opens there what it opens at
+    /// the root, which must be recorded.
+    pub(super) fn record_untouched(&mut self, e: u32, node: ChainId) {
+        if let Some(r) = self.entries.get_mut(e as usize) {
+            r.cover(node);
+        }
+    }
+
+    /// Whether [`gates`](ScanMemo::gates) holds what entry `e`'s value opens at `node`.
+    pub(super) fn covers(&self, e: u32, node: ChainId) -> bool {
+        self.entries.get(e as usize).is_some_and(|r| {
+            r.covered
+                .get(node as usize / 64)
+                .is_some_and(|word| word & (1 << (node % 64)) != 0)
+        })
+    }
+
+    /// Every gate entry `e`'s value opened at the nodes it [covers](ScanMemo::covers), sorted,
+    /// and a version of that list: it changes whenever the list grows.
+    pub(super) fn gates(&self, e: u32) -> (&[u32], u32) {
+        self.entries
+            .get(e as usize)
+            .map_or((&[], 0), |r| (&r.gates, r.version))
     }
 
     /// Whether condition `key` is known not to match entry `e`'s value at `node`.
@@ -213,6 +270,19 @@ mod tests {
         assert_eq!(memo.get(e, 4), known(1, None, None));
         assert_eq!(memo.opened_at(e, 1), &[] as &[u32]);
         assert_ne!(memo.entry(b"mozilla/5.0"), Some(e));
+        // Nodes 3 and 4 are covered, by what node 3 opened; node 5 once recorded untouched.
+        assert!(memo.covers(e, 3) && memo.covers(e, 4) && !memo.covers(e, 5));
+        let (gates, version) = memo.gates(e);
+        assert_eq!(gates, &[7, 9]);
+        memo.record_untouched(e, 5);
+        assert!(memo.covers(e, 5));
+        memo.record(e, 70, Some(&[8, 9]), None);
+        assert!(memo.covers(e, 70) && !memo.covers(e, 71));
+        let (gates, grown) = memo.gates(e);
+        assert_eq!(gates, &[7, 8, 9]);
+        assert_ne!(grown, version);
+        memo.record(e, 71, Some(&[7]), None);
+        assert_eq!(memo.gates(e).1, grown, "no new gate, same version");
         assert!(!memo.missed(e, 3, 12));
         memo.record_miss(e, 3, 12);
         assert!(memo.missed(e, 3, 12));

@@ -652,12 +652,19 @@ pub(crate) struct Cache {
     memo_slots: Vec<u32>,
     /// By slot, reused: which slots a gate's list holds.
     marks: Vec<bool>,
+    /// By slot: the version of its memo entry's [gates](memo::ScanMemo::gates) the gate
+    /// lists hold the slot under, or [`NOT_LISTED`].
+    gates_listed: Vec<u32>,
 }
 
 /// In [`Cache::memo_slots`]: the slot's value has not been looked up in the memo yet.
 const UNKNOWN: u32 = u32::MAX;
 /// In [`Cache::memo_slots`]: the slot's value is not remembered (too long, memo full).
 const NOT_REMEMBERED: u32 = u32::MAX - 1;
+/// In [`Cache::gates_listed`]: the gate lists do not hold the slot under its memo entry's
+/// gates. Versions count growths of a list of at most every gate of the program: they never
+/// reach it.
+const NOT_LISTED: u32 = u32::MAX;
 
 impl Program {
     /// Makes sure `(node, slot)` is cached; computes parents first.
@@ -1118,6 +1125,7 @@ impl Cache {
         self.lower.clear();
         self.upper.clear();
         self.memo_slots.clear();
+        self.gates_listed.clear();
     }
 }
 
@@ -1194,10 +1202,39 @@ impl Evaluate for Program {
                 // untouched) adds nothing. Most values open at most nodes what they opened at
                 // the root, and most nodes are untouched by most values: those are done with
                 // here, before `fill` makes their case copy (a test that needs it makes it).
+                // A value the memo knows at this node (from an earlier request, or another
+                // slot of this one) is listed at once under every gate it opened at any node;
+                // a later scan of a node the memo knows then costs a bit test instead of a
+                // fill. Listing it under a gate it opened elsewhere only makes it a candidate
+                // there, and `test` looks at the gates of the condition's own nodes.
+                let remembered = self.memo_entry(cache, v.slot, v.value, slots);
+                if let Some(e) = remembered.filter(|&e| cache.memo.covers(e, node)) {
+                    let s = v.slot as usize;
+                    if cache.gates_listed.len() <= s {
+                        cache.gates_listed.resize(slots.max(s + 1), NOT_LISTED);
+                    }
+                    let (gates, version) = cache.memo.gates(e);
+                    if let Some(listed) = cache.gates_listed.get_mut(s) {
+                        // The list grows while a fresh value is filled at new nodes: a slot
+                        // listed under an older one is listed again.
+                        if *listed != version {
+                            *listed = version;
+                            for &g in gates {
+                                if let Some(list) = cache.gate_slots.get_mut(g as usize) {
+                                    list.push(v.slot);
+                                }
+                            }
+                        }
+                    }
+                    return;
+                }
                 let untouched = node != 0 && {
                     self.fill(cache, 0, v.slot, v.value, slots);
                     self.untouched(cache, node, v.slot)
                 };
+                if let (true, Some(e)) = (untouched, remembered) {
+                    cache.memo.record_untouched(e, node);
+                }
                 let owner = if untouched {
                     0
                 } else {
@@ -1423,6 +1460,37 @@ mod tests {
             assert!(!program.inspect(&token).is_blocking());
             assert!(!program.inspect(&header).is_blocking());
             assert!(program.inspect(&other).is_blocking());
+        }
+    }
+
+    /// Regression: a value carried twice in one request (two cookies of one name) was listed
+    /// under its memo entry's gates when a scan of the root first met its second slot, and not
+    /// again when a later scan found, in its first slot, a gate that opens only once decoded:
+    /// the second cookie was never tested there.
+    #[test]
+    fn a_repeated_value_is_listed_again_when_its_gates_grow() {
+        let set = RuleSet::from_yaml_str(
+            "rules:
+  - id: 1
+    targets: [request_cookies]
+    match: {rx: 'zzz'}
+  - id: 2
+    targets: [request_cookies]
+    transforms: [url_decode_uni]
+    match: {rx: '<img'}
+",
+            "repeated.yaml",
+        )
+        .unwrap();
+        let program = compile(&set).unwrap();
+        let request = Request::builder()
+            .uri("/")
+            .header("Cookie", "q=%3Cimg%20src; q=%3Cimg%20src")
+            .build();
+        for round in 0..3 {
+            let verdict = program.inspect(&request);
+            let values: Vec<usize> = verdict.matches.iter().map(|m| m.values.len()).collect();
+            assert_eq!(values, [2], "round {round}");
         }
     }
 
