@@ -144,6 +144,8 @@ struct CondPlan {
     /// [`injection_gate`]). They are the condition's byte gate too, so that values without
     /// any are not even visited; checked again before the (costly) detector runs.
     needs_byte: Option<&'static [bool; 256]>,
+    /// Whether the gate is a [byte gate](byte_gate) of the operator.
+    byte_gate: bool,
     /// The condition's index among all conditions of the program: its name in the
     /// [scan memo](memo).
     key: u32,
@@ -210,6 +212,32 @@ fn injection_gate(op: &crate::operator::Operator) -> Option<&'static [bool; 256]
         Operator::DetectSqli => Some(&SQLI),
         Operator::DetectXss => Some(&XSS),
         _ => None,
+    }
+}
+
+/// The bytes a value must hold for `op` to match it, for operators whose verdict depends on
+/// nothing but which bytes the value holds, beyond its letters: libinjection's (a claim about
+/// the detector, see [`injection_gate`]) and `@validateByteRange` when it allows every ASCII
+/// letter (exactly the bytes it does not allow).
+///
+/// The gate is looked up in the value's set of bytes at a chain node, which is exact but for
+/// letters: a node that only changes case shares its parent's set. So a byte gate holds no
+/// letter, and `@validateByteRange` without every letter (`48-57`) is not gated.
+fn byte_gate(op: &crate::operator::Operator) -> Option<literals::ByteSet> {
+    use crate::operator::{validate::ByteRanges, Operator};
+    match op {
+        Operator::ValidateByteRange(spec) => {
+            let ranges = ByteRanges::parse(spec).ok()?;
+            if !(b'A'..=b'Z').chain(b'a'..=b'z').all(|b| ranges.allows(b)) {
+                return None;
+            }
+            let mut outside = literals::ByteSet::default();
+            for b in (0..=255u8).filter(|&b| !ranges.allows(b)) {
+                outside.insert(b);
+            }
+            Some(outside)
+        }
+        op => injection_gate(op).map(literals::ByteSet::from_table),
     }
 }
 
@@ -352,13 +380,12 @@ impl Program {
                         }
                         Some(id)
                     }
-                    // libinjection is opened by a look at the value's bytes, like a residual
-                    // regex with a byte gate: a value without the bytes it needs is not even
-                    // visited.
-                    (None, op) if !dynamic => injection_gate(op).map(|needs| {
+                    // libinjection and `@validateByteRange` are opened by a look at the
+                    // value's bytes, like a residual regex with a byte gate: a value without
+                    // the bytes they need is not even visited.
+                    (None, op) if !dynamic => byte_gate(op).map(|bytes| {
                         let id = gated;
                         gated += 1;
-                        let bytes = literals::ByteSet::from_table(needs);
                         for &(node, _) in &stages {
                             if let Some(chain) = chains.get_mut(node as usize) {
                                 chain.byte_gated.push((bytes, id));
@@ -402,6 +429,7 @@ impl Program {
                     stages,
                     gate,
                     residual,
+                    byte_gate: gate.is_some() && !dynamic && byte_gate(&cond.operator).is_some(),
                     needs_byte: injection_gate(&cond.operator),
                     key: cond_keys,
                     pure,
@@ -487,13 +515,13 @@ impl Program {
     }
 
     /// How many conditions are gated by literals. Residual regexes are not counted (see
-    /// [`residual_gate`](Program::residual_gate)), nor libinjection's operators (gated by the
-    /// bytes a value holds); other operators always run.
+    /// [`residual_gate`](Program::residual_gate)), nor libinjection's operators and
+    /// `@validateByteRange` (gated by the bytes a value holds); other operators always run.
     pub fn gated_condition_count(&self) -> usize {
         self.conds
             .iter()
             .flatten()
-            .filter(|c| c.gate.is_some() && !c.residual && c.needs_byte.is_none())
+            .filter(|c| c.gate.is_some() && !c.residual && !c.byte_gate)
             .count()
     }
 
@@ -1506,6 +1534,56 @@ mod tests {
             let verdict = program.inspect(&request);
             let values: Vec<usize> = verdict.matches.iter().map(|m| m.values.len()).collect();
             assert_eq!(values, [2], "round {round}");
+        }
+    }
+
+    /// `@validateByteRange` is gated by the bytes it does not allow, when it allows every
+    /// letter; otherwise it runs on every value.
+    #[test]
+    fn validate_byte_range_is_gated_by_the_bytes_it_does_not_allow() {
+        use super::byte_gate;
+        let gate = |spec: &str| byte_gate(&Operator::ValidateByteRange(spec.into()));
+        let outside = |spec: &str| gate(spec).map(|g| g.bytes().collect::<Vec<u8>>());
+        assert_eq!(outside("1-255"), Some(vec![0]));
+        assert_eq!(outside("0-255"), Some(vec![]));
+        let printable = outside("32-126").unwrap();
+        assert_eq!(printable.len(), 256 - 95);
+        assert!(
+            printable.contains(&b'\t') && printable.contains(&0x80) && !printable.contains(&b' ')
+        );
+        assert_eq!(
+            gate("48-57"),
+            None,
+            "digits only: the letters are not allowed"
+        );
+        assert_eq!(gate("32-64,91-126"), None, "no capital letters");
+        assert_eq!(gate("not a range"), None);
+        let set = RuleSet::from_yaml_str(
+            "rules:
+  - id: 1
+    targets: [args]
+    transforms: [lowercase]
+    match: {validate_byte_range: '32-126'}
+",
+            "range.yaml",
+        )
+        .unwrap();
+        let program = compile(&set).unwrap();
+        assert_eq!(
+            program.gated_condition_count(),
+            0,
+            "a byte gate is not a literal gate"
+        );
+        for _ in 0..2 {
+            assert!(!program
+                .inspect(&Request::builder().uri("/?q=Abc").build())
+                .is_blocking());
+            assert!(program
+                .inspect(&Request::builder().uri("/?q=A%09c").build())
+                .is_blocking());
+            assert!(program
+                .inspect(&Request::builder().uri("/?q=A%C3%A9").build())
+                .is_blocking());
         }
     }
 
