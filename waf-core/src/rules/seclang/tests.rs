@@ -217,3 +217,21 @@ fn a_regex_built_from_a_tx_variable_follows_its_value() {
     assert!(!with("iso-8859-1"));
     assert!(with("koi8-r"));
 }
+
+#[test]
+fn a_tx_regex_selector_visits_the_variables_in_name_order() {
+    let (set, notes) = load(
+        "SecAction \"id:1,phase:1,pass,nolog,setvar:tx.b_2=x,setvar:tx.c_3=x,setvar:tx.a_1=x\"\n\
+         SecRule TX:/^[abc]_/ \"@rx x\" \"id:2,phase:1,deny\"\n",
+    )
+    .unwrap();
+    assert!(notes.is_empty(), "{notes:?}");
+    let program = crate::compile(&set).unwrap();
+    let verdict = program.inspect(&crate::Request::builder().build());
+    let targets: Vec<&str> = verdict.matches[0]
+        .values
+        .iter()
+        .map(|v| v.target.as_str())
+        .collect();
+    assert_eq!(targets, ["TX:a_1", "TX:b_2", "TX:c_3"]);
+}
