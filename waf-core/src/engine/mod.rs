@@ -482,7 +482,8 @@ pub(crate) fn run<E: Evaluate>(eval: &E, request: &Request) -> Verdict {
         matched: Vec::new(),
         removed: Removals {
             rules: plan.everywhere.rules.clone(),
-            targets: vec![Vec::new(); plan.rules.len()],
+            // Grown when a target is removed: most requests remove none.
+            targets: Vec::new(),
         },
         mode: settings.mode,
         verdict: Verdict {
@@ -619,7 +620,7 @@ struct Removals {
     /// By rule index: whether the rule is removed.
     rules: Vec<bool>,
     /// By rule index: the targets removed from it. Indexed by rule because every value every
-    /// rule visits is checked against its list.
+    /// rule visits is checked against its list; as long as the last rule with any.
     targets: Vec<Vec<(Collection, SelectorId)>>,
 }
 
@@ -650,6 +651,9 @@ impl Removals {
             return;
         };
         for &i in plan.resolve(rules) {
+            if self.targets.len() <= i {
+                self.targets.resize_with(i + 1, Vec::new);
+            }
             if let Some(removed) = self.targets.get_mut(i) {
                 let entry = (collection, selector.clone());
                 if !removed.contains(&entry) {
