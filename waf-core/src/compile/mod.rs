@@ -341,6 +341,7 @@ impl Program {
                         || matches!(t.selector, crate::rules::Selector::Name(_))
                 });
                 let mut residual = false;
+                let byte_gated = byte_gate(&cond.operator).filter(|_| !dynamic);
                 let gate = match (literals::gate_literals(&cond.operator), &cond.operator) {
                     (Some(lits), _) if !dynamic => {
                         let id = gated;
@@ -383,7 +384,7 @@ impl Program {
                     // libinjection and `@validateByteRange` are opened by a look at the
                     // value's bytes, like a residual regex with a byte gate: a value without
                     // the bytes they need is not even visited.
-                    (None, op) if !dynamic => byte_gate(op).map(|bytes| {
+                    (None, _) => byte_gated.map(|bytes| {
                         let id = gated;
                         gated += 1;
                         for &(node, _) in &stages {
@@ -429,7 +430,7 @@ impl Program {
                     stages,
                     gate,
                     residual,
-                    byte_gate: gate.is_some() && !dynamic && byte_gate(&cond.operator).is_some(),
+                    byte_gate: gate.is_some() && byte_gated.is_some(),
                     needs_byte: injection_gate(&cond.operator),
                     key: cond_keys,
                     pure,
