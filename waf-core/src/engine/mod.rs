@@ -16,10 +16,6 @@ mod names;
 pub(crate) mod values;
 
 use std::collections::HashMap;
-
-/// A request's TX variables. The names are the client's too (CRS 920450 stores every header
-/// name), hashed with a per-process random seed, as the memos are.
-type TxVars = HashMap<Vec<u8>, Vec<u8>, foldhash::fast::RandomState>;
 use std::ops::Range;
 
 use regex_automata::meta::Regex;
@@ -34,6 +30,10 @@ use crate::rules::{
 use crate::transform::Transform;
 use crate::verdict::{Action, MatchedValue, RuleMatch, Verdict};
 use values::{RequestData, Value};
+
+/// A request's TX variables. The names are the client's too (CRS 920450 stores every header
+/// name), hashed with a per-process random seed, as the memos are.
+type TxVars = HashMap<Vec<u8>, Vec<u8>, foldhash::fast::RandomState>;
 
 /// Most values recorded per matching rule in a verdict; a rule matching every argument of a
 /// large form should not make the verdict as large as the form.
