@@ -684,6 +684,66 @@ pub(crate) struct Cache {
     /// By slot: the version of its memo entry's [gates](memo::ScanMemo::gates) the gate
     /// lists hold the slot under, or [`NOT_LISTED`].
     gates_listed: Vec<u32>,
+    /// The long values this request scanned, with what they opened.
+    scans_done: ScansDone,
+}
+
+/// The long values one request scanned, lowercased, with the gates each opened: a scan's
+/// result depends on the bytes alone, up to ASCII case, and a request carries the same long
+/// bytes several times over. REQUEST_URI and REQUEST_URI_RAW are byte-identical for any URI
+/// in origin form; `url_decode_uni` gives the same bytes after a `utf8_to_unicode` that
+/// changed nothing as without it; `cmd_line` lowercases a URI and often does nothing else.
+/// Those values are too long for the [memo](memo), which remembers short values across
+/// requests, and too fresh (a `state` or a `nonce` in every URI) to be worth remembering
+/// there. Comparing one against a few earlier values costs a fraction of a scan.
+#[derive(Default, Debug)]
+struct ScansDone {
+    /// `(value lowercased, gates opened)`; the first `len` are this request's, the rest
+    /// keep their allocations for the next.
+    entries: Vec<(Vec<u8>, Vec<u32>)>,
+    len: usize,
+}
+
+impl ScansDone {
+    /// Values shorter than this are scanned again: a short scan costs about what the copy
+    /// and the comparisons would.
+    const MIN_LEN: usize = 64;
+    /// At most this many values are kept per request, so that a body of many long values
+    /// (a JSON array of long strings) costs a bounded number of comparisons per scan.
+    const MAX_ENTRIES: usize = 32;
+
+    /// The gates `value` opened, if the request scanned the same bytes (up to ASCII case).
+    fn find(&self, value: &[u8]) -> Option<&[u32]> {
+        if value.len() < Self::MIN_LEN {
+            return None;
+        }
+        self.entries
+            .get(..self.len)?
+            .iter()
+            .find(|(lower, _)| lower.len() == value.len() && lower.eq_ignore_ascii_case(value))
+            .map(|(_, open)| open.as_slice())
+    }
+
+    /// Keeps what `value` opened for the rest of the request.
+    fn remember(&mut self, value: &[u8], open: &[u32]) {
+        if value.len() < Self::MIN_LEN || self.len >= Self::MAX_ENTRIES {
+            return;
+        }
+        if self.len == self.entries.len() {
+            self.entries.push((Vec::new(), Vec::new()));
+        }
+        if let Some((lower, gates)) = self.entries.get_mut(self.len) {
+            lower.clear();
+            lower.extend(value.iter().map(u8::to_ascii_lowercase));
+            gates.clear();
+            gates.extend_from_slice(open);
+            self.len += 1;
+        }
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+    }
 }
 
 /// In [`Cache::memo_slots`]: the slot's value has not been looked up in the memo yet.
@@ -779,11 +839,20 @@ impl Program {
             (Some(pf), true) => {
                 let mut seen = std::mem::take(&mut cache.seen);
                 let mut found = std::mem::take(&mut cache.found);
+                let mut done = std::mem::take(&mut cache.scans_done);
                 let value = match &bytes {
                     Bytes::Own(b) => b,
                     _ => self.parent_bytes(cache, node, slot, raw),
                 };
-                let open = scan(pf, value, &mut seen, &mut found);
+                let open = match done.find(value) {
+                    Some(open) => open.to_vec(),
+                    None => {
+                        let open = scan(pf, value, &mut seen, &mut found);
+                        done.remember(value, &open);
+                        open
+                    }
+                };
+                cache.scans_done = done;
                 cache.seen = seen;
                 cache.found = found;
                 Some(open)
@@ -1170,6 +1239,7 @@ impl Cache {
         self.upper.clear();
         self.memo_slots.clear();
         self.gates_listed.clear();
+        self.scans_done.clear();
     }
 }
 
@@ -1535,6 +1605,65 @@ mod tests {
             let verdict = program.inspect(&request);
             let values: Vec<usize> = verdict.matches.iter().map(|m| m.values.len()).collect();
             assert_eq!(values, [2], "round {round}");
+        }
+    }
+
+    /// A request scans a long value once: REQUEST_URI_RAW takes what REQUEST_URI's scan
+    /// found, and a value of the same length but other bytes is scanned on its own.
+    #[test]
+    fn a_long_value_scanned_twice_in_a_request_opens_the_same_gates() {
+        let set = RuleSet::from_yaml_str(
+            "rules:
+  - id: 1
+    targets: [request_uri]
+    match: {contains: '/etc/passwd'}
+    action: pass
+  - id: 2
+    targets: [request_uri_raw]
+    match: {contains: '/etc/passwd'}
+    action: pass
+  - id: 3
+    targets: [request_uri]
+    transforms: [lowercase]
+    match: {contains: '/etc/shadow'}
+    action: pass
+  - id: 4
+    targets: [args]
+    match: {contains: '/etc/passwd'}
+    action: pass
+",
+            "scanned-twice.yaml",
+        )
+        .unwrap();
+        let program = compile(&set).unwrap();
+        let fired = |uri: &str| {
+            let verdict = program.inspect(&Request::builder().uri(uri).build());
+            let mut ids: Vec<(u32, usize)> = verdict
+                .matches
+                .iter()
+                .map(|m| (m.rule_id, m.values.len()))
+                .collect();
+            ids.sort_unstable();
+            ids
+        };
+        // Longer than the memo remembers, so that every request scans its values afresh.
+        for (round, filler) in ["x", "y", "z"].into_iter().enumerate() {
+            let pad = filler.repeat(600);
+            let passwd = format!("/download?file=/etc/passwd&pad={pad}");
+            let shadow = format!("/download?file=/ETC/SHADOW&pad={pad}");
+            assert_eq!(passwd.len(), shadow.len());
+            assert_eq!(fired(&passwd), [(1, 1), (2, 1), (4, 1)], "round {round}");
+            assert_eq!(fired(&shadow), [(3, 1)], "round {round}");
+            // Two arguments of one length, only one of which holds the literal, in either
+            // order.
+            let with = format!("{}/etc/passwd", &pad[11..]);
+            for uri in [format!("/?a={pad}&b={with}"), format!("/?a={with}&b={pad}")] {
+                assert_eq!(
+                    fired(&uri),
+                    [(1, 1), (2, 1), (4, 1)],
+                    "round {round}: {uri}"
+                );
+            }
         }
     }
 
