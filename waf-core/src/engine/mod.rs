@@ -15,13 +15,14 @@
 mod names;
 pub(crate) mod values;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ops::Range;
 
 use regex_automata::meta::Regex;
 
 use crate::error::{Error, ErrorKind};
-use crate::operator::{expand, Evidence, Matcher};
+use crate::operator::{expand, expand_borrowed, Evidence, Matcher};
 use crate::request::Request;
 use crate::rules::{
     Collection, Ctl, Disruptive, Effect, Exclusion, Flow, Item, MacroPart, Mode, Phase, Rule,
@@ -801,8 +802,19 @@ fn rule_matches<E: Evaluate>(
 }
 
 fn store_captures(hit: &Hit, state: &mut TxState<'_>) {
-    for (n, cap) in hit.evidence.captures.iter().enumerate() {
-        state.tx.insert(n.to_string().into_bytes(), cap.clone());
+    const NAMES: [&[u8]; 10] = [b"0", b"1", b"2", b"3", b"4", b"5", b"6", b"7", b"8", b"9"];
+    for (name, cap) in NAMES.iter().zip(&hit.evidence.captures) {
+        // A rule capturing value after value (CRS 920450, a header name each) overwrites TX:0
+        // in place.
+        match state.tx.get_mut(*name) {
+            Some(v) => {
+                v.clear();
+                v.extend_from_slice(cap);
+            }
+            None => {
+                state.tx.insert(name.to_vec(), cap.clone());
+            }
+        }
     }
 }
 
@@ -943,34 +955,41 @@ fn display_name(collection: Collection, name: &[u8]) -> String {
     }
 }
 
-/// Resolves a `%{...}` macro variable.
-fn lookup(plan: &Plan, state: &TxState<'_>, rule: usize, part: &MacroPart) -> Option<Vec<u8>> {
+/// Resolves a `%{...}` macro variable, borrowing it where it lives (TX, the last matched
+/// value, a request header).
+fn lookup<'s>(
+    plan: &'s Plan,
+    state: &'s TxState<'_>,
+    rule: usize,
+    part: &MacroPart,
+) -> Option<Cow<'s, [u8]>> {
     let MacroPart::Var { collection, key } = part else {
         return None;
     };
     let key = key.as_deref().unwrap_or("");
     match collection.as_str() {
-        "tx" => state.tx.get(key.as_bytes()).cloned(),
-        "matched_var" => state.matched.last().map(|h| h.value.clone()),
+        "tx" => state.tx.get(key.as_bytes()).map(|v| Cow::Borrowed(&v[..])),
+        "matched_var" => state.matched.last().map(|h| Cow::Borrowed(&h.value[..])),
         "matched_var_name" => state
             .matched
             .last()
-            .map(|h| display_name(h.collection, &h.name).into_bytes()),
+            .map(|h| Cow::Owned(display_name(h.collection, &h.name).into_bytes())),
         "rule" => {
             let r = plan.rules.get(rule)?;
-            match key {
-                "id" => Some(r.id.to_string().into_bytes()),
-                "severity" => r.severity.map(|s| s.name().as_bytes().to_vec()),
-                "msg" => r.message.as_ref().map(|m| m.to_string().into_bytes()),
-                _ => None,
-            }
+            let text = match key {
+                "id" => r.id.to_string().into_bytes(),
+                "severity" => r.severity?.name().as_bytes().to_vec(),
+                "msg" => r.message.as_ref()?.to_string().into_bytes(),
+                _ => return None,
+            };
+            Some(Cow::Owned(text))
         }
         "request_headers" => state
             .data
             .request()
             .headers()
             .get(key.as_bytes())
-            .map(<[u8]>::to_vec),
+            .map(Cow::Borrowed),
         other => {
             let c: Collection = other.parse().ok()?;
             let mut found = None;
@@ -980,7 +999,7 @@ fn lookup(plan: &Plan, state: &TxState<'_>, rule: usize, part: &MacroPart) -> Op
                     found = Some(v.value.to_vec());
                 }
             });
-            found
+            found.map(Cow::Owned)
         }
     }
 }
@@ -1063,7 +1082,9 @@ fn run_effect(plan: &Plan, i: usize, effect: &Effect, state: &mut TxState<'_>) {
         Effect::SetVar(sv) => {
             let name = {
                 let mut l = |p: &MacroPart| lookup(plan, state, i, p);
-                expand(&sv.name, &mut l).to_ascii_lowercase()
+                let mut name = expand(&sv.name, &mut l);
+                name.make_ascii_lowercase();
+                name
             };
             let new = {
                 let mut l = |p: &MacroPart| lookup(plan, state, i, p);
@@ -1074,7 +1095,7 @@ fn run_effect(plan: &Plan, i: usize, effect: &Effect, state: &mut TxState<'_>) {
                             .tx
                             .get(&name)
                             .map_or(0, |v| crate::operator::to_number(v));
-                        let delta = crate::operator::to_number(&expand(m, &mut l));
+                        let delta = crate::operator::to_number(&expand_borrowed(m, &mut l));
                         let n = if matches!(sv.op, SetOp::Add(_)) {
                             current.saturating_add(delta)
                         } else {
@@ -1109,7 +1130,7 @@ fn record_match(plan: &Plan, i: usize, state: &TxState<'_>, score: i64) -> RuleM
     // `%{MATCHED_VAR}` any more than through the value itself.
     let mut l = |p: &MacroPart| match p {
         MacroPart::Var { collection, .. } if collection == "matched_var" && last_is_sensitive => {
-            Some(b"[redacted]".to_vec())
+            Some(Cow::Borrowed(&b"[redacted]"[..]))
         }
         _ => lookup(plan, state, i, p),
     };

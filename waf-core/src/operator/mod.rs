@@ -260,25 +260,58 @@ enum NumOp {
 }
 
 /// Looks up a macro variable, such as `tx.paranoia_level`; `None` when unset (it expands to
-/// nothing).
-pub type Lookup<'a> = dyn FnMut(&MacroPart) -> Option<Vec<u8>> + 'a;
+/// nothing). The value may be borrowed from where the variable lives: the CRS expands
+/// `%{tx.restricted_headers}` for every header of every request.
+///
+/// ```
+/// use std::borrow::Cow;
+/// use waf_core::operator::{Matcher, Operator};
+/// use waf_core::rules::{Macro, MacroPart};
+///
+/// let m = Matcher::new(&Operator::Ge(Macro::parse("%{tx.threshold}"))).unwrap();
+/// let threshold = b"5".to_vec();
+/// let mut lookup = |p: &MacroPart| match p {
+///     MacroPart::Var { key: Some(k), .. } if k == "threshold" => Some(Cow::from(&threshold[..])),
+///     _ => None,
+/// };
+/// assert!(m.matches(b"7", &mut lookup).is_some());
+/// ```
+pub type Lookup<'a> = dyn FnMut(&MacroPart) -> Option<Cow<'a, [u8]>> + 'a;
 
 /// Expands a macro with a lookup.
 pub fn expand(m: &Macro, lookup: &mut Lookup<'_>) -> Vec<u8> {
-    expand_borrowed(m, lookup).into_owned()
+    expand_borrowed(m, lookup).to_vec()
 }
 
-/// Like [`expand`], borrowing a macro that is one literal and taking a lone variable's value
-/// as it is: most operator arguments are constants (`@lt 2`) or one variable (`@ge
-/// %{tx.paranoia_level}`), tested for value after value.
-pub(crate) fn expand_borrowed<'m>(m: &'m Macro, lookup: &mut Lookup<'_>) -> Cow<'m, [u8]> {
+/// A macro expanded by [`expand_borrowed`]: borrowed from the macro, from where the lookup
+/// found its lone variable, or built.
+pub(crate) enum Expanded<'m, 'a> {
+    Literal(&'m [u8]),
+    Looked(Cow<'a, [u8]>),
+}
+
+impl std::ops::Deref for Expanded<'_, '_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Expanded::Literal(b) => b,
+            Expanded::Looked(c) => c,
+        }
+    }
+}
+
+/// Like [`expand`], without copying a macro that is one literal or one variable: most
+/// operator arguments are constants (`@lt 2`) or one variable (`@ge %{tx.paranoia_level}`),
+/// tested for value after value.
+pub(crate) fn expand_borrowed<'m, 'a>(m: &'m Macro, lookup: &mut Lookup<'a>) -> Expanded<'m, 'a> {
     if let Some(text) = m.literal() {
-        return Cow::Borrowed(text);
+        return Expanded::Literal(text);
     }
     match m.parts.as_slice() {
-        [var] => Cow::Owned(lookup(var).unwrap_or_default()),
+        [var] => Expanded::Looked(lookup(var).unwrap_or_default()),
         parts => {
-            let mut out = Vec::new();
+            let mut out = Vec::with_capacity(64);
             for part in parts {
                 match part {
                     MacroPart::Literal(l) => out.extend_from_slice(l),
@@ -289,7 +322,7 @@ pub(crate) fn expand_borrowed<'m>(m: &'m Macro, lookup: &mut Lookup<'_>) -> Cow<
                     }
                 }
             }
-            Cow::Owned(out)
+            Expanded::Looked(Cow::Owned(out))
         }
     }
 }
@@ -634,7 +667,7 @@ mod tests {
     fn macros_in_arguments_expand() {
         let m = Matcher::new(&Operator::Ge(Macro::parse("%{tx.threshold}"))).unwrap();
         let mut lookup = |p: &MacroPart| match p {
-            MacroPart::Var { key: Some(k), .. } if k == "threshold" => Some(b"5".to_vec()),
+            MacroPart::Var { key: Some(k), .. } if k == "threshold" => Some(Cow::from(&b"5"[..])),
             _ => None,
         };
         assert!(m.matches(b"5", &mut lookup).is_some());
