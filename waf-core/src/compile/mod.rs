@@ -22,7 +22,9 @@
 //! 3. **Evaluation stops early** once a blocking decision is certain.
 //! 4. **Recurring values are remembered.** Each thread keeps a memo of what recent values
 //!    opened at each chain node and which operators missed them: a header sent with every
-//!    request is scanned and tested once, not on every request.
+//!    request is scanned and tested once, not on every request. Within a request, a long value
+//!    is scanned once however many targets and chain nodes carry the same bytes (REQUEST_URI
+//!    and REQUEST_URI_RAW, a decoded URI reached by two transformation paths).
 //!
 //! ```
 //! use waf_core::{compile, Request, RuleSet};
@@ -711,10 +713,13 @@ impl ScansDone {
     /// At most this many values are kept per request, so that a body of many long values
     /// (a JSON array of long strings) costs a bounded number of comparisons per scan.
     const MAX_ENTRIES: usize = 32;
+    /// Longer values are not kept: the copies stay allocated from request to request, and
+    /// a thread should not hold on to megabytes for one large upload.
+    const MAX_LEN: usize = 64 * 1024;
 
     /// The gates `value` opened, if the request scanned the same bytes (up to ASCII case).
     fn find(&self, value: &[u8]) -> Option<&[u32]> {
-        if value.len() < Self::MIN_LEN {
+        if !(Self::MIN_LEN..=Self::MAX_LEN).contains(&value.len()) {
             return None;
         }
         self.entries
@@ -726,7 +731,8 @@ impl ScansDone {
 
     /// Keeps what `value` opened for the rest of the request.
     fn remember(&mut self, value: &[u8], open: &[u32]) {
-        if value.len() < Self::MIN_LEN || self.len >= Self::MAX_ENTRIES {
+        if !(Self::MIN_LEN..=Self::MAX_LEN).contains(&value.len()) || self.len >= Self::MAX_ENTRIES
+        {
             return;
         }
         if self.len == self.entries.len() {
