@@ -695,9 +695,11 @@ pub(crate) struct Cache {
 /// bytes several times over. REQUEST_URI and REQUEST_URI_RAW are byte-identical for any URI
 /// in origin form; `url_decode_uni` gives the same bytes after a `utf8_to_unicode` that
 /// changed nothing as without it; `cmd_line` lowercases a URI and often does nothing else.
-/// Those values are too long for the [memo](memo), which remembers short values across
-/// requests, and too fresh (a `state` or a `nonce` in every URI) to be worth remembering
-/// there. Comparing one against a few earlier values costs a fraction of a scan.
+/// The [memo] does not serve them: it remembers raw values of up to
+/// [`MAX_VALUE`](memo::MAX_VALUE) bytes, by node, from request to request, so it neither sees
+/// that two nodes or two raw values give the same bytes nor keeps a URI; and a URI is fresh
+/// in every request (a `state`, a `nonce`). Comparing a value against a few earlier ones
+/// costs a fraction of its scan.
 #[derive(Default, Debug)]
 struct ScansDone {
     /// `(value lowercased, gates opened)`; the first `len` are this request's, the rest
