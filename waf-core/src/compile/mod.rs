@@ -719,9 +719,14 @@ impl ScansDone {
     /// a thread should not hold on to megabytes for one large upload.
     const MAX_LEN: usize = 64 * 1024;
 
+    /// Whether values of this length are kept.
+    fn keeps(value: &[u8]) -> bool {
+        (Self::MIN_LEN..=Self::MAX_LEN).contains(&value.len())
+    }
+
     /// The gates `value` opened, if the request scanned the same bytes (up to ASCII case).
     fn find(&self, value: &[u8]) -> Option<&[u32]> {
-        if !(Self::MIN_LEN..=Self::MAX_LEN).contains(&value.len()) {
+        if !Self::keeps(value) {
             return None;
         }
         self.entries
@@ -733,8 +738,7 @@ impl ScansDone {
 
     /// Keeps what `value` opened for the rest of the request.
     fn remember(&mut self, value: &[u8], open: &[u32]) {
-        if !(Self::MIN_LEN..=Self::MAX_LEN).contains(&value.len()) || self.len >= Self::MAX_ENTRIES
-        {
+        if !Self::keeps(value) || self.len >= Self::MAX_ENTRIES {
             return;
         }
         if self.len == self.entries.len() {
