@@ -16,6 +16,7 @@
 //! 6. [`compile`](mod@compile): rules into one [`Program`] — shared transformation chains,
 //!    Aho-Corasick literal gates in front of regexes.
 //! 7. [`verdict`]: what was decided and why.
+//! 8. [`profile`]: where the time of an inspection went, rule by rule.
 //!
 //! [`reference`] holds the slow, obviously-correct evaluator the compiled program is tested
 //! against.
@@ -61,6 +62,7 @@ mod engine;
 mod error;
 pub mod operator;
 pub mod parse;
+pub mod profile;
 pub mod reference;
 pub mod request;
 pub mod rules;

@@ -113,6 +113,12 @@ impl ScanMemo {
         }
     }
 
+    /// Forgets every value, keeping the allocations.
+    pub(super) fn forget(&mut self) {
+        self.index.clear();
+        self.entries.clear();
+    }
+
     /// The entry of `value`, made if it has none; `None` when the value is not remembered
     /// (too long, or the memo is full).
     pub(super) fn entry(&mut self, value: &[u8]) -> Option<u32> {

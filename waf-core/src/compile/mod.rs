@@ -512,6 +512,42 @@ impl Program {
         engine::run(self, request)
     }
 
+    /// [`inspect`](Program::inspect), adding to `profile` what each rule cost.
+    ///
+    /// The verdict is the one [`inspect`](Program::inspect) gives. Reading the clock around
+    /// every rule adds tens of nanoseconds per rule evaluated; compare
+    /// [`Profile::total`](crate::profile::Profile::total) with unprofiled inspections to see
+    /// how much.
+    ///
+    /// ```
+    /// use waf_core::{compile, profile::Profile, Request, RuleSet};
+    ///
+    /// let rules = RuleSet::from_yaml_str(r#"
+    /// rules:
+    ///   - {id: 1, severity: critical, targets: [args], match: detect_sqli}
+    ///   - {id: 2, targets: [request_uri], match: {contains: "/admin"}}
+    /// "#, "r.yaml")?;
+    /// let program = compile(&rules)?;
+    /// let mut profile = Profile::new();
+    /// let request = Request::builder().uri("/admin?q=1'%20OR%20'1'='1").build();
+    /// let verdict = program.inspect_profiled(&request, &mut profile);
+    /// assert_eq!(verdict.decided_by, Some(1));
+    /// assert_eq!(profile.requests(), 1);
+    /// // Rule 1 blocked: rule 2 never ran.
+    /// let ids: Vec<(u32, u64, u64)> =
+    ///     profile.rules().iter().map(|r| (r.id(), r.evaluations(), r.matches())).collect();
+    /// assert_eq!(ids, [(1, 1, 1), (2, 0, 0)]);
+    /// # Ok::<(), waf_core::Error>(())
+    /// ```
+    pub fn inspect_profiled(
+        &self,
+        request: &Request,
+        profile: &mut crate::profile::Profile,
+    ) -> Verdict {
+        profile.prepare(&self.plan.rules);
+        engine::run_observed(self, request, profile)
+    }
+
     /// How many rules the program runs (after the paranoia level filtered them).
     pub fn rule_count(&self) -> usize {
         self.plan.rules.len()
@@ -1236,6 +1272,38 @@ thread_local! {
     static SPARE_CACHE: std::cell::Cell<Option<Cache>> = const { std::cell::Cell::new(None) };
 }
 
+/// Empties the calling thread's memos: what the compiled programs remember of the values they
+/// scanned, and the libinjection verdicts. The next inspection on this thread takes every value
+/// as new.
+///
+/// The request path never calls this; the memos are bounded and forget on their own. It is for
+/// benchmarks and profiles that inspect one request over and over: after the first inspection
+/// every value of it is remembered, which the fresh tokens of real sign-in traffic never are,
+/// so such a measure shows the cost of a request seen before. Forgetting between inspections
+/// shows the cost of a request whose every value is new, the other bound.
+///
+/// ```
+/// use waf_core::{compile, Request, RuleSet};
+///
+/// let rules = RuleSet::from_yaml_str("rules:\n  - {id: 1, targets: [args], match: detect_sqli}\n", "r.yaml")?;
+/// let program = compile(&rules)?;
+/// let request = Request::builder().uri("/?q=hello").build();
+/// for _ in 0..3 {
+///     waf_core::compile::forget_memos();
+///     assert!(!program.inspect(&request).is_blocking());
+/// }
+/// # Ok::<(), waf_core::Error>(())
+/// ```
+pub fn forget_memos() {
+    SPARE_CACHE.with(|spare| {
+        if let Some(mut cache) = spare.take() {
+            cache.memo.forget();
+            spare.set(Some(cache));
+        }
+    });
+    crate::operator::injection::forget_memo();
+}
+
 impl Cache {
     /// Empties the cache, keeping its allocations.
     fn clear(&mut self) {
@@ -1496,6 +1564,30 @@ impl Evaluate for Program {
 mod tests {
     use super::injection_gate;
     use crate::{compile, Request, RuleSet};
+
+    /// Benchmarks and `waf profile` rely on it: after `forget_memos`, the next inspection on the
+    /// thread remembers no value.
+    #[test]
+    fn forget_memos_empties_the_threads_scan_memo() {
+        let set = RuleSet::from_yaml_str(
+            "rules:\n  - id: 1\n    targets: [args]\n    match: {rx: 'evil'}\n",
+            "one.yaml",
+        )
+        .expect("rules load");
+        let program = compile(&set).expect("rules compile");
+        program.inspect(&Request::builder().uri("/?q=good").build());
+        let remembered = || {
+            super::SPARE_CACHE.with(|spare| {
+                let cache = spare.take().expect("the request handed its cache back");
+                let n = cache.memo.len();
+                spare.set(Some(cache));
+                n
+            })
+        };
+        assert!(remembered() > 0);
+        super::forget_memos();
+        assert_eq!(remembered(), 0);
+    }
 
     /// Regression: the thread's spare cache passes from program to program; nothing of one
     /// request (transformed values, opened gates) may leak into the next, whichever program

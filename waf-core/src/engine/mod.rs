@@ -473,8 +473,49 @@ struct TxState<'r> {
     decided: bool,
 }
 
+/// What the driver reports while it runs, for a cost profile
+/// ([`Profile`](crate::profile::Profile)).
+///
+/// The unit type observes nothing: [`run`] passes `()`, its marks are `()` and its calls are
+/// empty, so they compile away and the request path pays nothing for the seam.
+pub(crate) trait Observe {
+    /// A point in time (or nothing, for `()`).
+    type Mark: Copy;
+
+    /// Now.
+    fn mark(&mut self) -> Self::Mark;
+
+    /// Rule `rule` was evaluated from `since` until now, its effects and action included when
+    /// its conditions held (`matched`).
+    fn rule(&mut self, rule: usize, since: Self::Mark, matched: bool);
+
+    /// The body was parsed from `since` until now.
+    fn body_parsed(&mut self, since: Self::Mark);
+
+    /// The whole inspection ran from `since` until now.
+    fn request_done(&mut self, since: Self::Mark);
+}
+
+impl Observe for () {
+    type Mark = ();
+    fn mark(&mut self) {}
+    fn rule(&mut self, _rule: usize, _since: (), _matched: bool) {}
+    fn body_parsed(&mut self, _since: ()) {}
+    fn request_done(&mut self, _since: ()) {}
+}
+
 /// Runs a plan on a request.
 pub(crate) fn run<E: Evaluate>(eval: &E, request: &Request) -> Verdict {
+    run_observed(eval, request, &mut ())
+}
+
+/// [`run`], reporting to `observer` what each rule cost.
+pub(crate) fn run_observed<E: Evaluate, O: Observe>(
+    eval: &E,
+    request: &Request,
+    observer: &mut O,
+) -> Verdict {
+    let started = observer.mark();
     let plan = eval.plan();
     let settings = &plan.settings;
     let mut state = TxState {
@@ -494,6 +535,7 @@ pub(crate) fn run<E: Evaluate>(eval: &E, request: &Request) -> Verdict {
         decided: false,
     };
     if state.mode == Mode::Off {
+        observer.request_done(started);
         return state.verdict;
     }
     for (i, ex) in plan.exclusions.iter().enumerate() {
@@ -505,7 +547,9 @@ pub(crate) fn run<E: Evaluate>(eval: &E, request: &Request) -> Verdict {
     let mut cache = eval.take_cache();
     'phases: for (phase, range) in plan.phases.iter().cloned() {
         if phase == Phase::Body {
+            let since = observer.mark();
             state.data.parse_body(&settings.parse_limits);
+            observer.body_parsed(since);
         }
         let mut i = range.start;
         while i < range.end {
@@ -514,11 +558,14 @@ pub(crate) fn run<E: Evaluate>(eval: &E, request: &Request) -> Verdict {
                 continue;
             }
             let rule = &plan.rules[i];
+            let since = observer.mark();
             if !rule_matches(eval, &mut cache, i, &mut state) {
+                observer.rule(i, since, false);
                 i += 1;
                 continue;
             }
             let stop = act(plan, i, &mut state);
+            observer.rule(i, since, true);
             if stop {
                 break 'phases;
             }
@@ -530,6 +577,7 @@ pub(crate) fn run<E: Evaluate>(eval: &E, request: &Request) -> Verdict {
         }
     }
     eval.give_back(cache);
+    observer.request_done(started);
     state.verdict
 }
 

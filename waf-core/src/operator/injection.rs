@@ -111,6 +111,23 @@ mod memo {
             .map(String::from)
     }
 
+    pub(super) fn forget() {
+        TABLES.with(|t| {
+            let mut t = t.borrow_mut();
+            t.sqli.clear();
+            t.xss.clear();
+        });
+    }
+
+    /// How many verdicts are remembered, of both detectors.
+    #[cfg(test)]
+    pub(super) fn len() -> usize {
+        TABLES.with(|t| {
+            let t = t.borrow();
+            t.sqli.len() + t.xss.len()
+        })
+    }
+
     pub(super) fn xss(input: &[u8]) -> bool {
         if input.len() > MEMO_MAX_VALUE {
             return super::detect_xss(input);
@@ -122,6 +139,11 @@ mod memo {
 /// [`detect_sqli`], answered from this thread's memo when the value was seen recently.
 pub(crate) fn detect_sqli_memoized(input: &[u8]) -> Option<String> {
     memo::sqli(input)
+}
+
+/// Empties this thread's memo of detector verdicts.
+pub(crate) fn forget_memo() {
+    memo::forget();
 }
 
 /// [`detect_xss`], answered from this thread's memo when the value was seen recently.
@@ -282,6 +304,17 @@ mod tests {
             let v = format!("value-{i}");
             assert_eq!(detect_sqli_memoized(v.as_bytes()), None);
         }
+    }
+
+    #[test]
+    fn a_forgotten_memo_is_empty() {
+        // Tests may share a thread (`--test-threads=1`), and with it the memo.
+        super::forget_memo();
+        detect_sqli_memoized(b"hello");
+        detect_xss_memoized(b"hello");
+        assert_eq!(memo::len(), 2);
+        super::forget_memo();
+        assert_eq!(memo::len(), 0);
     }
 
     #[test]
