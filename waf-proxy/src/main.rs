@@ -31,6 +31,8 @@ enum Command {
     Rules(RulesCommand),
     /// Show how a ruleset judges one raw HTTP/1.1 request, rule by rule.
     Explain(cli::explain::Args),
+    /// Show which rules cost the most time on given requests.
+    Profile(cli::profile::Args),
     /// Run go-ftw regression tests (the OWASP CRS test format) against a ruleset.
     Ftw(cli::ftw::Args),
     /// Run the proxy: inspect every request and forward the clean ones.
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
         Command::Rules(RulesCommand::Check(a)) => cli::check::run(&a),
         Command::Rules(RulesCommand::Test(a)) => cli::test::run(&a),
         Command::Explain(a) => cli::explain::run(&a),
+        Command::Profile(a) => cli::profile::run(&a),
         Command::Ftw(a) => cli::ftw::run(&a),
         Command::Serve(a) => serve::run(&a),
     };

@@ -197,3 +197,109 @@ fn explain_rejects_what_is_not_a_request() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not an HTTP/1.1 request"));
 }
+
+/// The table of `waf profile`: (rule id, evaluated %, matched %) per row, costliest first.
+fn profile_rows(text: &str) -> Vec<(u32, u32, u32)> {
+    let percent = |s: &str| {
+        s.trim_end_matches('%')
+            .parse::<u32>()
+            .unwrap_or_else(|_| panic!("a percentage, not {s:?}"))
+    };
+    text.lines()
+        .skip_while(|l| !l.trim_start().starts_with("rule evaluated"))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            assert_eq!(cols.len(), 6, "{l}");
+            let id = cols[0].parse().expect("a rule id");
+            (id, percent(cols[1]), percent(cols[2]))
+        })
+        .collect()
+}
+
+#[test]
+fn profile_lists_the_costliest_rules_of_the_given_requests() {
+    let out = waf(
+        &[
+            "profile",
+            "--rules",
+            "rules/",
+            "--runs",
+            "5",
+            "--top",
+            "0",
+            "examples/authorize.http",
+            "examples/attack.http",
+        ],
+        None,
+    );
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.starts_with("2 requests, 5 runs each, "), "{text}");
+    assert!(text.contains("every value new on every run"), "{text}");
+    assert!(text.contains("examples/authorize.http: passed"), "{text}");
+    assert!(
+        text.contains("examples/attack.http: blocked by rule 142100"),
+        "{text}"
+    );
+    let rows = profile_rows(&text);
+    // The attack decides at 142100, so it ran for both requests and matched one.
+    assert!(rows.contains(&(142100, 100, 50)), "{text}");
+    // `--top 0` lists every rule evaluated, and each once.
+    let listed = format!("{} of the {} rules evaluated\n", rows.len(), rows.len());
+    assert!(text.contains(&listed), "{text}");
+    let mut ids: Vec<u32> = rows.iter().map(|r| r.0).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), rows.len(), "{text}");
+}
+
+#[test]
+fn profile_shows_the_top_rules_and_says_how_to_see_more() {
+    let out = waf(
+        &[
+            "profile",
+            "--rules",
+            "rules/",
+            "--runs",
+            "3",
+            "--top",
+            "4",
+            "--warm",
+            "examples/authorize.http",
+        ],
+        None,
+    );
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("values remembered between runs"), "{text}");
+    assert_eq!(profile_rows(&text).len(), 4, "{text}");
+    assert!(text.contains("; --top 0 lists them all"), "{text}");
+}
+
+#[test]
+fn profile_rejects_missing_requests_and_zero_runs() {
+    let out = waf(
+        &["profile", "--rules", "rules/", "no/such/request.http"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("reading no/such/request.http"), "{err}");
+
+    let out = waf(
+        &[
+            "profile",
+            "--rules",
+            "rules/",
+            "--runs",
+            "0",
+            "examples/authorize.http",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--runs must be at least 1"), "{err}");
+}

@@ -105,3 +105,61 @@ fn crs_regression_tests_pass_through_waf_ftw() {
         "{passed} of 2,403 stages pass, under 99%:\n{stdout}"
     );
 }
+
+/// `waf profile` over the CRS: the costliest rules of a sign-in request, and only the rules of
+/// the paranoia level asked for.
+#[test]
+fn crs_profile_of_a_sign_in_request_follows_the_paranoia_level() {
+    let listed = |paranoia: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_waf"))
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .args([
+                "profile",
+                "--rules",
+                "/etc/modsecurity/crs/crs-setup.conf",
+                "--rules",
+                "/usr/share/modsecurity-crs/rules",
+                "--paranoia",
+                paranoia,
+                "--runs",
+                "3",
+                "--top",
+                "0",
+                "examples/authorize.http",
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{text}");
+        let rows: Vec<(String, String, String)> = text
+            .lines()
+            .skip_while(|l| !l.trim_start().starts_with("rule evaluated"))
+            .skip(1)
+            .take_while(|l| !l.is_empty())
+            .map(|l| {
+                let c: Vec<&str> = l.split_whitespace().collect();
+                (c[0].to_string(), c[1].to_string(), c[2].to_string())
+            })
+            .collect();
+        (text, rows)
+    };
+    let has = |rows: &[(String, String, String)], id: &str| rows.iter().any(|r| r.0 == id);
+
+    let (text, rows) = listed("1");
+    assert!(text.contains("examples/authorize.http: passed"), "{text}");
+    // libinjection's SQLi rule runs on every request and stays silent on this one.
+    assert!(
+        rows.contains(&("942100".into(), "100%".into(), "0%".into())),
+        "{text}"
+    );
+    // 920230 (multiple URL encoding) belongs to paranoia level 2.
+    assert!(!has(&rows, "920230"), "{text}");
+
+    // At level 2, 931130 takes the app's own `redirect_uri` for a remote file inclusion.
+    let (text, rows) = listed("2");
+    assert!(has(&rows, "920230"), "{text}");
+    assert!(
+        text.contains("examples/authorize.http: blocked by rule 949110"),
+        "{text}"
+    );
+}

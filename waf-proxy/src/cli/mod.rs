@@ -3,6 +3,7 @@
 pub mod check;
 pub mod explain;
 pub mod ftw;
+pub mod profile;
 pub mod test;
 
 use std::path::PathBuf;

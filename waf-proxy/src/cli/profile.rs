@@ -1,0 +1,184 @@
+//! `waf profile`: which rules cost the most time on given requests.
+//!
+//! Each request is inspected `--runs` times without the profiler, for the figure a deployment
+//! pays, then as many times with it, for the rule-by-rule split. By default the engine's memos
+//! are emptied before every run, so each run sees its values as new: the cost of a request
+//! full of fresh tokens, the bound that matters on a sign-in domain. `--warm` keeps them, for
+//! the cost of a request whose every value recurs.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use waf_core::profile::Profile;
+use waf_core::Request;
+
+use super::load_all;
+
+/// Arguments of `waf profile`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Rule files or folders.
+    #[arg(long = "rules", required = true)]
+    rules: Vec<PathBuf>,
+    /// Paranoia level to evaluate at (the ruleset's own setting by default).
+    #[arg(long)]
+    paranoia: Option<u8>,
+    /// How many times each request is inspected, with the profiler and again without.
+    #[arg(long, default_value_t = 1000)]
+    runs: u32,
+    /// How many rules to list, costliest first; 0 lists every rule that was evaluated.
+    #[arg(long, default_value_t = 20)]
+    top: usize,
+    /// Keep the engine's memos between runs: measure requests whose values were all seen
+    /// before, instead of requests whose values are all new.
+    #[arg(long)]
+    warm: bool,
+    /// Files holding one raw HTTP/1.1 request each (`-` for standard input).
+    #[arg(required = true)]
+    requests: Vec<String>,
+}
+
+/// Runs the command.
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(args.runs > 0, "--runs must be at least 1");
+    let (mut set, errors) = load_all(&args.rules);
+    if let Some(first) = errors.first() {
+        anyhow::bail!("{first}");
+    }
+    if let Some(p) = args.paranoia {
+        anyhow::ensure!((1..=4).contains(&p), "--paranoia must be 1 to 4");
+        set.settings.paranoia = p;
+    }
+    let paranoia = set.settings.paranoia;
+    let program = waf_core::compile(&set)?;
+    let requests = read_requests(&args.requests)?;
+
+    // Warm the allocator and the caches that are meant to stay warm (the thread's spare
+    // scratch space), so the first runs do not weigh on the mean.
+    for _ in 0..(args.runs / 10).max(1) {
+        for (_, request) in &requests {
+            forget_unless(args.warm);
+            program.inspect(request);
+        }
+    }
+    let mut plain = Duration::ZERO;
+    for _ in 0..args.runs {
+        for (_, request) in &requests {
+            forget_unless(args.warm);
+            let started = Instant::now();
+            std::hint::black_box(program.inspect(request));
+            plain += started.elapsed();
+        }
+    }
+    let mut profile = Profile::new();
+    for _ in 0..args.runs {
+        for (_, request) in &requests {
+            forget_unless(args.warm);
+            std::hint::black_box(program.inspect_profiled(request, &mut profile));
+        }
+    }
+
+    let inspections = f64::from(args.runs) * requests.len() as f64;
+    let per_request = |d: Duration| d.as_secs_f64() * 1e6 / inspections;
+    println!(
+        "{} request{}, {} runs each, {} rules at paranoia level {paranoia}; {}",
+        requests.len(),
+        if requests.len() == 1 { "" } else { "s" },
+        args.runs,
+        program.rule_count(),
+        if args.warm {
+            "values remembered between runs"
+        } else {
+            "every value new on every run"
+        }
+    );
+    for (name, request) in &requests {
+        let verdict = program.inspect(request);
+        let outcome = match (verdict.is_blocking(), verdict.decided_by) {
+            (true, Some(id)) => format!("blocked by rule {id}"),
+            (true, None) => "blocked".to_string(),
+            (false, _) if verdict.anomaly_score > 0 => {
+                format!("passed, anomaly score {}", verdict.anomaly_score)
+            }
+            (false, _) => "passed".to_string(),
+        };
+        println!("  {name}: {outcome}");
+    }
+    let rules = profile.rule_time();
+    let body = profile.body_parsing();
+    let rest = profile.total().saturating_sub(rules + body);
+    println!(
+        "inspection: {:.1} µs per request; profiled {:.1} µs = rules {:.1} + body parsing {:.1} + the rest {:.1}",
+        per_request(plain),
+        per_request(profile.total()),
+        per_request(rules),
+        per_request(body),
+        per_request(rest),
+    );
+    println!();
+    println!(
+        "{:>9} {:>9} {:>8} {:>9} {:>7}  source",
+        "rule", "evaluated", "matched", "µs/req", "share"
+    );
+    let costliest = profile.costliest();
+    let shown = if args.top == 0 {
+        costliest.len()
+    } else {
+        args.top.min(costliest.len())
+    };
+    let total = profile.total().as_secs_f64().max(f64::MIN_POSITIVE);
+    let runs = profile.requests().max(1) as f64;
+    for cost in &costliest[..shown] {
+        println!(
+            "{:>9} {:>8.0}% {:>7.0}% {:>9.2} {:>6.1}%  {}:{}",
+            cost.id(),
+            cost.evaluations() as f64 * 100.0 / runs,
+            cost.matches() as f64 * 100.0 / runs,
+            per_request(cost.time()),
+            cost.time().as_secs_f64() * 100.0 / total,
+            cost.source().file,
+            cost.source().line,
+        );
+    }
+    println!();
+    println!(
+        "{shown} of the {} rules evaluated{}",
+        costliest.len(),
+        if shown < costliest.len() {
+            "; --top 0 lists them all"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "A rule pays for the transformations and literal scans it is the first to need; later rules share them."
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn forget_unless(warm: bool) {
+    if !warm {
+        waf_core::compile::forget_memos();
+    }
+}
+
+/// The requests, each with the name it is shown by.
+fn read_requests(paths: &[String]) -> anyhow::Result<Vec<(String, Request)>> {
+    let mut requests = Vec::new();
+    for path in paths {
+        let raw = if path == "-" {
+            let mut raw = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut raw)
+                .context("reading standard input")?;
+            raw
+        } else {
+            std::fs::read(path).with_context(|| format!("reading {path}"))?
+        };
+        let request = waf_core::parse::http1::parse_request(&raw)
+            .map_err(|e| anyhow::anyhow!("{path}: not an HTTP/1.1 request: {e}"))?;
+        requests.push((path.clone(), request));
+    }
+    Ok(requests)
+}
