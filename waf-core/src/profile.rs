@@ -4,7 +4,7 @@
 //! [`Program::inspect_profiled`](crate::Program::inspect_profiled), how often each rule was
 //! evaluated, how often it matched and how long it took. It answers the questions a rule
 //! author and a performance engineer ask of a slow ruleset: which rules cost the most on this
-//! traffic, and is it their operator or their number of values?
+//! traffic, and is it their operator or their number of values ([`RuleCost::values`])?
 //!
 //! ```
 //! use waf_core::{compile, profile::Profile, Request, RuleSet};
@@ -80,6 +80,7 @@ pub struct RuleCost {
     source: SourceLocation,
     evaluations: u64,
     matches: u64,
+    values: u64,
     time: Duration,
 }
 
@@ -102,6 +103,14 @@ impl RuleCost {
     /// How many of those evaluations matched (every condition held, chains included).
     pub fn matches(&self) -> u64 {
         self.matches
+    }
+
+    /// How many values the rule tested, summed over its evaluations: the values its targets
+    /// selected that its literal gates left as candidates, each transformed (where no earlier
+    /// rule had) and given to the operator. A rule whose gates stayed shut tested none; a
+    /// costly rule with many values is costly for its targets, one with few for its operator.
+    pub fn values(&self) -> u64 {
+        self.values
     }
 
     /// The time spent evaluating the rule, summed over its evaluations; for a matching rule
@@ -194,6 +203,7 @@ impl Profile {
                     source: rule.source.clone(),
                     evaluations: 0,
                     matches: 0,
+                    values: 0,
                     time: Duration::ZERO,
                 })
                 .collect(),
@@ -215,6 +225,12 @@ impl Observe for Profile {
             cost.evaluations += 1;
             cost.matches += u64::from(matched);
             cost.time += elapsed;
+        }
+    }
+
+    fn value_tested(&mut self, rule: usize) {
+        if let Some(cost) = self.rules.get_mut(rule) {
+            cost.values += 1;
         }
     }
 
@@ -287,6 +303,25 @@ rules:
         );
         assert_eq!(profile.requests(), 2);
         assert!(profile.total() >= profile.rule_time());
+    }
+
+    #[test]
+    fn counts_the_values_each_rule_tested() {
+        let program = program();
+        let mut profile = Profile::new();
+        // Three arguments, one holding the literal: rule 20's gate leaves only that one, and
+        // rule 30's (lowercased) too. The header lacks rule 10's literal: its gate stays shut.
+        let request = Request::builder()
+            .uri("/?a=hay&b=needle&c=straw")
+            .header("X-Skip", "no")
+            .build();
+        program.inspect_profiled(&request, &mut profile);
+        let values: Vec<(u32, u64)> = profile
+            .rules()
+            .iter()
+            .map(|r| (r.id(), r.values()))
+            .collect();
+        assert_eq!(values, [(10, 0), (20, 1), (30, 1), (40, 0)]);
     }
 
     #[test]

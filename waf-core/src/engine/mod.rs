@@ -489,6 +489,9 @@ pub(crate) trait Observe {
     /// its conditions held (`matched`).
     fn rule(&mut self, rule: usize, since: Self::Mark, matched: bool);
 
+    /// Rule `rule` tests one more value (one that its gates left as a candidate).
+    fn value_tested(&mut self, rule: usize);
+
     /// The body was parsed from `since` until now.
     fn body_parsed(&mut self, since: Self::Mark);
 
@@ -500,6 +503,7 @@ impl Observe for () {
     type Mark = ();
     fn mark(&mut self) {}
     fn rule(&mut self, _rule: usize, _since: (), _matched: bool) {}
+    fn value_tested(&mut self, _rule: usize) {}
     fn body_parsed(&mut self, _since: ()) {}
     fn request_done(&mut self, _since: ()) {}
 }
@@ -559,7 +563,7 @@ pub(crate) fn run_observed<E: Evaluate, O: Observe>(
             }
             let rule = &plan.rules[i];
             let since = observer.mark();
-            if !rule_matches(eval, &mut cache, i, &mut state) {
+            if !rule_matches(eval, &mut cache, i, &mut state, observer) {
                 observer.rule(i, since, false);
                 i += 1;
                 continue;
@@ -740,11 +744,12 @@ fn apply_ctl(plan: &Plan, ctl: &Ctl, state: &mut TxState<'_>) {
 }
 
 /// Evaluates every condition of rule `i`; on success `state.matched` holds the hits.
-fn rule_matches<E: Evaluate>(
+fn rule_matches<E: Evaluate, O: Observe>(
     eval: &E,
     cache: &mut E::Cache,
     i: usize,
     state: &mut TxState<'_>,
+    observer: &mut O,
 ) -> bool {
     let plan = eval.plan();
     let rule = &plan.rules[i];
@@ -767,6 +772,7 @@ fn rule_matches<E: Evaluate>(
                     value: &value,
                     slot: None,
                 };
+                observer.value_tested(i);
                 hits.extend(test_value(
                     eval,
                     cache,
@@ -788,6 +794,7 @@ fn rule_matches<E: Evaluate>(
                         value: v.value,
                         slot: None,
                     };
+                    observer.value_tested(i);
                     hits.extend(test_value(
                         eval,
                         cache,
@@ -811,6 +818,7 @@ fn rule_matches<E: Evaluate>(
                     value: v.value,
                     slot: Some(v.slot),
                 };
+                observer.value_tested(i);
                 hits.extend(test_value(
                     eval,
                     cache,
