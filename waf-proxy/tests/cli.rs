@@ -198,8 +198,9 @@ fn explain_rejects_what_is_not_a_request() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not an HTTP/1.1 request"));
 }
 
-/// The table of `waf profile`: (rule id, evaluated %, matched %) per row, costliest first.
-fn profile_rows(text: &str) -> Vec<(u32, u32, u32)> {
+/// The table of `waf profile`: (rule id, evaluated %, matched %, values per evaluation) per
+/// row, costliest first.
+fn profile_rows(text: &str) -> Vec<(u32, u32, u32, f64)> {
     let percent = |s: &str| {
         s.trim_end_matches('%')
             .parse::<u32>()
@@ -211,9 +212,10 @@ fn profile_rows(text: &str) -> Vec<(u32, u32, u32)> {
         .take_while(|l| !l.is_empty())
         .map(|l| {
             let cols: Vec<&str> = l.split_whitespace().collect();
-            assert_eq!(cols.len(), 6, "{l}");
+            assert_eq!(cols.len(), 7, "{l}");
             let id = cols[0].parse().expect("a rule id");
-            (id, percent(cols[1]), percent(cols[2]))
+            let values = cols[3].parse().expect("values per evaluation");
+            (id, percent(cols[1]), percent(cols[2]), values)
         })
         .collect()
 }
@@ -245,7 +247,11 @@ fn profile_lists_the_costliest_rules_of_the_given_requests() {
     );
     let rows = profile_rows(&text);
     // The attack decides at 142100, so it ran for both requests and matched one.
-    assert!(rows.contains(&(142100, 100, 50)), "{text}");
+    let sqli = rows.iter().find(|r| r.0 == 142100).expect("142100 listed");
+    assert_eq!((sqli.1, sqli.2), (100, 50), "{text}");
+    // It tested the attack's login name at least; most other rules' gates stayed shut.
+    assert!(sqli.3 >= 0.5, "{text}");
+    assert!(rows.iter().any(|r| r.3 == 0.0), "{text}");
     // `--top 0` lists every rule evaluated, and each once.
     let listed = format!("{} of the {} rules evaluated\n", rows.len(), rows.len());
     assert!(text.contains(&listed), "{text}");
@@ -302,4 +308,36 @@ fn profile_rejects_missing_requests_and_zero_runs() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--runs must be at least 1"), "{err}");
+}
+
+/// Regression: `waf profile ... | head` panicked ("failed printing to stdout: Broken pipe")
+/// when `head` had read enough; every command printed with `println!`.
+#[test]
+fn a_closed_stdout_is_not_a_panic() {
+    for args in [
+        &["explain", "--rules", "rules/", "examples/attack.http"][..],
+        &[
+            "profile",
+            "--rules",
+            "rules/",
+            "--runs",
+            "1",
+            "examples/authorize.http",
+        ][..],
+        &["rules", "test", "rules/"][..],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_waf"))
+            .args(args)
+            .current_dir(workspace())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the waf binary starts");
+        // The reader goes away before the command writes a byte.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("waf finishes");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+    }
 }

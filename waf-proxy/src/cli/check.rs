@@ -1,5 +1,6 @@
 //! `waf rules check`: parse and compile, report every error with its place.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use waf_core::compile::ResidualGate;
@@ -19,16 +20,17 @@ pub struct Args {
 
 /// Runs the command: exit 0 when everything compiles, 1 otherwise.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
     let loaded = load(&args.paths);
     let (mut set, errors) = (loaded.set, loaded.errors);
     for note in &loaded.notes {
-        println!("{note} (loaded without effect)");
+        writeln!(out, "{note} (loaded without effect)")?;
     }
     for e in &errors {
-        println!("{e}");
+        writeln!(out, "{e}")?;
     }
     if !errors.is_empty() {
-        println!("{} error(s)", errors.len());
+        writeln!(out, "{} error(s)", errors.len())?;
         return Ok(ExitCode::FAILURE);
     }
     // Rules above the configured paranoia level are still rules of the file: check them all.
@@ -75,24 +77,25 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                         }
                         _ => "the residual set scans every value".to_string(),
                     };
-                    println!(
+                    writeln!(out,
                         "{source}: rule {id}: condition {}: residual regex (no literal of 2+ bytes gates it; {how})",
                         cond + 1
-                    );
+                    )?;
                 }
             }
-            println!(
+            writeln!(
+                out,
                 "ok: {} rules, {} conditions gated by literals, {} residual regexes, {} notes",
                 program.rule_count(),
                 program.gated_condition_count(),
                 residual.len(),
                 loaded.notes.len()
-            );
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            println!("{e}");
-            println!("1 error(s)");
+            writeln!(out, "{e}")?;
+            writeln!(out, "1 error(s)")?;
             Ok(ExitCode::FAILURE)
         }
     }

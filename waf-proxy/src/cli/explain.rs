@@ -1,6 +1,7 @@
 //! `waf explain`: judge one raw request and say why.
 
 use std::io::Read;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -25,6 +26,7 @@ pub struct Args {
 
 /// Runs the command: exit 0 when the request passes, 1 when it is blocked.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
     let (mut set, errors) = load_all(&args.rules);
     if let Some(first) = errors.first() {
         anyhow::bail!("{first}");
@@ -48,44 +50,46 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         Action::Allow => "allow".to_string(),
         _ => "pass".to_string(),
     };
-    print!("verdict: {decision}");
+    write!(out, "verdict: {decision}")?;
     if let Some(id) = verdict.decided_by {
-        print!(" by rule {id}");
+        write!(out, " by rule {id}")?;
     }
     if !verdict.enforced {
-        print!(" [detection only: not enforced]");
+        write!(out, " [detection only: not enforced]")?;
     }
     let scores: Vec<String> = verdict
         .scores
         .iter()
         .map(|(k, v)| format!("{k}: {v}"))
         .collect();
-    println!(
+    writeln!(
+        out,
         "; anomaly score {} ({})",
         verdict.anomaly_score,
         scores.join(", ")
-    );
+    )?;
     for m in &verdict.matches {
         let severity = m.severity.map(|s| s.to_string()).unwrap_or_default();
-        println!("\nrule {} [{}] {}", m.rule_id, severity, m.message);
+        writeln!(out, "\nrule {} [{}] {}", m.rule_id, severity, m.message)?;
         if !m.logdata.is_empty() {
-            println!("  logdata    {}", m.logdata);
+            writeln!(out, "  logdata    {}", m.logdata)?;
         }
         for v in &m.values {
             let transforms: Vec<&str> = v.transforms.iter().map(|t| t.name()).collect();
-            println!("  target     {}", v.target);
-            println!(
+            writeln!(out, "  target     {}", v.target)?;
+            writeln!(
+                out,
                 "  transforms {}",
                 if transforms.is_empty() {
                     "(none)".to_string()
                 } else {
                     transforms.join(", ")
                 }
-            );
-            println!("  value      {}", v.value);
-            println!("  operator   {}", v.operator);
+            )?;
+            writeln!(out, "  value      {}", v.value)?;
+            writeln!(out, "  operator   {}", v.operator)?;
             if !v.evidence.is_empty() {
-                println!("  matched    {}", v.evidence);
+                writeln!(out, "  matched    {}", v.evidence)?;
             }
         }
     }

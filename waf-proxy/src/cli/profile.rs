@@ -1,11 +1,12 @@
 //! `waf profile`: which rules cost the most time on given requests.
 //!
 //! Each request is inspected `--runs` times without the profiler, for the figure a deployment
-//! pays, then as many times with it, for the rule-by-rule split. By default the engine's memos
+//! pays, and as many times with it, for the rule-by-rule split; the two alternate. By default the engine's memos
 //! are emptied before every run, so each run sees its values as new: the cost of a request
 //! full of fresh tokens, the bound that matters on a sign-in domain. `--warm` keeps them, for
 //! the cost of a request whose every value recurs.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -42,6 +43,7 @@ pub struct Args {
 
 /// Runs the command.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
     anyhow::ensure!(args.runs > 0, "--runs must be at least 1");
     let (mut set, errors) = load_all(&args.rules);
     if let Some(first) = errors.first() {
@@ -63,18 +65,16 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             program.inspect(request);
         }
     }
+    // Unprofiled and profiled inspections alternate, so that a shared machine's load weighs
+    // on both alike and the difference is the profiler's.
     let mut plain = Duration::ZERO;
+    let mut profile = Profile::new();
     for _ in 0..args.runs {
         for (_, request) in &requests {
             forget_unless(args.warm);
             let started = Instant::now();
             std::hint::black_box(program.inspect(request));
             plain += started.elapsed();
-        }
-    }
-    let mut profile = Profile::new();
-    for _ in 0..args.runs {
-        for (_, request) in &requests {
             forget_unless(args.warm);
             std::hint::black_box(program.inspect_profiled(request, &mut profile));
         }
@@ -82,7 +82,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 
     let inspections = f64::from(args.runs) * requests.len() as f64;
     let per_request = |d: Duration| d.as_secs_f64() * 1e6 / inspections;
-    println!(
+    writeln!(
+        out,
         "{} request{}, {} runs each, {} rules at paranoia level {paranoia}; {}",
         requests.len(),
         if requests.len() == 1 { "" } else { "s" },
@@ -93,7 +94,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         } else {
             "every value new on every run"
         }
-    );
+    )?;
     for (name, request) in &requests {
         let verdict = program.inspect(request);
         let outcome = match (verdict.is_blocking(), verdict.decided_by) {
@@ -104,24 +105,25 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             }
             (false, _) => "passed".to_string(),
         };
-        println!("  {name}: {outcome}");
+        writeln!(out, "  {name}: {outcome}")?;
     }
     let rules = profile.rule_time();
     let body = profile.body_parsing();
     let rest = profile.total().saturating_sub(rules + body);
-    println!(
+    writeln!(out,
         "inspection: {:.1} µs per request; profiled {:.1} µs = rules {:.1} + body parsing {:.1} + the rest {:.1}",
         per_request(plain),
         per_request(profile.total()),
         per_request(rules),
         per_request(body),
         per_request(rest),
-    );
-    println!();
-    println!(
-        "{:>9} {:>9} {:>8} {:>9} {:>7}  source",
-        "rule", "evaluated", "matched", "µs/req", "share"
-    );
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{:>9} {:>9} {:>8} {:>7} {:>9} {:>7}  source",
+        "rule", "evaluated", "matched", "values", "µs/req", "share"
+    )?;
     let costliest = profile.costliest();
     let shown = if args.top == 0 {
         costliest.len()
@@ -131,19 +133,22 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let total = profile.total().as_secs_f64().max(f64::MIN_POSITIVE);
     let runs = profile.requests().max(1) as f64;
     for cost in &costliest[..shown] {
-        println!(
-            "{:>9} {:>8.0}% {:>7.0}% {:>9.2} {:>6.1}%  {}:{}",
+        writeln!(
+            out,
+            "{:>9} {:>8.0}% {:>7.0}% {:>7.1} {:>9.2} {:>6.1}%  {}:{}",
             cost.id(),
             cost.evaluations() as f64 * 100.0 / runs,
             cost.matches() as f64 * 100.0 / runs,
+            cost.values() as f64 / cost.evaluations().max(1) as f64,
             per_request(cost.time()),
             cost.time().as_secs_f64() * 100.0 / total,
             cost.source().file,
             cost.source().line,
-        );
+        )?;
     }
-    println!();
-    println!(
+    writeln!(out)?;
+    writeln!(
+        out,
         "{shown} of the {} rules evaluated{}",
         costliest.len(),
         if shown < costliest.len() {
@@ -151,10 +156,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         } else {
             ""
         }
-    );
-    println!(
+    )?;
+    writeln!(out,
         "A rule pays for the transformations and literal scans it is the first to need; later rules share them."
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

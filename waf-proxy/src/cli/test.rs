@@ -1,5 +1,6 @@
 //! `waf rules test`: run every rule's inline examples.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -24,10 +25,11 @@ pub struct Args {
 /// in detection-only mode at paranoia level 4, so every rule is evaluated whatever the others
 /// decide; an example passes when its rule is (or is not) among the matches.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
     let (mut set, errors) = load_all(&args.paths);
     if !errors.is_empty() {
         for e in &errors {
-            println!("{e}");
+            writeln!(out, "{e}")?;
         }
         return Ok(ExitCode::FAILURE);
     }
@@ -38,7 +40,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let program = match waf_core::compile(&set) {
         Ok(p) => p,
         Err(e) => {
-            println!("{e}");
+            writeln!(out, "{e}")?;
             return Ok(ExitCode::FAILURE);
         }
     };
@@ -57,12 +59,13 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             if matched == should_match {
                 passed += 1;
                 if args.verbose {
-                    println!(
+                    writeln!(
+                        out,
                         "ok   {}: rule {}: {}",
                         example.source,
                         rule.id,
                         describe(example)
-                    );
+                    )?;
                 }
             } else {
                 failed += 1;
@@ -71,18 +74,19 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                     .iter()
                     .map(|m| m.rule_id.to_string())
                     .collect();
-                println!(
+                writeln!(
+                    out,
                     "FAIL {}: rule {}: expected {} for {} (rules that matched: [{}])",
                     example.source,
                     rule.id,
                     if should_match { "a match" } else { "no match" },
                     describe(example),
                     others.join(", ")
-                );
+                )?;
             }
         }
     }
-    println!("{passed} passed, {failed} failed");
+    writeln!(out, "{passed} passed, {failed} failed")?;
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {

@@ -12,6 +12,7 @@ mod network;
 mod wire;
 
 use std::fmt::Write as _;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -170,6 +171,7 @@ fn inspect(program: &waf_core::Program, raw: &[u8]) -> Observation {
 /// Runs the command: exit 0 when every stage passes (or the pass rate reaches
 /// `--min-pass-rate`), 1 otherwise.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
     let include = compile_filter(args.include.as_deref(), "--include")?;
     let exclude = compile_filter(args.exclude.as_deref(), "--exclude")?;
     if let Some(rate) = args.min_pass_rate {
@@ -231,12 +233,12 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 
     let to_stdout_json = args.json.as_deref() == Some(Path::new("-"));
     if !to_stdout_json {
-        print!("{}", text_report(&report));
+        write!(out, "{}", text_report(&report))?;
     }
     if let Some(path) = &args.json {
         let json = serde_json::to_string_pretty(&report)?;
         if to_stdout_json {
-            println!("{json}");
+            writeln!(out, "{json}")?;
         } else {
             std::fs::write(path, json + "\n")
                 .with_context(|| format!("writing {}", path.display()))?;
