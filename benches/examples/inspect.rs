@@ -10,7 +10,8 @@
 //! Arguments: the ruleset (`ours` or `crs`), the paranoia level, the request (`authorize`,
 //! `login`, `json`, `saml`, or `field`: one clean 16 KiB form field) and how many inspections
 //! (each of another of up to 1,024 variants; `INSPECT_VARIANTS=1` inspects one request over
-//! and over, every value of which the engine's memos know after the first). It
+//! and over, every value of which the engine's memos know after the first;
+//! `INSPECT_PROFILE=20` adds the 20 costliest rules, as `waf profile` lists them). It
 //! prints the mean time per inspection; under callgrind, the instruction count of
 //! `engine::run` divided by the inspections is the figure that does not move with the load
 //! of a shared machine.
@@ -80,10 +81,19 @@ fn main() -> ExitCode {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1024usize);
     let requests = variants(make, wanted.min(iterations).max(1));
+    // `INSPECT_PROFILE=N`: time every rule too, and list the N costliest (0: all).
+    let profile_top: Option<usize> = std::env::var("INSPECT_PROFILE")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let mut profile = waf_core::profile::Profile::new();
     let mut blocked = 0usize;
     let start = Instant::now();
     for i in 0..iterations {
-        let verdict = program.inspect(&requests[i % requests.len()]);
+        let request = &requests[i % requests.len()];
+        let verdict = match profile_top {
+            Some(_) => program.inspect_profiled(request, &mut profile),
+            None => program.inspect(request),
+        };
         blocked += usize::from(verdict.is_blocking());
     }
     let elapsed = start.elapsed();
@@ -92,5 +102,8 @@ fn main() -> ExitCode {
         iterations,
         elapsed.as_secs_f64() * 1e6 / iterations.max(1) as f64
     );
+    if let Some(top) = profile_top {
+        println!("\n{}", profile.table(top));
+    }
     ExitCode::SUCCESS
 }

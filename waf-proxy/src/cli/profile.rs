@@ -119,39 +119,18 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         per_request(rest),
     )?;
     writeln!(out)?;
-    writeln!(
-        out,
-        "{:>9} {:>9} {:>8} {:>7} {:>9} {:>7}  source",
-        "rule", "evaluated", "matched", "values", "µs/req", "share"
-    )?;
-    let costliest = profile.costliest();
+    write!(out, "{}", profile.table(args.top))?;
+    let evaluated = profile.costliest().len();
     let shown = if args.top == 0 {
-        costliest.len()
+        evaluated
     } else {
-        args.top.min(costliest.len())
+        args.top.min(evaluated)
     };
-    let total = profile.total().as_secs_f64().max(f64::MIN_POSITIVE);
-    let runs = profile.requests().max(1) as f64;
-    for cost in &costliest[..shown] {
-        writeln!(
-            out,
-            "{:>9} {:>8.0}% {:>7.0}% {:>7.1} {:>9.2} {:>6.1}%  {}:{}",
-            cost.id(),
-            cost.evaluations() as f64 * 100.0 / runs,
-            cost.matches() as f64 * 100.0 / runs,
-            cost.values() as f64 / cost.evaluations().max(1) as f64,
-            per_request(cost.time()),
-            cost.time().as_secs_f64() * 100.0 / total,
-            cost.source().file,
-            cost.source().line,
-        )?;
-    }
     writeln!(out)?;
     writeln!(
         out,
-        "{shown} of the {} rules evaluated{}",
-        costliest.len(),
-        if shown < costliest.len() {
+        "{shown} of the {evaluated} rules evaluated{}",
+        if shown < evaluated {
             "; --top 0 lists them all"
         } else {
             ""
