@@ -134,6 +134,8 @@ impl RuleCost {
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct Profile {
+    /// The id of the program profiled (`None` before the first inspection).
+    program: Option<u64>,
     rules: Vec<RuleCost>,
     requests: u64,
     total: Duration,
@@ -215,19 +217,14 @@ impl Profile {
         }
     }
 
-    /// Makes the profile one of the program whose rules these are, starting afresh when it
-    /// was another's.
-    pub(crate) fn prepare(&mut self, rules: &[Rule]) {
-        let same = self.rules.len() == rules.len()
-            && self
-                .rules
-                .iter()
-                .zip(rules)
-                .all(|(cost, rule)| cost.id == rule.id && cost.source == rule.source);
-        if same {
+    /// Makes the profile one of program `program`, whose rules these are, starting afresh
+    /// when it was another's.
+    pub(crate) fn prepare(&mut self, program: u64, rules: &[Rule]) {
+        if self.program == Some(program) {
             return;
         }
         *self = Profile {
+            program: Some(program),
             rules: rules
                 .iter()
                 .map(|rule| RuleCost {

@@ -544,7 +544,7 @@ impl Program {
         request: &Request,
         profile: &mut crate::profile::Profile,
     ) -> Verdict {
-        profile.prepare(&self.plan.rules);
+        profile.prepare(self.id, &self.plan.rules);
         engine::run_observed(self, request, profile)
     }
 
@@ -1285,7 +1285,10 @@ thread_local! {
 /// ```
 /// use waf_core::{compile, Request, RuleSet};
 ///
-/// let rules = RuleSet::from_yaml_str("rules:\n  - {id: 1, targets: [args], match: detect_sqli}\n", "r.yaml")?;
+/// let rules = RuleSet::from_yaml_str(
+///     "rules:\n  - {id: 1, targets: [args], match: detect_sqli}\n",
+///     "r.yaml",
+/// )?;
 /// let program = compile(&rules)?;
 /// let request = Request::builder().uri("/?q=hello").build();
 /// for _ in 0..3 {

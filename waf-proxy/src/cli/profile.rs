@@ -1,10 +1,10 @@
 //! `waf profile`: which rules cost the most time on given requests.
 //!
 //! Each request is inspected `--runs` times without the profiler, for the figure a deployment
-//! pays, and as many times with it, for the rule-by-rule split; the two alternate. By default the engine's memos
-//! are emptied before every run, so each run sees its values as new: the cost of a request
-//! full of fresh tokens, the bound that matters on a sign-in domain. `--warm` keeps them, for
-//! the cost of a request whose every value recurs.
+//! pays, and as many times with it, for the rule-by-rule split; the two alternate. By default
+//! the engine's memos are emptied before every run, so each run sees its values as new: the
+//! cost of a request full of fresh tokens, the bound that matters on a sign-in domain.
+//! `--warm` keeps them, for the cost of a request whose every value recurs.
 
 use std::io::Write;
 use std::path::PathBuf;
