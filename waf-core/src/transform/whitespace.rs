@@ -23,10 +23,48 @@ fn whitespace_len(rest: &[u8]) -> usize {
     }
 }
 
+/// By byte: whether it is whitespace on its own (a C space or 0xA0).
+static IS_SPACE: [bool; 256] = byte_table(false);
+
+/// By byte: whether whitespace may start there: a space, or 0xC2, the lead byte of C2 A0.
+static MAY_START: [bool; 256] = byte_table(true);
+
+const fn byte_table(with_lead: bool) -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        table[i] = matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | NBSP)
+            || (with_lead && b == 0xc2);
+        i += 1;
+    }
+    table
+}
+
 /// Whether `input` has anything `whitespace_len` would match; every match
 /// contains a C space or 0xA0, so a byte scan decides it.
 fn has_whitespace(input: &[u8]) -> bool {
-    input.iter().any(|&b| is_c_space(b) || b == NBSP)
+    input.iter().any(|&b| IS_SPACE[usize::from(b)])
+}
+
+/// The next whitespace at or after `from`: where it starts, and its length.
+///
+/// These transformations run over every header of a request at several chain nodes; one
+/// table lookup per byte between the spaces costs a third of testing `whitespace_len` at
+/// every byte.
+fn next_whitespace(input: &[u8], from: usize) -> Option<(usize, usize)> {
+    let mut i = from;
+    loop {
+        let at = i + input
+            .get(i..)?
+            .iter()
+            .position(|&b| MAY_START[usize::from(b)])?;
+        match whitespace_len(input.get(at..).unwrap_or_default()) {
+            // A C2 that does not lead a non-breaking space.
+            0 => i = at + 1,
+            n => return Some((at, n)),
+        }
+    }
 }
 
 pub(super) fn remove_whitespace(input: &[u8]) -> Cow<'_, [u8]> {
@@ -36,16 +74,10 @@ pub(super) fn remove_whitespace(input: &[u8]) -> Cow<'_, [u8]> {
     // Copies the runs between whitespace in one piece each: a byte at a time cost the
     // User-Agent of every request a few thousand instructions.
     let mut out = Vec::with_capacity(input.len());
-    let (mut plain, mut i) = (0, 0);
-    while i < input.len() {
-        let n = whitespace_len(input.get(i..).unwrap_or_default());
-        if n == 0 {
-            i += 1;
-            continue;
-        }
-        out.extend_from_slice(input.get(plain..i).unwrap_or_default());
-        i += n;
-        plain = i;
+    let mut plain = 0;
+    while let Some((at, n)) = next_whitespace(input, plain) {
+        out.extend_from_slice(input.get(plain..at).unwrap_or_default());
+        plain = at + n;
     }
     out.extend_from_slice(input.get(plain..).unwrap_or_default());
     finish(input, out)
@@ -56,24 +88,17 @@ pub(super) fn compress_whitespace(input: &[u8]) -> Cow<'_, [u8]> {
         return Cow::Borrowed(input);
     }
     let mut out = Vec::with_capacity(input.len());
-    let (mut plain, mut i) = (0, 0);
-    let mut in_run = false;
-    while i < input.len() {
-        let n = whitespace_len(input.get(i..).unwrap_or_default());
-        if n == 0 {
-            i += 1;
-            continue;
-        }
-        if plain < i {
-            out.extend_from_slice(input.get(plain..i).unwrap_or_default());
+    let (mut plain, mut in_run) = (0, false);
+    while let Some((at, n)) = next_whitespace(input, plain) {
+        if plain < at {
+            out.extend_from_slice(input.get(plain..at).unwrap_or_default());
             in_run = false;
         }
         if !in_run {
             out.push(b' ');
             in_run = true;
         }
-        i += n;
-        plain = i;
+        plain = at + n;
     }
     out.extend_from_slice(input.get(plain..).unwrap_or_default());
     finish(input, out)
