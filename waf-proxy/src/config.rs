@@ -138,6 +138,10 @@ pub struct Site {
     /// page when left out.
     #[serde(default)]
     pub block_page: Option<PathBuf>,
+    /// Time every rule of one request in this many, into the `waf_rule_seconds_total` and
+    /// `waf_rule_evaluations_total` metrics (0: never).
+    #[serde(default)]
+    pub profile_every: u64,
 }
 
 /// The upstream of a site.
@@ -322,6 +326,7 @@ impl Config {
                 anomaly_threshold: None,
                 mode: SiteMode::Block,
                 block_page: None,
+                profile_every: 0,
             }],
             limits: Limits::default(),
             trusted_proxies: Vec::new(),

@@ -211,6 +211,63 @@ fn sighup_reloads_the_rules() {
     wait_for_status(&proxy, "zzmarkertwo", 403, Duration::from_secs(5));
 }
 
+/// `profile_every: 2` times every rule of one request in two into the metrics: the first of
+/// four, and the third.
+#[test]
+fn sampled_requests_time_every_rule_into_the_metrics() {
+    let origin = Origin::start();
+    let proxy = Proxy::start(
+        &origin,
+        Setup {
+            site_extra: "    profile_every: 2\n".into(),
+            ..Setup::default()
+        },
+    );
+    let site = "site=\"login.contoso.com\"";
+    for _ in 0..3 {
+        assert_eq!(
+            proxy
+                .get("login.contoso.com", "/authorize?client_id=1", "")
+                .status,
+            200
+        );
+    }
+    // The fourth, an attack, is not one of those profiled.
+    proxy
+        .get(
+            "login.contoso.com",
+            "/authorize?state=1%27%20OR%20%271%27%3D%271",
+            "",
+        )
+        .assert_block_page();
+    assert_eq!(origin.seen().len(), 3);
+
+    assert_eq!(
+        proxy.metric(&format!("waf_profiled_requests_total{{{site}}}")),
+        2.0
+    );
+    // libinjection's rule runs on every request of the site.
+    let sqli = format!("{{rule=\"142100\",{site}}}");
+    assert_eq!(
+        proxy.metric(&format!("waf_rule_evaluations_total{sqli}")),
+        2.0
+    );
+    let seconds = proxy.metric(&format!("waf_rule_seconds_total{sqli}"));
+    assert!(seconds > 0.0 && seconds < 1.0, "{seconds}");
+    // Every rule timed was evaluated, at most once per profiled request.
+    let metrics = proxy.admin("GET", "/metrics").body;
+    let evaluations: Vec<f64> = metrics
+        .lines()
+        .filter(|l| l.starts_with("waf_rule_evaluations_total{"))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse().ok())
+        .collect();
+    assert!(evaluations.len() >= 10, "{metrics}");
+    assert!(
+        evaluations.iter().all(|&n| (1.0..=2.0).contains(&n)),
+        "{metrics}"
+    );
+}
+
 #[test]
 fn metrics_count_what_happened() {
     let origin = Origin::start();
@@ -263,6 +320,8 @@ fn metrics_count_what_happened() {
         metrics.contains("waf_ruleset_info{site=\"login.contoso.com\",version=\""),
         "{metrics}"
     );
+    // Rules are timed only where `profile_every` asks for it.
+    assert!(!metrics.contains("waf_rule_seconds_total{"), "{metrics}");
 
     let r = proxy.admin("POST", "/reload");
     assert_eq!(r.status, 200, "{}", r.raw);

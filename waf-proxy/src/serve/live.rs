@@ -8,6 +8,7 @@
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -43,9 +44,21 @@ pub struct SiteRuntime {
     pub balancer: Option<Arc<LoadBalancer<RoundRobin>>>,
     next_health_check: Mutex<Option<Instant>>,
     pub block_page: BlockPage,
+    /// Requests inspected, for `profile_every`.
+    inspected: AtomicU64,
 }
 
 impl SiteRuntime {
+    /// Whether this request is one to profile (one in `profile_every`, the first included).
+    pub fn profile_due(&self) -> bool {
+        let every = self.site.profile_every;
+        every > 0
+            && self
+                .inspected
+                .fetch_add(1, Ordering::Relaxed)
+                .is_multiple_of(every)
+    }
+
     /// Whether a health check is due, and if so, books the next one.
     pub fn health_check_due(&self, now: Instant) -> bool {
         let mut next = match self.next_health_check.lock() {
@@ -128,6 +141,7 @@ impl Snapshot {
                 ca,
                 balancer,
                 next_health_check: Mutex::new(None),
+                inspected: AtomicU64::new(0),
                 block_page,
             });
         }

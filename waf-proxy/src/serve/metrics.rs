@@ -1,9 +1,10 @@
 //! The Prometheus metrics served at the admin listener's `/metrics`.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    CounterVec, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
+use waf_core::profile::Profile;
 
 /// Every metric the proxy keeps, in its own registry (nothing global, so tests can run several
 /// proxies in one process if they want).
@@ -16,6 +17,12 @@ pub struct Metrics {
     pub rule_matches: IntCounterVec,
     /// Time spent in the engine per request.
     pub inspection_seconds: HistogramVec,
+    /// Requests profiled rule by rule (`profile_every`), by site.
+    pub profiled_requests: IntCounterVec,
+    /// In profiled requests: time spent evaluating each rule, by site and rule id.
+    pub rule_seconds: CounterVec,
+    /// In profiled requests: how often each rule was evaluated, by site and rule id.
+    pub rule_evaluations: IntCounterVec,
     /// Upstream connection or protocol failures by site.
     pub upstream_errors: IntCounterVec,
     /// Ruleset reloads by result (`success`, `failure`).
@@ -48,6 +55,24 @@ impl Metrics {
             "Rule matches by site and rule id.",
             &["site", "rule"],
         )?;
+        let profiled_requests = counter(
+            "waf_profiled_requests_total",
+            "Requests whose rules were timed one by one, by site.",
+            &["site"],
+        )?;
+        let rule_evaluations = counter(
+            "waf_rule_evaluations_total",
+            "Evaluations of each rule in profiled requests, by site and rule id.",
+            &["site", "rule"],
+        )?;
+        let rule_seconds = CounterVec::new(
+            Opts::new(
+                "waf_rule_seconds_total",
+                "Time spent evaluating each rule in profiled requests, by site and rule id.",
+            ),
+            &["site", "rule"],
+        )?;
+        registry.register(Box::new(rule_seconds.clone()))?;
         let upstream_errors = counter(
             "waf_upstream_errors_total",
             "Failed upstream connections and exchanges by site.",
@@ -91,12 +116,30 @@ impl Metrics {
             requests,
             rule_matches,
             inspection_seconds,
+            profiled_requests,
+            rule_seconds,
+            rule_evaluations,
             upstream_errors,
             reloads,
             ruleset_rules,
             ruleset_info,
             ruleset_generation,
         })
+    }
+
+    /// Adds a profiled request of `site` to the per-rule series: the rules it evaluated, each
+    /// with its evaluation and its time.
+    pub fn record_profile(&self, site: &str, profile: &Profile) {
+        self.profiled_requests.with_label_values(&[site]).inc();
+        for cost in profile.rules().iter().filter(|c| c.evaluations() > 0) {
+            let rule = cost.id().to_string();
+            self.rule_evaluations
+                .with_label_values(&[site, &rule])
+                .inc_by(cost.evaluations());
+            self.rule_seconds
+                .with_label_values(&[site, &rule])
+                .inc_by(cost.time().as_secs_f64());
+        }
     }
 
     /// The Prometheus text exposition of every metric.

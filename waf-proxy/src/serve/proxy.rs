@@ -18,6 +18,7 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType, Result};
+use waf_core::profile::Profile;
 use waf_core::Verdict;
 
 use super::audit::{AuditLog, AuditRecord, AuditRule, AuditValue, Durations};
@@ -405,8 +406,15 @@ impl ProxyHttp for Waf {
 
         let request = engine_request(session.req_header(), ctx.client, body.as_deref());
         let started = Instant::now();
-        let verdict = site.program.inspect(&request);
+        let mut profile = site.profile_due().then(Profile::new);
+        let verdict = match profile.as_mut() {
+            Some(profile) => site.program.inspect_profiled(&request, profile),
+            None => site.program.inspect(&request),
+        };
         ctx.inspection = started.elapsed();
+        if let Some(profile) = &profile {
+            self.metrics.record_profile(&site.name, profile);
+        }
         self.metrics
             .inspection_seconds
             .with_label_values(&[site.name.as_str()])
