@@ -1,14 +1,12 @@
 //! `waf explain`: judge one raw request and say why.
 
-use std::io::Read;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use waf_core::verdict::Action;
 
-use super::load_all;
+use super::{load_to_judge, read_request};
 
 /// Arguments of `waf explain`.
 #[derive(clap::Args)]
@@ -27,23 +25,9 @@ pub struct Args {
 /// Runs the command: exit 0 when the request passes, 1 when it is blocked.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
-    let (mut set, errors) = load_all(&args.rules);
-    if let Some(first) = errors.first() {
-        anyhow::bail!("{first}");
-    }
-    if let Some(p) = args.paranoia {
-        anyhow::ensure!((1..=4).contains(&p), "--paranoia must be 1 to 4");
-        set.settings.paranoia = p;
-    }
+    let set = load_to_judge(&args.rules, args.paranoia)?;
     let program = waf_core::compile(&set)?;
-    let mut raw = Vec::new();
-    if args.request == "-" {
-        std::io::stdin().read_to_end(&mut raw)?;
-    } else {
-        raw = std::fs::read(&args.request).with_context(|| format!("reading {}", args.request))?;
-    }
-    let request = waf_core::parse::http1::parse_request(&raw)
-        .map_err(|e| anyhow::anyhow!("not an HTTP/1.1 request: {e}"))?;
+    let request = read_request(&args.request)?;
     let verdict = program.inspect(&request);
     let decision = match verdict.action {
         Action::Block { status } => format!("block ({status})"),

@@ -8,6 +8,8 @@ pub mod test;
 
 use std::path::PathBuf;
 
+use anyhow::Context;
+
 use waf_core::RuleSet;
 
 /// What loading rule files gave.
@@ -58,4 +60,38 @@ pub fn load(paths: &[PathBuf]) -> Loaded {
 pub fn load_all(paths: &[PathBuf]) -> (RuleSet, Vec<waf_core::Error>) {
     let loaded = load(paths);
     (loaded.set, loaded.errors)
+}
+
+/// The rules of a command that judges requests: the first broken file is the error, and the
+/// command's `--paranoia`, when given, replaces the ruleset's own level.
+pub fn load_to_judge(paths: &[PathBuf], paranoia: Option<u8>) -> anyhow::Result<RuleSet> {
+    let (mut set, errors) = load_all(paths);
+    if let Some(first) = errors.first() {
+        anyhow::bail!("{first}");
+    }
+    set_paranoia(&mut set, paranoia)?;
+    Ok(set)
+}
+
+/// Applies a command's `--paranoia`, 1 to 4, when given.
+pub fn set_paranoia(set: &mut RuleSet, paranoia: Option<u8>) -> anyhow::Result<()> {
+    if let Some(p) = paranoia {
+        anyhow::ensure!((1..=4).contains(&p), "--paranoia must be 1 to 4");
+        set.settings.paranoia = p;
+    }
+    Ok(())
+}
+
+/// One raw HTTP/1.1 request from a file, or from standard input for `-`.
+pub fn read_request(path: &str) -> anyhow::Result<waf_core::Request> {
+    let raw = if path == "-" {
+        let mut raw = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut raw)
+            .context("reading standard input")?;
+        raw
+    } else {
+        std::fs::read(path).with_context(|| format!("reading {path}"))?
+    };
+    waf_core::parse::http1::parse_request(&raw)
+        .map_err(|e| anyhow::anyhow!("{path}: not an HTTP/1.1 request: {e}"))
 }

@@ -11,11 +11,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use waf_core::profile::Profile;
 use waf_core::Request;
 
-use super::load_all;
+use super::{load_to_judge, read_request};
 
 /// Arguments of `waf profile`.
 #[derive(clap::Args)]
@@ -45,17 +44,14 @@ pub struct Args {
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     anyhow::ensure!(args.runs > 0, "--runs must be at least 1");
-    let (mut set, errors) = load_all(&args.rules);
-    if let Some(first) = errors.first() {
-        anyhow::bail!("{first}");
-    }
-    if let Some(p) = args.paranoia {
-        anyhow::ensure!((1..=4).contains(&p), "--paranoia must be 1 to 4");
-        set.settings.paranoia = p;
-    }
+    let set = load_to_judge(&args.rules, args.paranoia)?;
     let paranoia = set.settings.paranoia;
     let program = waf_core::compile(&set)?;
-    let requests = read_requests(&args.requests)?;
+    let requests = args
+        .requests
+        .iter()
+        .map(|path| Ok((path.clone(), read_request(path)?)))
+        .collect::<anyhow::Result<Vec<(String, Request)>>>()?;
 
     // Warm the allocator and the caches that are meant to stay warm (the thread's spare
     // scratch space), so the first runs do not weigh on the mean.
@@ -146,23 +142,4 @@ fn forget_unless(warm: bool) {
     if !warm {
         waf_core::compile::forget_memos();
     }
-}
-
-/// The requests, each with the name it is shown by.
-fn read_requests(paths: &[String]) -> anyhow::Result<Vec<(String, Request)>> {
-    let mut requests = Vec::new();
-    for path in paths {
-        let raw = if path == "-" {
-            let mut raw = Vec::new();
-            std::io::Read::read_to_end(&mut std::io::stdin(), &mut raw)
-                .context("reading standard input")?;
-            raw
-        } else {
-            std::fs::read(path).with_context(|| format!("reading {path}"))?
-        };
-        let request = waf_core::parse::http1::parse_request(&raw)
-            .map_err(|e| anyhow::anyhow!("{path}: not an HTTP/1.1 request: {e}"))?;
-        requests.push((path.clone(), request));
-    }
-    Ok(requests)
 }

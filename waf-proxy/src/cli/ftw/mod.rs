@@ -23,7 +23,7 @@ use waf_core::rules::Mode;
 
 use self::check::Observation;
 use self::format::TestFile;
-use super::load_all;
+use super::{load_all, set_paranoia};
 
 /// Arguments of `waf ftw`.
 #[derive(clap::Args)]
@@ -277,10 +277,7 @@ fn compile_rules(args: &Args) -> anyhow::Result<waf_core::Program> {
         let all: Vec<String> = errors.iter().map(ToString::to_string).collect();
         anyhow::bail!("the rules do not load:\n{}", all.join("\n"));
     }
-    if let Some(p) = args.paranoia {
-        anyhow::ensure!((1..=4).contains(&p), "--paranoia must be 1 to 4");
-        set.settings.paranoia = p;
-    }
+    set_paranoia(&mut set, args.paranoia)?;
     if args.detection_only {
         set.settings.mode = Mode::DetectOnly;
     }
