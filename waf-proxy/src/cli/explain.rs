@@ -1,22 +1,17 @@
 //! `waf explain`: judge one raw request and say why.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use waf_core::verdict::Action;
 
-use super::{load_to_judge, read_request};
+use super::{read_request, JudgeRules};
 
 /// Arguments of `waf explain`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Rule files or folders.
-    #[arg(long = "rules", required = true)]
-    rules: Vec<PathBuf>,
-    /// Paranoia level to evaluate at (the ruleset's own setting by default).
-    #[arg(long)]
-    paranoia: Option<u8>,
+    #[command(flatten)]
+    rules: JudgeRules,
     /// A file holding one raw HTTP/1.1 request, or `-` for standard input.
     #[arg(default_value = "-")]
     request: String,
@@ -25,7 +20,7 @@ pub struct Args {
 /// Runs the command: exit 0 when the request passes, 1 when it is blocked.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
-    let set = load_to_judge(&args.rules, args.paranoia)?;
+    let set = args.rules.load()?;
     let program = waf_core::compile(&set)?;
     let request = read_request(&args.request)?;
     let verdict = program.inspect(&request);

@@ -62,15 +62,28 @@ pub fn load_all(paths: &[PathBuf]) -> (RuleSet, Vec<waf_core::Error>) {
     (loaded.set, loaded.errors)
 }
 
-/// The rules of a command that judges requests: the first broken file is the error, and the
-/// command's `--paranoia`, when given, replaces the ruleset's own level.
-pub fn load_to_judge(paths: &[PathBuf], paranoia: Option<u8>) -> anyhow::Result<RuleSet> {
-    let (mut set, errors) = load_all(paths);
-    if let Some(first) = errors.first() {
-        anyhow::bail!("{first}");
+/// The rule arguments of the commands that judge requests (`explain`, `profile`).
+#[derive(clap::Args)]
+pub struct JudgeRules {
+    /// Rule files or folders.
+    #[arg(long = "rules", required = true)]
+    rules: Vec<PathBuf>,
+    /// Paranoia level to evaluate at (the ruleset's own setting by default).
+    #[arg(long)]
+    paranoia: Option<u8>,
+}
+
+impl JudgeRules {
+    /// The rules: the first broken file is the error, and `--paranoia`, when given, replaces
+    /// the ruleset's own level.
+    pub fn load(&self) -> anyhow::Result<RuleSet> {
+        let (mut set, errors) = load_all(&self.rules);
+        if let Some(first) = errors.first() {
+            anyhow::bail!("{first}");
+        }
+        set_paranoia(&mut set, self.paranoia)?;
+        Ok(set)
     }
-    set_paranoia(&mut set, paranoia)?;
-    Ok(set)
 }
 
 /// Applies a command's `--paranoia`, 1 to 4, when given.

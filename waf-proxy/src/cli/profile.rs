@@ -7,24 +7,19 @@
 //! `--warm` keeps them, for the cost of a request whose every value recurs.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use waf_core::profile::Profile;
 use waf_core::Request;
 
-use super::{load_to_judge, read_request};
+use super::{read_request, JudgeRules};
 
 /// Arguments of `waf profile`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Rule files or folders.
-    #[arg(long = "rules", required = true)]
-    rules: Vec<PathBuf>,
-    /// Paranoia level to evaluate at (the ruleset's own setting by default).
-    #[arg(long)]
-    paranoia: Option<u8>,
+    #[command(flatten)]
+    rules: JudgeRules,
     /// How many times each request is inspected, with the profiler and again without.
     #[arg(long, default_value_t = 1000)]
     runs: u32,
@@ -44,7 +39,7 @@ pub struct Args {
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     anyhow::ensure!(args.runs > 0, "--runs must be at least 1");
-    let set = load_to_judge(&args.rules, args.paranoia)?;
+    let set = args.rules.load()?;
     let paranoia = set.settings.paranoia;
     let program = waf_core::compile(&set)?;
     let requests = args
