@@ -41,7 +41,10 @@ const MAX_DEPTH: usize = 24;
 pub(crate) fn gate_literals(op: &Operator) -> Option<Vec<Vec<u8>>> {
     let exact = |m: &crate::rules::Macro| -> Option<Vec<Vec<u8>>> {
         let lit = m.literal()?;
-        if lit.is_empty() {
+        // A one-byte literal is no gate: the scan would report it at every occurrence of its
+        // byte (a `@streq 2` of the CRS's WordPress exclusions made every `2` of every URI
+        // a match), and the operator it would gate is a comparison, cheaper than that.
+        if lit.len() < MIN_REGEX_LITERAL {
             return None;
         }
         Some(vec![lit.to_ascii_lowercase()])
@@ -302,6 +305,13 @@ fn parse_bytes(pattern: &str) -> Option<Hir> {
         .build()
         .parse(pattern)
         .ok()
+}
+
+/// Whether a regex may match an empty string: `^.*$`, `\d*`, `^[a-z]+|`. Such a regex matches
+/// most values, or at least no byte of a value is required for it to match, so no gate can
+/// shut it out; an unparsable pattern counts as one.
+pub(crate) fn may_match_empty(pattern: &str) -> bool {
+    parse_bytes(pattern).is_none_or(|hir| hir.properties().minimum_len() == Some(0))
 }
 
 /// The literal gate of a regex, or `None` when it has no usable one.
@@ -582,6 +592,39 @@ mod tests {
             Some((";".to_string(), vec!["select".to_string()]))
         );
         assert_eq!(gate(r"(?i)s|;"), None, "a one-letter branch has no literal");
+    }
+
+    #[test]
+    fn regexes_that_may_match_empty() {
+        let cases = [
+            (r"^.*$", true),
+            (r"\d*", true),
+            (r"^$", true),
+            (r"a|", true),
+            (r"(?:abc)?", true),
+            (r"[", true),
+            (r".", false),
+            (r"^[%a-zA-Z0-9_-]+", false),
+            (r"union\s+select", false),
+        ];
+        for (pattern, empty) in cases {
+            assert_eq!(may_match_empty(pattern), empty, "{pattern}");
+        }
+    }
+
+    /// A one-byte literal would make the scan report every occurrence of its byte: the
+    /// comparison operators it would gate run unconditionally instead.
+    #[test]
+    fn one_byte_operands_are_no_gates() {
+        use crate::operator::Operator;
+        use crate::rules::Macro;
+        let lit = |s: &str| Macro::literal_bytes(s);
+        assert_eq!(gate_literals(&Operator::StrEq(lit("2"))), None);
+        assert_eq!(gate_literals(&Operator::Contains(lit("<"))), None);
+        assert_eq!(
+            gate_literals(&Operator::StrEq(lit("On"))),
+            Some(vec![b"on".to_vec()])
+        );
     }
 
     proptest::proptest! {

@@ -81,9 +81,12 @@ pub enum ResidualGate {
         /// Lowercase literals of two bytes or more.
         literals: Vec<Vec<u8>>,
     },
-    /// Its targets name their values (a header, an argument, the request line): it runs on
-    /// those alone.
+    /// Its targets name their values (a header, an argument, the request line) or select them
+    /// by a pattern over their names (`REQUEST_COOKIES:/^S?DW/`): it runs on those alone.
     Named,
+    /// It may match an empty string (`^.*$`): nearly every value would open a gate, so it
+    /// runs on every value its targets select, and the values of other rules are spared.
+    MatchesEmpty,
     /// It targets transaction variables or counts, computed while rules run: it runs on each.
     Dynamic,
     /// It joins its transformation chain's residual set, one multi-pattern regex that runs on
@@ -335,13 +338,25 @@ impl Program {
                     .iter()
                     .any(|t| t.collection.is_dynamic() || t.count);
                 // A condition whose targets name their values (`REQUEST_HEADERS:Host`, the
-                // request line) visits a few values: a residual regex there runs on them
-                // directly, instead of joining a residual set that would run on every value
-                // reaching its chain node.
+                // request line, the cookies whose names match a pattern) visits a few values:
+                // a residual regex there runs on them directly, instead of joining a residual
+                // set that would run on every value reaching its chain node.
                 let named = cond.targets.iter().all(|t| {
                     t.collection.is_scalar()
-                        || matches!(t.selector, crate::rules::Selector::Name(_))
+                        || matches!(
+                            t.selector,
+                            crate::rules::Selector::Name(_) | crate::rules::Selector::Regex(_)
+                        )
                 });
+                // A regex that may match an empty string (CRS 920450's `^.*$`) opens any gate
+                // on nearly every value. In a residual set it would run on every value reaching
+                // its chain node, whoever targets them, and keep the node from being untouched
+                // by any value: a node that only lowercases would transform and test every
+                // value of the request. It runs on its own targets' values instead.
+                let matches_empty = matches!(
+                    &cond.operator,
+                    crate::operator::Operator::Rx(pattern) if literals::may_match_empty(pattern)
+                );
                 let mut residual = false;
                 let byte_gated = byte_gate(&cond.operator).filter(|_| !dynamic);
                 let gate = match (literals::gate_literals(&cond.operator), &cond.operator) {
@@ -353,7 +368,9 @@ impl Program {
                         }
                         Some(id)
                     }
-                    (None, crate::operator::Operator::Rx(pattern)) if !dynamic && !named => {
+                    (None, crate::operator::Operator::Rx(pattern))
+                        if !dynamic && !named && !matches_empty =>
+                    {
                         residual = true;
                         let id = gated;
                         gated += 1;
@@ -609,6 +626,12 @@ impl Program {
     ///   - id: 3
     ///     targets: [args]
     ///     match: {rx: '[0-9]{20}'}
+    ///   - id: 4
+    ///     targets: [request_headers_names]
+    ///     match: {rx: '^.*$'}
+    ///   - id: 5
+    ///     targets: ['request_cookies:/^dw[0-9a-f]+$/']
+    ///     match: {rx: '^[a-z0-9]+'}
     /// ",
     ///     "inline.yaml",
     /// ).unwrap();
@@ -619,6 +642,8 @@ impl Program {
     /// );
     /// assert_eq!(program.residual_gate(2, 0), Some(ResidualGate::Named));
     /// assert_eq!(program.residual_gate(3, 0), Some(ResidualGate::Set));
+    /// assert_eq!(program.residual_gate(4, 0), Some(ResidualGate::MatchesEmpty));
+    /// assert_eq!(program.residual_gate(5, 0), Some(ResidualGate::Named));
     /// ```
     pub fn residual_gate(&self, rule: u32, cond: usize) -> Option<ResidualGate> {
         let index = self.plan.rules.iter().position(|r| r.id == rule)?;
@@ -643,6 +668,13 @@ impl Program {
                     .any(|t| t.collection.is_dynamic() || t.count) =>
             {
                 ResidualGate::Dynamic
+            }
+            (false, None)
+                if condition.targets.iter().any(|t| {
+                    !t.collection.is_scalar() && matches!(t.selector, crate::rules::Selector::All)
+                }) =>
+            {
+                ResidualGate::MatchesEmpty
             }
             (false, None) => ResidualGate::Named,
         })
@@ -1681,6 +1713,61 @@ mod tests {
             assert!(!program.inspect(&token).is_blocking());
             assert!(!program.inspect(&header).is_blocking());
             assert!(program.inspect(&other).is_blocking());
+        }
+    }
+
+    /// CRS 920450's `^.*$` over header names used to join the residual set of the
+    /// `t:lowercase` chain node: that node then ran the set on every value reaching it and was
+    /// never untouched. It now runs on header names alone; what it and the rules sharing its
+    /// node decide must not change, nor a `@streq` of one byte, no longer a literal gate.
+    #[test]
+    fn an_empty_matching_regex_runs_on_its_own_targets() {
+        let mut loader = crate::rules::Loader::new();
+        loader
+            .add_text(
+                std::path::Path::new("restricted.conf"),
+                r#"
+SecAction "id:1,phase:1,pass,nolog,setvar:'tx.restricted_headers=/proxy/ /lock-token/'"
+SecRule REQUEST_HEADERS_NAMES "@rx ^.*$" "id:2,phase:1,deny,capture,t:none,t:lowercase,setvar:'tx.header_name_%{tx.0}=/%{tx.0}/',chain"
+    SecRule TX:/^HEADER_NAME_/ "@within %{tx.restricted_headers}" ""
+SecRule ARGS|REQUEST_HEADERS "@rx evil" "id:3,phase:1,deny,t:none,t:lowercase"
+SecRule ARGS:page "@streq 2" "id:4,phase:1,deny,t:none"
+"#,
+            )
+            .expect("rules load");
+        let (set, _) = loader.finish().expect("rules load");
+        let program = compile(&set).expect("rules compile");
+        assert_eq!(
+            program.residual_gate(2, 0),
+            Some(crate::compile::ResidualGate::MatchesEmpty)
+        );
+        let request = |uri: &str, header: (&str, &str)| {
+            Request::builder()
+                .uri(uri)
+                .header("Host", "login.contoso.com")
+                .header(header.0, header.1)
+                .build()
+        };
+        let cases = [
+            (request("/?q=fine", ("Accept", "*/*")), None),
+            (request("/?q=fine", ("Proxy", "http://x")), Some(2)),
+            (request("/?q=fine", ("Lock-Token", "t")), Some(2)),
+            (request("/?q=EVIL", ("Accept", "*/*")), Some(3)),
+            (request("/?q=fine", ("X-Note", "EviL")), Some(3)),
+            (request("/?page=2", ("Accept", "*/*")), Some(4)),
+            (request("/?page=12", ("Accept", "*/*")), None),
+            (request("/?p=2", ("Accept", "*/*")), None),
+        ];
+        for round in 0..3 {
+            for (r, decided_by) in &cases {
+                assert_eq!(
+                    program.inspect(r).decided_by,
+                    *decided_by,
+                    "round {round}: {:?} {:?}",
+                    r.uri(),
+                    r.headers()
+                );
+            }
         }
     }
 

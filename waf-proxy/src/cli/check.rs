@@ -70,10 +70,14 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                             how
                         }
                         Some(ResidualGate::Named) => {
-                            "it runs only on the values its targets name".to_string()
+                            "it runs only on the values its targets name or select by name".to_string()
                         }
                         Some(ResidualGate::Dynamic) => {
                             "it runs on every transaction variable it targets".to_string()
+                        }
+                        Some(ResidualGate::MatchesEmpty) => {
+                            "it may match an empty string: it runs on every value its targets select"
+                                .to_string()
                         }
                         _ => "the residual set scans every value".to_string(),
                     };
