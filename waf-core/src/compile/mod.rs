@@ -1388,6 +1388,7 @@ impl Evaluate for Program {
         data: &RequestData<'_>,
         rule: usize,
         cond: usize,
+        removed: Option<&engine::Removed<'_>>,
     ) -> Candidates {
         let (Some(plan), Some(c)) = (
             self.conds.get(rule).and_then(|r| r.get(cond)),
@@ -1413,9 +1414,29 @@ impl Evaluate for Program {
             cache.gate_slots.resize_with(self.gated, Vec::new);
         }
         for scan in &plan.scans {
-            match cache.scanned.get_mut(scan.index) {
-                Some(state) if *state < done => *state = done,
-                _ => continue,
+            if cache
+                .scanned
+                .get(scan.index)
+                .is_none_or(|&state| state >= done)
+            {
+                continue;
+            }
+            // A target the request removed from the rule (a `ctl` after a Content-Type
+            // check takes the raw body from the injection rules) is never visited: its
+            // values need no transformation and no scan for this rule. The scan stays to
+            // do for the rules that still read them.
+            if let Some(removed) = removed {
+                let whole = match &scan.name {
+                    Some(name) => Some(&name[..]),
+                    None if scan.collection.is_scalar() => Some(&b""[..]),
+                    None => None,
+                };
+                if whole.is_some_and(|name| removed(scan.collection, name)) {
+                    continue;
+                }
+            }
+            if let Some(state) = cache.scanned.get_mut(scan.index) {
+                *state = done;
             }
             let node = scan.node;
             data.for_each(scan.collection, |v| {
@@ -1767,6 +1788,64 @@ SecRule ARGS:page "@streq 2" "id:4,phase:1,deny,t:none"
                     r.uri(),
                     r.headers()
                 );
+            }
+        }
+    }
+
+    /// A target a `ctl` removed from a rule is not scanned for that rule: a form's raw body,
+    /// which the injection rules leave to its fields, was decoded and scanned at every chain
+    /// node they read it at. The rules that still read it must see it all the same, at the
+    /// same node, and the reference evaluator (which scans nothing) must agree.
+    #[test]
+    fn a_removed_target_is_not_scanned_for_its_rule_only() {
+        let set = RuleSet::from_yaml_str(
+            "rules:
+  - id: 1
+    phase: headers
+    action: pass
+    targets: [request_headers:content-type]
+    match: {contains: 'form-urlencoded'}
+    ctl: ['ruleRemoveTargetById=2;REQUEST_BODY']
+  - id: 2
+    phase: body
+    targets: [request_body]
+    transforms: [url_decode_uni, lowercase]
+    match: {rx: 'evil'}
+  - id: 3
+    phase: body
+    targets: [request_body]
+    transforms: [url_decode_uni, lowercase]
+    match: {rx: 'evil'}
+",
+            "removed.yaml",
+        )
+        .unwrap();
+        let program = compile(&set).unwrap();
+        let reference = crate::reference::Reference::new(&set).unwrap();
+        let post = |content_type: &str, body: &str| {
+            Request::builder()
+                .method("POST")
+                .uri("/login")
+                .header("Content-Type", content_type)
+                .body(body.as_bytes())
+                .build()
+        };
+        let form = "application/x-www-form-urlencoded";
+        let cases = [
+            (post(form, "q=%45vil"), Some(3)),
+            (post("text/plain", "q=%45vil"), Some(2)),
+            (post(form, "q=fine"), None),
+            (post("text/plain", "q=fine"), None),
+        ];
+        for round in 0..3 {
+            for (request, decided_by) in &cases {
+                let body = String::from_utf8_lossy(request.body()).into_owned();
+                assert_eq!(
+                    program.inspect(request).decided_by,
+                    *decided_by,
+                    "round {round}: {body}"
+                );
+                assert_eq!(reference.inspect(request).decided_by, *decided_by, "{body}");
             }
         }
     }

@@ -374,6 +374,10 @@ pub(crate) enum Candidates {
     Slots(Vec<u32>),
 }
 
+/// Whether a member of a collection (by name; `b""` for a scalar) is removed from the rule
+/// being evaluated, for this request.
+pub(crate) type Removed<'a> = dyn Fn(Collection, &[u8]) -> bool + 'a;
+
 /// How an evaluator tests one value against one condition.
 pub(crate) trait Evaluate {
     /// Per-request scratch state (the compiled program's transformation cache).
@@ -396,12 +400,17 @@ pub(crate) trait Evaluate {
     /// value, [`Candidates::Slots`] lets it skip every value not listed; either must only be
     /// answered when testing the skipped values would have found no match. The reference
     /// evaluator always answers [`Candidates::All`].
+    ///
+    /// `removed`, when the request removed any target from the rule, says whether a member of
+    /// a collection (by name; `b""` for a scalar) is one: the driver visits none of those, so
+    /// they need not be looked at to answer.
     fn candidates(
         &self,
         _cache: &mut Self::Cache,
         _data: &RequestData<'_>,
         _rule: usize,
         _cond: usize,
+        _removed: Option<&Removed<'_>>,
     ) -> Candidates {
         Candidates::All
     }
@@ -716,6 +725,13 @@ impl Removals {
         }
     }
 
+    /// Whether any target is removed from rule `rule`.
+    fn removes_any(&self, rule: usize) -> bool {
+        self.targets
+            .get(rule)
+            .is_some_and(|removed| !removed.is_empty())
+    }
+
     /// Whether `name` of `collection` is removed from rule `rule`.
     fn removes(&self, plan: &Plan, rule: usize, collection: Collection, name: &[u8]) -> bool {
         self.targets.get(rule).is_some_and(|removed| {
@@ -755,7 +771,13 @@ fn rule_matches<E: Evaluate, O: Observe>(
     let rule = &plan.rules[i];
     state.matched.clear();
     for (c, cond) in rule.conditions.iter().enumerate() {
-        let candidates = eval.candidates(cache, &state.data, i, c);
+        let removed = |collection: Collection, name: &[u8]| {
+            plan.everywhere.removes(plan, i, collection, name)
+                || state.removed.removes(plan, i, collection, name)
+        };
+        let removes_any = plan.everywhere.removes_any(i) || state.removed.removes_any(i);
+        let removed: Option<&Removed<'_>> = removes_any.then_some(&removed);
+        let candidates = eval.candidates(cache, &state.data, i, c, removed);
         if matches!(candidates, Candidates::None) {
             return false;
         }
