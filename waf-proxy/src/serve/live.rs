@@ -46,7 +46,17 @@ pub struct SiteRuntime {
     pub block_page: BlockPage,
     /// Requests inspected, for `profile_every`.
     inspected: AtomicU64,
+    /// By rule, in the program's order: the rule's `waf_rule_evaluations_total` and
+    /// `waf_rule_seconds_total` series, looked up when a profiled request first evaluates the
+    /// rule (see [`Metrics::record_profile`]).
+    pub profile_series: ProfileSeries,
 }
+
+/// One [`ProfileSeries`] entry: a rule's evaluation and time counters for its site.
+pub type RuleSeries = (prometheus::IntCounter, prometheus::Counter);
+
+/// The per-rule series of a site's profiled requests, made on first use; empty until then.
+pub type ProfileSeries = std::sync::OnceLock<Box<[std::sync::OnceLock<RuleSeries>]>>;
 
 impl SiteRuntime {
     /// Whether this request is one to profile (one in `profile_every`, the first included).
@@ -142,6 +152,7 @@ impl Snapshot {
                 balancer,
                 next_health_check: Mutex::new(None),
                 inspected: AtomicU64::new(0),
+                profile_series: ProfileSeries::new(),
                 block_page,
             });
         }

@@ -6,6 +6,8 @@ use prometheus::{
 };
 use waf_core::profile::Profile;
 
+use super::live::ProfileSeries;
+
 /// Every metric the proxy keeps, in its own registry (nothing global, so tests can run several
 /// proxies in one process if they want).
 pub struct Metrics {
@@ -129,16 +131,32 @@ impl Metrics {
 
     /// Adds a profiled request of `site` to the per-rule series: the rules it evaluated, each
     /// with its evaluation and its time.
-    pub fn record_profile(&self, site: &str, profile: &Profile) {
+    ///
+    /// `series` keeps each rule's two series once looked up, by the rule's place in `profile`
+    /// (the site's program's order): looking a series up by its labels hashes them and takes a
+    /// lock, and doing that twice for each of the CRS's 250 rules cost about 30 µs per
+    /// profiled request, more than profiling the rules did. A rule gets its series the first
+    /// time a profiled request evaluates it, so rules never evaluated show none.
+    pub fn record_profile(&self, site: &str, series: &ProfileSeries, profile: &Profile) {
         self.profiled_requests.with_label_values(&[site]).inc();
-        for cost in profile.rules().iter().filter(|c| c.evaluations() > 0) {
-            let rule = cost.id().to_string();
-            self.rule_evaluations
-                .with_label_values(&[site, &rule])
-                .inc_by(cost.evaluations());
-            self.rule_seconds
-                .with_label_values(&[site, &rule])
-                .inc_by(cost.time().as_secs_f64());
+        let series = series.get_or_init(|| {
+            (0..profile.rules().len())
+                .map(|_| std::sync::OnceLock::new())
+                .collect()
+        });
+        for (cost, rule_series) in profile.rules().iter().zip(series.iter()) {
+            if cost.evaluations() == 0 {
+                continue;
+            }
+            let (evaluations, seconds) = rule_series.get_or_init(|| {
+                let rule = cost.id().to_string();
+                (
+                    self.rule_evaluations.with_label_values(&[site, &rule]),
+                    self.rule_seconds.with_label_values(&[site, &rule]),
+                )
+            });
+            evaluations.inc_by(cost.evaluations());
+            seconds.inc_by(cost.time().as_secs_f64());
         }
     }
 

@@ -413,7 +413,8 @@ impl ProxyHttp for Waf {
         };
         ctx.inspection = started.elapsed();
         if let Some(profile) = &profile {
-            self.metrics.record_profile(&site.name, profile);
+            self.metrics
+                .record_profile(&site.name, &site.profile_series, profile);
         }
         self.metrics
             .inspection_seconds
