@@ -40,16 +40,17 @@
 //!
 //! * **A rule pays for what it is the first to need.** The compiled program transforms each
 //!   value once per transformation chain and scans it for literals once per chain; the first
-//!   rule that needs a chain's values pays for the transformations and the scan, and every
-//!   later rule with the same chain gets them for free. Removing a costly rule moves part of
-//!   its cost to the next rule of its chain rather than saving all of it.
+//!   rule that needs a chain's values pays for the transformations and the scan
+//!   ([`RuleCost::scan_time`]), and every later rule with the same chain gets them for free.
+//!   Removing a costly rule moves part of its cost to the next rule of its chain rather than
+//!   saving all of it.
 //! * **Remembered values are cheap.** The program remembers, per thread, what recent values
 //!   opened and what libinjection said of them. Profiling one request over and over measures a
 //!   request whose every value was seen before, unless
 //!   [`forget_memos`](crate::compile::forget_memos) is called between inspections.
-//! * **The clock costs something.** Reading it around every rule adds tens of nanoseconds per
-//!   rule evaluated; [`total`](Profile::total) includes that, and comparing it with unprofiled
-//!   inspections shows how much.
+//! * **The clock costs something.** Reading it around every rule and around each condition's
+//!   scans adds tens of nanoseconds per rule evaluated; [`total`](Profile::total) includes
+//!   that, and comparing it with unprofiled inspections shows how much.
 //! * **Skipped rules are not evaluated.** A rule jumped over by `skip_after` (the Core Rule
 //!   Set's paranoia-level markers), removed by an exclusion or never reached because an
 //!   earlier rule decided, has no evaluations and no time.
@@ -82,6 +83,7 @@ pub struct RuleCost {
     matches: u64,
     values: u64,
     time: Duration,
+    scan_time: Duration,
 }
 
 impl RuleCost {
@@ -117,6 +119,34 @@ impl RuleCost {
     /// its effects (`setvar`, the record in the verdict) and its action included.
     pub fn time(&self) -> Duration {
         self.time
+    }
+
+    /// Of [`time`](RuleCost::time), the part spent finding which values may make the rule's
+    /// conditions hold: transforming the values of its targets and scanning them for the
+    /// literals that gate its operators. The first rule to need a transformation chain's
+    /// values pays here for all of them, and the rules after it that use the same chain pay
+    /// next to nothing; what is left of a rule's time is its own (its operator on the values
+    /// it tested, its effects).
+    ///
+    /// ```
+    /// use waf_core::{compile, profile::Profile, Request, RuleSet};
+    ///
+    /// let rules = RuleSet::from_yaml_str(r#"
+    /// rules:
+    ///   - {id: 1, targets: [args], transforms: [url_decode_uni], match: {contains: evil}}
+    ///   - {id: 2, targets: [args], transforms: [url_decode_uni], match: {contains: worse}}
+    /// "#, "r.yaml")?;
+    /// let program = compile(&rules)?;
+    /// let mut profile = Profile::new();
+    /// let request = Request::builder().uri("/?q=a%20fine%20value").build();
+    /// program.inspect_profiled(&request, &mut profile);
+    /// for rule in profile.rules() {
+    ///     assert!(rule.scan_time() <= rule.time());
+    /// }
+    /// # Ok::<(), waf_core::Error>(())
+    /// ```
+    pub fn scan_time(&self) -> Duration {
+        self.scan_time
     }
 }
 
@@ -172,6 +202,12 @@ impl Profile {
         self.rules.iter().map(|r| r.time).sum()
     }
 
+    /// Of [`rule_time`](Profile::rule_time), the part spent transforming and scanning values
+    /// for the literal gates (see [`RuleCost::scan_time`]).
+    pub fn scan_time(&self) -> Duration {
+        self.rules.iter().map(|r| r.scan_time).sum()
+    }
+
     /// Every rule of the program, in evaluation order (headers phase, then body phase).
     pub fn rules(&self) -> &[RuleCost] {
         &self.rules
@@ -187,8 +223,9 @@ impl Profile {
 
     /// The `top` costliest rules as a table for people (every rule evaluated when `top` is
     /// 0): for each, the share of inspections that evaluated it and that it matched, the
-    /// values it tested per evaluation, its time per inspection in microseconds, its share of
-    /// the whole, and where it was written.
+    /// values it tested per evaluation, its time per inspection in microseconds and the part
+    /// of it spent in scans ([`RuleCost::scan_time`]), its share of the whole, and where it
+    /// was written.
     ///
     /// ```
     /// use waf_core::{compile, profile::Profile, Request, RuleSet};
@@ -234,6 +271,7 @@ impl Profile {
                     matches: 0,
                     values: 0,
                     time: Duration::ZERO,
+                    scan_time: Duration::ZERO,
                 })
                 .collect(),
             ..Profile::default()
@@ -253,20 +291,21 @@ impl std::fmt::Display for Table<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "{:>9} {:>9} {:>8} {:>7} {:>9} {:>7}  source",
-            "rule", "evaluated", "matched", "values", "µs/req", "share"
+            "{:>9} {:>9} {:>8} {:>7} {:>9} {:>8} {:>7}  source",
+            "rule", "evaluated", "matched", "values", "µs/req", "in scans", "share"
         )?;
         let requests = self.profile.requests.max(1) as f64;
         let total = self.profile.total.as_secs_f64().max(f64::MIN_POSITIVE);
         for cost in &self.rules {
             writeln!(
                 f,
-                "{:>9} {:>8.0}% {:>7.0}% {:>7.1} {:>9.2} {:>6.1}%  {}:{}",
+                "{:>9} {:>8.0}% {:>7.0}% {:>7.1} {:>9.2} {:>8.2} {:>6.1}%  {}:{}",
                 cost.id,
                 cost.evaluations as f64 * 100.0 / requests,
                 cost.matches as f64 * 100.0 / requests,
                 cost.values as f64 / cost.evaluations.max(1) as f64,
                 cost.time.as_secs_f64() * 1e6 / requests,
+                cost.scan_time.as_secs_f64() * 1e6 / requests,
                 cost.time.as_secs_f64() * 100.0 / total,
                 cost.source.file,
                 cost.source.line,
@@ -295,6 +334,13 @@ impl Observe for Profile {
     fn value_tested(&mut self, rule: usize) {
         if let Some(cost) = self.rules.get_mut(rule) {
             cost.values += 1;
+        }
+    }
+
+    fn gates_asked(&mut self, rule: usize, since: Instant) {
+        let elapsed = since.elapsed();
+        if let Some(cost) = self.rules.get_mut(rule) {
+            cost.scan_time += elapsed;
         }
     }
 
@@ -386,6 +432,29 @@ rules:
             .map(|r| (r.id(), r.values()))
             .collect();
         assert_eq!(values, [(10, 0), (20, 1), (30, 1), (40, 0)]);
+    }
+
+    /// Rule 20 is the first to need the arguments scanned: the scan is part of its time, and
+    /// no rule spent more in scans than its whole time.
+    #[test]
+    fn the_first_rule_to_need_a_scan_pays_for_it() {
+        let program = program();
+        let mut profile = Profile::new();
+        let long = "hay".repeat(2000);
+        let request = Request::builder()
+            .uri(format!("/?a={long}&b={long}x"))
+            .build();
+        for _ in 0..20 {
+            crate::compile::forget_memos();
+            program.inspect_profiled(&request, &mut profile);
+        }
+        let rules = profile.rules();
+        assert!(rules.iter().all(|r| r.scan_time() <= r.time()));
+        let first = &rules[1];
+        assert_eq!(first.id(), 20);
+        assert!(first.scan_time() > std::time::Duration::ZERO);
+        assert!(profile.scan_time() >= first.scan_time());
+        assert!(profile.scan_time() <= profile.rule_time());
     }
 
     #[test]

@@ -198,9 +198,9 @@ fn explain_rejects_what_is_not_a_request() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not an HTTP/1.1 request"));
 }
 
-/// The table of `waf profile`: (rule id, evaluated %, matched %, values per evaluation) per
-/// row, costliest first.
-fn profile_rows(text: &str) -> Vec<(u32, u32, u32, f64)> {
+/// The table of `waf profile`: (rule id, evaluated %, matched %, values per evaluation,
+/// µs per request, of which in scans) per row, costliest first.
+fn profile_rows(text: &str) -> Vec<(u32, u32, u32, f64, f64, f64)> {
     let percent = |s: &str| {
         s.trim_end_matches('%')
             .parse::<u32>()
@@ -212,10 +212,12 @@ fn profile_rows(text: &str) -> Vec<(u32, u32, u32, f64)> {
         .take_while(|l| !l.is_empty())
         .map(|l| {
             let cols: Vec<&str> = l.split_whitespace().collect();
-            assert_eq!(cols.len(), 7, "{l}");
+            assert_eq!(cols.len(), 8, "{l}");
             let id = cols[0].parse().expect("a rule id");
             let values = cols[3].parse().expect("values per evaluation");
-            (id, percent(cols[1]), percent(cols[2]), values)
+            let time = cols[4].parse().expect("µs per request");
+            let scans = cols[5].parse().expect("µs per request in scans");
+            (id, percent(cols[1]), percent(cols[2]), values, time, scans)
         })
         .collect()
 }
@@ -252,6 +254,11 @@ fn profile_lists_the_costliest_rules_of_the_given_requests() {
     // It tested the attack's login name at least; most other rules' gates stayed shut.
     assert!(sqli.3 >= 0.5, "{text}");
     assert!(rows.iter().any(|r| r.3 == 0.0), "{text}");
+    // A rule's scans are part of its time; the first rule to need the scans of a chain pays
+    // for them, so some rule's time went there.
+    assert!(rows.iter().all(|r| r.5 <= r.4), "{text}");
+    assert!(rows.iter().any(|r| r.5 > 0.0), "{text}");
+    assert!(text.contains(" (in scans "), "{text}");
     // `--top 0` lists every rule evaluated, and each once.
     let listed = format!("{} of the {} rules evaluated\n", rows.len(), rows.len());
     assert!(text.contains(&listed), "{text}");

@@ -501,6 +501,10 @@ pub(crate) trait Observe {
     /// Rule `rule` tests one more value (one that its gates left as a candidate).
     fn value_tested(&mut self, rule: usize);
 
+    /// Rule `rule` asked, from `since` until now, which values may make a condition hold:
+    /// the transformations and literal scans that answer it (part of the rule's time).
+    fn gates_asked(&mut self, rule: usize, since: Self::Mark);
+
     /// The body was parsed from `since` until now.
     fn body_parsed(&mut self, since: Self::Mark);
 
@@ -513,6 +517,7 @@ impl Observe for () {
     fn mark(&mut self) {}
     fn rule(&mut self, _rule: usize, _since: (), _matched: bool) {}
     fn value_tested(&mut self, _rule: usize) {}
+    fn gates_asked(&mut self, _rule: usize, _since: ()) {}
     fn body_parsed(&mut self, _since: ()) {}
     fn request_done(&mut self, _since: ()) {}
 }
@@ -777,7 +782,9 @@ fn rule_matches<E: Evaluate, O: Observe>(
         };
         let removes_any = plan.everywhere.removes_any(i) || state.removed.removes_any(i);
         let removed: Option<&Removed<'_>> = removes_any.then_some(&removed);
+        let since = observer.mark();
         let candidates = eval.candidates(cache, &state.data, i, c, removed);
+        observer.gates_asked(i, since);
         if matches!(candidates, Candidates::None) {
             return false;
         }

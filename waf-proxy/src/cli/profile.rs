@@ -102,10 +102,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let body = profile.body_parsing();
     let rest = profile.total().saturating_sub(rules + body);
     writeln!(out,
-        "inspection: {:.1} µs per request; profiled {:.1} µs = rules {:.1} + body parsing {:.1} + the rest {:.1}",
+        "inspection: {:.1} µs per request; profiled {:.1} µs = rules {:.1} (in scans {:.1}) + body parsing {:.1} + the rest {:.1}",
         per_request(plain),
         per_request(profile.total()),
         per_request(rules),
+        per_request(profile.scan_time()),
         per_request(body),
         per_request(rest),
     )?;
@@ -128,7 +129,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         }
     )?;
     writeln!(out,
-        "A rule pays for the transformations and literal scans it is the first to need; later rules share them."
+        "A rule pays for the transformations and literal scans it is the first to need (`in scans`); later rules share them."
     )?;
     Ok(ExitCode::SUCCESS)
 }
