@@ -482,6 +482,20 @@ struct TxState<'r> {
     decided: bool,
 }
 
+impl TxState<'_> {
+    /// Whether `name` of `collection` is removed from rule `rule` for this request, by an
+    /// exclusion that applies everywhere or by one this request matched (or a `ctl`).
+    fn removes(&self, plan: &Plan, rule: usize, collection: Collection, name: &[u8]) -> bool {
+        plan.everywhere.removes(plan, rule, collection, name)
+            || self.removed.removes(plan, rule, collection, name)
+    }
+
+    /// Whether any target is removed from rule `rule` for this request.
+    fn removes_any(&self, plan: &Plan, rule: usize) -> bool {
+        plan.everywhere.removes_any(rule) || self.removed.removes_any(rule)
+    }
+}
+
 /// What the driver reports while it runs, for a cost profile
 /// ([`Profile`](crate::profile::Profile)).
 ///
@@ -776,12 +790,9 @@ fn rule_matches<E: Evaluate, O: Observe>(
     let rule = &plan.rules[i];
     state.matched.clear();
     for (c, cond) in rule.conditions.iter().enumerate() {
-        let removed = |collection: Collection, name: &[u8]| {
-            plan.everywhere.removes(plan, i, collection, name)
-                || state.removed.removes(plan, i, collection, name)
-        };
-        let removes_any = plan.everywhere.removes_any(i) || state.removed.removes_any(i);
-        let removed: Option<&Removed<'_>> = removes_any.then_some(&removed);
+        let st: &TxState<'_> = state;
+        let removed = |collection: Collection, name: &[u8]| st.removes(plan, i, collection, name);
+        let removed: Option<&Removed<'_>> = st.removes_any(plan, i).then_some(&removed);
         let since = observer.mark();
         let candidates = eval.candidates(cache, &state.data, i, c, removed);
         observer.gates_asked(i, since);
@@ -951,8 +962,7 @@ fn for_each_selected(
                 .exclude
                 .iter()
                 .any(|e| plan.selector_matches(e, name))
-            && !plan.everywhere.removes(plan, rule, target.collection, name)
-            && !state.removed.removes(plan, rule, target.collection, name)
+            && !state.removes(plan, rule, target.collection, name)
     };
     match target.collection {
         // `TX:name`, the common case (the CRS reads TX over two hundred times a request):
