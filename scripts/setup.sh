@@ -11,6 +11,13 @@ command -v make >/dev/null 2>&1 || need+=(make)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 # The OWASP Core Rule Set 3.3.4 the SecLang tests load (/usr/share/modsecurity-crs).
 [ -f /usr/share/modsecurity-crs/owasp-crs.load ] || need+=(modsecurity-crs)
+# For the tests only (scripts/test.sh sets WAF_SETUP_PEER=1): the peer the benchmarks
+# measure in process, ModSecurity 3 (libmodsecurity3) with its recommended configuration,
+# which Debian ships in the nginx connector's package.
+if [ "${WAF_SETUP_PEER:-}" = 1 ] && ! { [ -f /usr/share/nginx/docs/modsecurity/modsecurity.conf ] &&
+  /sbin/ldconfig -p 2>/dev/null | grep -q 'libmodsecurity\.so\.3'; }; then
+  need+=(libnginx-mod-http-modsecurity)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"

@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# With the peer the benchmarks measure (ModSecurity 3, in process), which benches/ tests.
+WAF_SETUP_PEER=1
 . scripts/setup.sh
 
 echo "== cargo fmt"
