@@ -1561,6 +1561,14 @@ impl Evaluate for Program {
         };
         let plan = &self.conds[rule][cond];
         let slots = data.slot_count();
+        // Where the operator last ran without deciding, by address and length. A `multiMatch`
+        // condition tests the value after every transformation, and most transformations
+        // change nothing: CRS 942100 ran libinjection four times on a long Referer (raw,
+        // after `utf8toUnicode`, after `urlDecodeUni`, after `removeNulls`), twice on each of
+        // two values. A stage whose bytes are the very bytes of an earlier one (a node that
+        // changed nothing shares its parent's) has the same outcome, and is skipped. Nothing
+        // cached is dropped during a test, so an address seen twice holds the same bytes.
+        let mut last_tested: Option<(usize, usize)> = None;
         for &(node, stage) in &plan.stages {
             self.fill(cache, node, slot, probe.value, slots);
             let possible = match plan.gate {
@@ -1591,11 +1599,16 @@ impl Evaluate for Program {
             }
             self.materialize(cache, node, slot, probe.value);
             let bytes = self.bytes(cache, node, slot, probe.value);
+            let address = (bytes.as_ptr() as usize, bytes.len());
+            if last_tested == Some(address) {
+                continue;
+            }
             let possible = possible
                 && plan
                     .needs_byte
                     .is_none_or(|table| bytes.iter().any(|&b| table[usize::from(b)]));
             let found = if possible {
+                last_tested = Some(address);
                 matcher.matches_memoized(bytes, lookup, c.capture)
             } else {
                 None
@@ -1846,6 +1859,66 @@ SecRule ARGS:page "@streq 2" "id:4,phase:1,deny,t:none"
                     "round {round}: {body}"
                 );
                 assert_eq!(reference.inspect(request).decided_by, *decided_by, "{body}");
+            }
+        }
+    }
+
+    /// A `multi_match` condition tests a value once per distinct stage: a stage whose
+    /// transformation changed nothing shares its parent's bytes and is skipped (CRS 942100 ran
+    /// libinjection four times on a long Referer, which the verdict memo does not keep). The
+    /// verdicts must be those of testing every stage, decided at the stage that changed the
+    /// value, negated or not, for values longer than the memo keeps; the reference evaluator
+    /// tests every stage.
+    #[test]
+    fn a_multi_match_stage_that_changed_nothing_is_not_tested_again() {
+        let set = RuleSet::from_yaml_str(
+            "rules:
+  - id: 1
+    targets: [args:a]
+    transforms: [url_decode_uni, remove_nulls, lowercase]
+    multi_match: true
+    match: {rx: 'evil'}
+  - id: 2
+    targets: [args:b]
+    transforms: [url_decode_uni, remove_nulls, lowercase]
+    multi_match: true
+    negate: true
+    match: {rx: '^[x%0-9]+$'}
+",
+            "multi.yaml",
+        )
+        .unwrap();
+        let program = compile(&set).unwrap();
+        let reference = crate::reference::Reference::new(&set).unwrap();
+        let pad = "x".repeat(300);
+        let cases = [
+            // Unchanged by every transformation: tested once, no match.
+            (format!("a={pad}&b={pad}"), None),
+            // A match in the raw value, the first stage.
+            (format!("a={pad}evil&b={pad}"), Some(1)),
+            // Only decoding (`%2545` reaches the rule as `%45`) makes it: the third stage.
+            (format!("a={pad}%2545vil&b={pad}"), Some(1)),
+            // Only lowercasing, after two stages that changed nothing: the last stage.
+            (format!("a={pad}EVIL&b={pad}"), Some(1)),
+            // Negated: the raw value already fails the pattern, which is a match.
+            (format!("a={pad}&b={pad}X"), Some(2)),
+            // Negated: `xx%41` passes the pattern; decoded, `xxA` fails it: the second stage.
+            (format!("a={pad}&b={pad}%2541"), Some(2)),
+        ];
+        for round in 0..3 {
+            for (query, decided_by) in &cases {
+                let request = Request::builder().uri(format!("/?{query}")).build();
+                let tail = &query[query.len().saturating_sub(12)..];
+                assert_eq!(
+                    program.inspect(&request).decided_by,
+                    *decided_by,
+                    "round {round}: {tail}"
+                );
+                assert_eq!(
+                    reference.inspect(&request).decided_by,
+                    *decided_by,
+                    "{tail}"
+                );
             }
         }
     }
