@@ -11,11 +11,12 @@
 //!    bytes](crate::transform::Transform) of a node's path (no `%` to decode, no `&` to
 //!    unescape, no space to compress) reaches the node unchanged but for case, and the node
 //!    costs it nothing at all.
-//! 2. **Literals gate regexes.** Every chain node carries one Aho-Corasick automaton over the
-//!    [required literals](literals) of every condition tested at that node — phrase lists,
-//!    `contains` strings and literals extracted from regexes. A value is scanned once per node;
-//!    a condition whose literals did not occur is known not to match without running its
-//!    regex. Regexes with no usable literal (the residual regexes) are gated by rare bytes
+//! 2. **Literals gate regexes.** An Aho-Corasick automaton holds the [required
+//!    literals](literals) of every condition — phrase lists, `contains` strings and literals
+//!    extracted from regexes. A value is scanned once per chain node, at the root for every
+//!    literal, below it for those of the conditions tested at the node or under it (with an
+//!    automaton of its own when they are few, not at all when there are none); a condition
+//!    whose literals did not occur is known not to match without running its regex. Regexes with no usable literal (the residual regexes) are gated by rare bytes
 //!    (`;`, `|`, `<`...) and rarer literals one of which every match holds (their
 //!    [`ResidualGate`]); those whose targets name their values (`REQUEST_HEADERS:Host`) run on
 //!    those values alone; the rest run as one multi-pattern regex per node.
@@ -117,6 +118,28 @@ struct Chain {
     /// the gate (so does one of the gate's literals, found by the Aho-Corasick scan), and the
     /// condition's own regex decides.
     byte_gated: Vec<(literals::ByteSet, u32)>,
+    /// The automaton a value is scanned with at this node (see [`NodeScan`]).
+    scan: NodeScan,
+}
+
+/// Which literals a value is scanned for at a chain node.
+///
+/// A node's scan serves the conditions tested at the node and below it: its children that
+/// change only case, and the nodes a value leaves untouched, take its gates. So a node needs
+/// the literals of its subtree only, and the root needs them all. Most transformations are
+/// read by a few rules (CRS 934100 alone decodes base64, and each fresh token decodes to
+/// bytes of its own): scanning their nodes' values for those few literals, with an automaton
+/// small enough to stay in cache, costs a fraction of a scan for thousands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum NodeScan {
+    /// The program's automaton of every literal: the root's, and that of nodes whose subtree
+    /// holds a large share of the literals (another automaton nearly as large would cost
+    /// memory and compile time for little).
+    Shared,
+    /// `Program::node_prefilters[i]`: the literals of the node's subtree.
+    Own(u32),
+    /// No literal below: nothing to scan for.
+    Nothing,
 }
 
 /// Residual regexes of one chain node, run as one multi-pattern regex.
@@ -127,12 +150,50 @@ struct ResidualSet {
     gates: Vec<u32>,
 }
 
-/// The literals of every gated condition, in one automaton.
+/// Literals of gated conditions, in one automaton: all of them (the program's shared one),
+/// or those of a chain node's subtree.
 #[derive(Debug)]
 struct Prefilter {
     ac: AhoCorasick,
     /// Pattern id → gate ids (sorted).
     gates: Vec<Vec<u32>>,
+}
+
+impl Prefilter {
+    /// The automaton of `patterns`, each opening its gates in `literals`.
+    fn new(
+        patterns: &[Vec<u8>],
+        literals: &HashMap<Vec<u8>, Vec<u32>>,
+    ) -> Result<Prefilter, Error> {
+        let gates = patterns
+            .iter()
+            .map(|p| {
+                let mut g = literals.get(p).cloned().unwrap_or_default();
+                g.sort_unstable();
+                g.dedup();
+                g
+            })
+            .collect();
+        let ac = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            // A DFA is the fastest scan; past several thousand patterns its memory grows
+            // large, and the contiguous NFA is nearly as fast at a fraction of the size.
+            .kind(Some(if patterns.len() <= 10_000 {
+                AhoCorasickKind::DFA
+            } else {
+                AhoCorasickKind::ContiguousNFA
+            }))
+            .build(patterns)
+            .map_err(|e| Error::new(ErrorKind::Rule, format!("literal automaton: {e}")))?;
+        Ok(Prefilter { ac, gates })
+    }
+}
+
+impl NodeScan {
+    /// A node gets an automaton of its own when its subtree holds at most this fraction
+    /// (one in ...) of the literals.
+    const OWN_AT_MOST: usize = 4;
 }
 
 /// How one condition is tested.
@@ -257,6 +318,8 @@ pub struct Program {
     plan: Plan,
     chains: Vec<Chain>,
     prefilter: Option<Prefilter>,
+    /// The automata of the nodes that scan for their subtree's literals only.
+    node_prefilters: Vec<Prefilter>,
     conds: Vec<Vec<CondPlan>>,
     /// Number of gate ids: literal gates and residual-regex gates.
     gated: usize,
@@ -285,6 +348,7 @@ impl Program {
             path_case: None,
             residual: None,
             byte_gated: Vec::new(),
+            scan: NodeScan::Shared,
         }];
         let mut node_of = |transforms: &[Transform], chains: &mut Vec<Chain>| -> Vec<ChainId> {
             // The node after each prefix: [root, t1, t1t2, ...].
@@ -307,6 +371,7 @@ impl Program {
                         path_case,
                         residual: None,
                         byte_gated: Vec::new(),
+                        scan: NodeScan::Shared,
                     });
                     (chains.len() - 1) as ChainId
                 });
@@ -321,6 +386,8 @@ impl Program {
         let mut scan_slots: HashMap<ScanKey, usize> = HashMap::new();
         // Regexes with no required literal, by the chain node they are tested at.
         let mut residual_patterns: HashMap<ChainId, Vec<(String, u32)>> = HashMap::new();
+        // The chain nodes each literal is looked for at (its conditions' stages).
+        let mut literal_nodes: HashMap<Vec<u8>, Vec<ChainId>> = HashMap::new();
         let mut cond_keys = 0u32;
         for (r, rule) in plan.rules.iter().enumerate() {
             let mut cps = Vec::with_capacity(rule.conditions.len());
@@ -364,6 +431,10 @@ impl Program {
                         let id = gated;
                         gated += 1;
                         for l in lits {
+                            literal_nodes
+                                .entry(l.clone())
+                                .or_default()
+                                .extend(stages.iter().map(|&(node, _)| node));
                             literals.entry(l).or_default().push(id);
                         }
                         Some(id)
@@ -379,6 +450,10 @@ impl Program {
                             // look at the value's bytes at each node it is tested at.
                             Some(gate) => {
                                 for l in gate.literals {
+                                    literal_nodes
+                                        .entry(l.clone())
+                                        .or_default()
+                                        .extend(stages.iter().map(|&(node, _)| node));
                                     literals.entry(l).or_default().push(id);
                                 }
                                 if gate.bytes != literals::ByteSet::default() {
@@ -483,38 +558,59 @@ impl Program {
             .collect();
         all_byte_gated.sort_unstable_by_key(|&(_, gate)| gate);
         all_byte_gated.dedup_by_key(|&mut (_, gate)| gate);
-        let prefilter = if literals.is_empty() {
+        let mut patterns: Vec<Vec<u8>> = literals.keys().cloned().collect();
+        patterns.sort();
+        let prefilter = if patterns.is_empty() {
             None
         } else {
-            let mut patterns: Vec<Vec<u8>> = literals.keys().cloned().collect();
-            patterns.sort();
-            let gates = patterns
-                .iter()
-                .map(|p| {
-                    let mut g = literals.get(p).cloned().unwrap_or_default();
-                    g.sort_unstable();
-                    g.dedup();
-                    g
-                })
-                .collect();
-            let ac = AhoCorasick::builder()
-                .ascii_case_insensitive(true)
-                .match_kind(MatchKind::Standard)
-                // A DFA is the fastest scan; past several thousand patterns its memory grows
-                // large, and the contiguous NFA is nearly as fast at a fraction of the size.
-                .kind(Some(if patterns.len() <= 10_000 {
-                    AhoCorasickKind::DFA
-                } else {
-                    AhoCorasickKind::ContiguousNFA
-                }))
-                .build(&patterns)
-                .map_err(|e| Error::new(ErrorKind::Rule, format!("literal automaton: {e}")))?;
-            Some(Prefilter { ac, gates })
+            Some(Prefilter::new(&patterns, &literals)?)
         };
+        // Each node's literals: those looked for at the node or below it.
+        let mut below: Vec<Vec<usize>> = vec![Vec::new(); chains.len()];
+        for (i, pattern) in patterns.iter().enumerate() {
+            let mut marked = vec![false; chains.len()];
+            for &node in literal_nodes.get(pattern).map_or(&[][..], Vec::as_slice) {
+                let mut at = Some(node);
+                while let Some(n) = at {
+                    match marked.get_mut(n as usize) {
+                        Some(m) if !*m => *m = true,
+                        _ => break,
+                    }
+                    if let Some(list) = below.get_mut(n as usize) {
+                        list.push(i);
+                    }
+                    at = chains.get(n as usize).and_then(|c| c.parent);
+                }
+            }
+        }
+        let mut node_prefilters = Vec::new();
+        let mut by_literals: HashMap<Vec<usize>, u32> = HashMap::new();
+        for (n, own) in below.into_iter().enumerate().skip(1) {
+            let scan = if own.is_empty() {
+                NodeScan::Nothing
+            } else if own.len() * NodeScan::OWN_AT_MOST <= patterns.len() {
+                let next = node_prefilters.len() as u32;
+                let index = *by_literals.entry(own.clone()).or_insert(next);
+                if index == next {
+                    let subset: Vec<Vec<u8>> = own
+                        .iter()
+                        .filter_map(|&i| patterns.get(i).cloned())
+                        .collect();
+                    node_prefilters.push(Prefilter::new(&subset, &literals)?);
+                }
+                NodeScan::Own(index)
+            } else {
+                NodeScan::Shared
+            };
+            if let Some(chain) = chains.get_mut(n) {
+                chain.scan = scan;
+            }
+        }
         Ok(Program {
             plan,
             chains,
             prefilter,
+            node_prefilters,
             conds,
             gated: gated as usize,
             scan_count: scan_slots.len(),
@@ -770,9 +866,9 @@ pub(crate) struct Cache {
 /// costs a fraction of its scan.
 #[derive(Default, Debug)]
 struct ScansDone {
-    /// `(value lowercased, gates opened)`; the first `len` are this request's, the rest
-    /// keep their allocations for the next.
-    entries: Vec<(Vec<u8>, Vec<u32>)>,
+    /// `(automaton, value lowercased, gates opened)`; the first `len` are this request's,
+    /// the rest keep their allocations for the next.
+    entries: Vec<(u32, Vec<u8>, Vec<u32>)>,
     len: usize,
 }
 
@@ -792,27 +888,38 @@ impl ScansDone {
         (Self::MIN_LEN..=Self::MAX_LEN).contains(&value.len())
     }
 
-    /// The gates `value` opened, if the request scanned the same bytes (up to ASCII case).
-    fn find(&self, value: &[u8]) -> Option<&[u32]> {
+    /// The `automaton` of the shared automaton, whose gates are a superset of any other's:
+    /// what a scan with it opened serves a node with an automaton of its own (the extra gates
+    /// only make candidates of values that the conditions' operators then decide).
+    const SHARED: u32 = u32::MAX;
+
+    /// The gates `value` opened, if the request scanned the same bytes (up to ASCII case)
+    /// with `automaton`, or with the shared one.
+    fn find(&self, automaton: u32, value: &[u8]) -> Option<&[u32]> {
         if !Self::keeps(value) {
             return None;
         }
         self.entries
             .get(..self.len)?
             .iter()
-            .find(|(lower, _)| lower.len() == value.len() && lower.eq_ignore_ascii_case(value))
-            .map(|(_, open)| open.as_slice())
+            .find(|(by, lower, _)| {
+                (*by == automaton || *by == Self::SHARED)
+                    && lower.len() == value.len()
+                    && lower.eq_ignore_ascii_case(value)
+            })
+            .map(|(_, _, open)| open.as_slice())
     }
 
-    /// Keeps what `value` opened for the rest of the request.
-    fn remember(&mut self, value: &[u8], open: &[u32]) {
+    /// Keeps what `value` opened, scanned with `automaton`, for the rest of the request.
+    fn remember(&mut self, automaton: u32, value: &[u8], open: &[u32]) {
         if !Self::keeps(value) || self.len >= Self::MAX_ENTRIES {
             return;
         }
         if self.len == self.entries.len() {
-            self.entries.push((Vec::new(), Vec::new()));
+            self.entries.push((0, Vec::new(), Vec::new()));
         }
-        if let Some((lower, gates)) = self.entries.get_mut(self.len) {
+        if let Some((by, lower, gates)) = self.entries.get_mut(self.len) {
+            *by = automaton;
             lower.clear();
             lower.extend(value.iter().map(u8::to_ascii_lowercase));
             gates.clear();
@@ -838,8 +945,8 @@ const NOT_LISTED: u32 = u32::MAX;
 impl Program {
     /// Makes sure `(node, slot)` is cached; computes parents first.
     ///
-    /// One automaton holds every literal, so a value is scanned only where its bytes differ
-    /// from its parent's in more than ASCII case: for clean traffic most transformations
+    /// A node's automaton holds every literal of its subtree, so a value is scanned only where
+    /// its bytes differ from its parent's in more than ASCII case: for clean traffic most transformations
     /// (`url_decode` of a value with no `%`, `lowercase` always) change nothing the scan can
     /// see, and the root's scan serves the whole chain.
     ///
@@ -915,8 +1022,13 @@ impl Program {
                 (Bytes::Parent, true, Some(literals::ByteSet::of(raw)))
             }
         };
-        let mut open = match (&self.prefilter, rescan) {
-            (Some(pf), true) => {
+        let prefilter = match chain.scan {
+            NodeScan::Shared => self.prefilter.as_ref().map(|pf| (pf, ScansDone::SHARED)),
+            NodeScan::Own(i) => self.node_prefilters.get(i as usize).map(|pf| (pf, i)),
+            NodeScan::Nothing => None,
+        };
+        let mut open = match (prefilter, rescan) {
+            (Some((pf, automaton)), true) => {
                 let mut seen = std::mem::take(&mut cache.seen);
                 let mut found = std::mem::take(&mut cache.found);
                 let mut done = std::mem::take(&mut cache.scans_done);
@@ -924,11 +1036,11 @@ impl Program {
                     Bytes::Own(b) => b,
                     _ => self.parent_bytes(cache, node, slot, raw),
                 };
-                let open = match done.find(value) {
+                let open = match done.find(automaton, value) {
                     Some(open) => open.to_vec(),
                     None => {
                         let open = scan(pf, value, &mut seen, &mut found);
-                        done.remember(value, &open);
+                        done.remember(automaton, value, &open);
                         open
                     }
                 };
@@ -1631,7 +1743,7 @@ impl Evaluate for Program {
 
 #[cfg(test)]
 mod tests {
-    use super::injection_gate;
+    use super::{injection_gate, NodeScan};
     use crate::{compile, Request, RuleSet};
 
     /// Benchmarks and `waf profile` rely on it: after `forget_memos`, the next inspection on the
@@ -1859,6 +1971,66 @@ SecRule ARGS:page "@streq 2" "id:4,phase:1,deny,t:none"
                     "round {round}: {body}"
                 );
                 assert_eq!(reference.inspect(request).decided_by, *decided_by, "{body}");
+            }
+        }
+    }
+
+    /// A chain node scans for the literals of its own subtree only, so what one node's scan
+    /// of some bytes opened says nothing of another node's literals. Here two nodes give the
+    /// same long bytes (`utf8_to_unicode` changes nothing in ASCII), each with its own small
+    /// automaton: the request's record of long scans must not hand rule 1's empty result to
+    /// rule 2, whose `bbb` it never looked for. The root's shared automaton, which holds
+    /// every literal, may serve any node.
+    #[test]
+    fn a_nodes_scan_serves_only_nodes_scanning_for_the_same_literals() {
+        let set = RuleSet::from_yaml_str(
+            "rules:
+  - id: 1
+    targets: [args]
+    transforms: [url_decode_uni]
+    match: {contains: 'aaa'}
+  - id: 2
+    targets: [args]
+    transforms: [utf8_to_unicode, url_decode_uni]
+    match: {contains: 'bbb'}
+  - id: 3
+    targets: [args]
+    match: {pm: [alpha, bravo, charlie, delta, echo, foxtrot, golf, hotel]}
+",
+            "nodes.yaml",
+        )
+        .unwrap();
+        let program = compile(&set).unwrap();
+        let scans: Vec<NodeScan> = program.chains.iter().map(|c| c.scan).collect();
+        assert!(
+            scans
+                .iter()
+                .filter(|s| matches!(s, NodeScan::Own(_)))
+                .count()
+                >= 2,
+            "{scans:?}"
+        );
+        let reference = crate::reference::Reference::new(&set).unwrap();
+        let pad = "x".repeat(80);
+        let cases = [
+            (format!("q={pad}%2562bb"), Some(2)),
+            (format!("q={pad}%2561aa"), Some(1)),
+            (format!("q={pad}%2578xx"), None),
+            (format!("q={pad}golf%2525"), Some(3)),
+        ];
+        for round in 0..3 {
+            for (query, decided_by) in &cases {
+                let request = Request::builder().uri(format!("/?{query}")).build();
+                assert_eq!(
+                    program.inspect(&request).decided_by,
+                    *decided_by,
+                    "round {round}: {query}"
+                );
+                assert_eq!(
+                    reference.inspect(&request).decided_by,
+                    *decided_by,
+                    "{query}"
+                );
             }
         }
     }
