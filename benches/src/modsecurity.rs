@@ -128,7 +128,8 @@ impl ModSecurity {
         // state.
         let library = unsafe { Library::new(LIBRARY) }.map_err(|e| {
             Error(format!(
-                "{LIBRARY}: {e} (install Debian's libmodsecurity3; scripts/setup.sh does)"
+                "{LIBRARY}: {e} (install Debian's libnginx-mod-http-modsecurity, which \
+                 brings it; scripts/test.sh does)"
             ))
         })?;
         let api = Api::load(&library)?;
@@ -355,7 +356,7 @@ fn write_config(dir: &Path, paranoia: u8) -> Result<PathBuf, Error> {
         .ok_or_else(|| {
             Error(format!(
                 "none of {RECOMMENDED_CONF:?} found (install Debian's \
-                 libnginx-mod-http-modsecurity; scripts/setup.sh does)"
+                 libnginx-mod-http-modsecurity; scripts/test.sh does)"
             ))
         })?;
     for needed in [CRS_SETUP, CRS_RULES] {

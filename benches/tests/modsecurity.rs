@@ -1,6 +1,6 @@
 //! The peer the benchmarks measure, ModSecurity 3 with the CRS 3.3.4 in process: it must be
 //! really inspecting (an attack is blocked) for its times to mean anything, and it must pass
-//! the clean sign-in requests it is timed on. `scripts/setup.sh` installs what it needs.
+//! the clean sign-in requests it is timed on. `scripts/test.sh` installs what it needs.
 
 use waf_benches::modsecurity::ModSecurity;
 use waf_benches::{authorize_get, login_post_1k, saml_acs};
