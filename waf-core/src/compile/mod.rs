@@ -16,8 +16,9 @@
 //!    extracted from regexes. A value is scanned once per chain node, at the root for every
 //!    literal, below it for those of the conditions tested at the node or under it (with an
 //!    automaton of its own when they are few, not at all when there are none); a condition
-//!    whose literals did not occur is known not to match without running its regex. Regexes with no usable literal (the residual regexes) are gated by rare bytes
-//!    (`;`, `|`, `<`...) and rarer literals one of which every match holds (their
+//!    whose literals did not occur is known not to match without running its regex. Regexes
+//!    with no usable literal (the residual regexes) are gated by rare bytes (`;`, `|`,
+//!    `<`...) and rarer literals one of which every match holds (their
 //!    [`ResidualGate`]); those whose targets name their values (`REQUEST_HEADERS:Host`) run on
 //!    those values alone; the rest run as one multi-pattern regex per node.
 //! 3. **Evaluation stops early** once a blocking decision is certain.
@@ -191,8 +192,9 @@ impl Prefilter {
 }
 
 impl NodeScan {
-    /// A node gets an automaton of its own when its subtree holds at most this fraction
-    /// (one in ...) of the literals.
+    /// A node gets an automaton of its own when its subtree holds at most one in this many
+    /// of the literals. At one in two, a process holding the CRS grew by 22 MB resident and
+    /// saved fewer instructions than at one in four (4.4 MB).
     const OWN_AT_MOST: usize = 4;
 }
 
