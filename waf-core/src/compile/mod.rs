@@ -948,9 +948,9 @@ impl Program {
     /// Makes sure `(node, slot)` is cached; computes parents first.
     ///
     /// A node's automaton holds every literal of its subtree, so a value is scanned only where
-    /// its bytes differ from its parent's in more than ASCII case: for clean traffic most transformations
-    /// (`url_decode` of a value with no `%`, `lowercase` always) change nothing the scan can
-    /// see, and the root's scan serves the whole chain.
+    /// its bytes differ from its parent's in more than ASCII case: for clean traffic most
+    /// transformations (`url_decode` of a value with no `%`, `lowercase` always) change nothing
+    /// the scan can see, and the root's scan serves the whole chain.
     ///
     /// Most values go further: they hold none of the bytes that would make any transformation
     /// on a node's path do anything (a token has no `%`, `&`, `\`, space or `/`). The node is
