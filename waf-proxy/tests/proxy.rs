@@ -519,3 +519,20 @@ fn a_silent_upstream_times_out_with_502_and_is_counted() {
         1.0
     );
 }
+
+/// Regression: `free_port` gives a port back before the proxy binds it, and once another
+/// process took it first; the proxy kept retrying its bind while the other process answered
+/// the test's requests. The harness now starts a proxy only once its own process holds its
+/// ports, which it tells by the listening socket's owner.
+#[test]
+fn the_harness_tells_whose_listening_port_it_is() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    assert!(common::listens_on(std::process::id(), &[port]));
+    let mut other = Command::new("sleep").arg("5").spawn().unwrap();
+    assert!(!common::listens_on(other.id(), &[port]));
+    let _ = other.kill();
+    let _ = other.wait();
+    drop(listener);
+    assert!(!common::listens_on(std::process::id(), &[port]));
+}

@@ -197,6 +197,44 @@ pub fn free_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
+/// The log of the proxy whose config is in `dir`.
+fn read_log(dir: &tempfile::TempDir) -> String {
+    std::fs::read_to_string(dir.path().join("waf.log")).unwrap_or_default()
+}
+
+/// Whether process `pid` holds the listening socket of each of these ports on 127.0.0.1:
+/// `/proc/net/tcp` names each listening socket's inode, and `/proc/<pid>/fd` the inodes of the
+/// process's sockets.
+pub fn listens_on(pid: u32, ports: &[u16]) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
+        return false;
+    };
+    let owned: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter_map(|link| {
+            let link = link.to_string_lossy().into_owned();
+            Some(
+                link.strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_string(),
+            )
+        })
+        .collect();
+    ports.iter().all(|port| {
+        // `  0: 0100007F:1F90 00000000:0000 0A ... inode`: local address, state 0A (LISTEN).
+        let local = format!("0100007F:{port:04X}");
+        table.lines().skip(1).any(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.get(1) == Some(&local.as_str())
+                && fields.get(3) == Some(&"0A")
+                && fields.get(9).is_some_and(|inode| owned.contains(*inode))
+        })
+    })
+}
+
 pub fn rules_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules")
 }
@@ -257,10 +295,55 @@ impl Proxy {
     }
 
     /// Starts the proxy with its config (and logs) in `dir`.
+    ///
+    /// The ports come from [`free_port`], which gives a port back before the proxy binds it:
+    /// another process may take it meanwhile. The proxy then keeps retrying its bind while the
+    /// other process answers the test's requests (seen once, when a second test run shared the
+    /// machine: an attack was blocked, but not by this proxy, whose log had no block). So a
+    /// proxy counts as started only when its own process holds every port, and is started
+    /// again on other ports otherwise.
     pub fn start_in(dir: tempfile::TempDir, origin: &Origin, s: Setup) -> Proxy {
-        let port = free_port();
-        let admin = free_port();
-        let tls_port = s.tls.then(free_port);
+        const ATTEMPTS: usize = 5;
+        let mut attempt = 1;
+        loop {
+            let port = free_port();
+            let admin = free_port();
+            let tls_port = s.tls.then(free_port);
+            let ports: Vec<u16> = [Some(port), Some(admin), tls_port]
+                .into_iter()
+                .flatten()
+                .collect();
+            let mut child = Proxy::spawn(&dir, origin, &s, port, admin, tls_port);
+            Proxy::wait_listening(&mut child, &dir, &ports);
+            if listens_on(child.id(), &ports) {
+                return Proxy {
+                    child,
+                    port,
+                    admin,
+                    tls_port,
+                    dir,
+                };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            assert!(
+                attempt < ATTEMPTS,
+                "another process kept taking the proxy's ports: {}",
+                read_log(&dir)
+            );
+            attempt += 1;
+        }
+    }
+
+    /// Writes the config for these ports into `dir` and starts `waf serve` on it.
+    fn spawn(
+        dir: &tempfile::TempDir,
+        origin: &Origin,
+        s: &Setup,
+        port: u16,
+        admin: u16,
+        tls_port: Option<u16>,
+    ) -> Child {
         let extra_top = s
             .extra_top
             .replace("{tls_port}", &tls_port.unwrap_or(0).to_string())
@@ -294,39 +377,36 @@ impl Proxy {
         let path = dir.path().join("waf.yaml");
         std::fs::write(&path, config).unwrap();
         let log = std::fs::File::create(dir.path().join("waf.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_waf"))
+        Command::new(env!("CARGO_BIN_EXE_waf"))
             .args(["serve", "--config"])
             .arg(&path)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .expect("waf serve starts");
-        let mut proxy = Proxy {
-            child,
-            port,
-            admin,
-            tls_port,
-            dir,
-        };
+            .expect("waf serve starts")
+    }
+
+    /// Waits until every port accepts connections; panics, with the log, when the proxy exits
+    /// or 30 s pass.
+    fn wait_listening(child: &mut Child, dir: &tempfile::TempDir, ports: &[u16]) {
         let deadline = Instant::now() + Duration::from_secs(30);
-        for p in [Some(port), Some(admin), tls_port].into_iter().flatten() {
+        for &p in ports {
             loop {
                 if TcpStream::connect(("127.0.0.1", p)).is_ok() {
                     break;
                 }
-                if let Ok(Some(status)) = proxy.child.try_wait() {
-                    panic!("waf serve exited with {status}: {}", proxy.log());
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("waf serve exited with {status}: {}", read_log(dir));
                 }
                 assert!(
                     Instant::now() < deadline,
                     "waf serve never listened on {p}: {}",
-                    proxy.log()
+                    read_log(dir)
                 );
                 thread::sleep(Duration::from_millis(50));
             }
         }
-        proxy
     }
 
     /// A client for a proxy port that is not ours to stop (used from other threads).
@@ -390,7 +470,7 @@ impl Proxy {
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("waf.log")).unwrap_or_default()
+        read_log(&self.dir)
     }
 
     /// Sends raw bytes on a fresh connection and reads the answer until the connection closes.
