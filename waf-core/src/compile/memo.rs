@@ -46,6 +46,9 @@ pub(super) struct ScanMemo {
     program: u64,
     /// Value → index into `entries`.
     index: HashMap<Box<[u8]>, u32, RandomState>,
+    /// The same for values scanned apart (a head scalar scanned for its own conditions'
+    /// literals opens other gates than the same bytes elsewhere), by kind.
+    apart: Vec<HashMap<Box<[u8]>, u32, RandomState>>,
     /// By entry: what is known of its value.
     entries: Vec<Remembered>,
 }
@@ -107,8 +110,7 @@ impl ScanMemo {
     /// a request holds entry indices.
     pub(super) fn prepare(&mut self, program: u64) {
         if self.program != program || self.entries.len() >= ENTRIES {
-            self.index.clear();
-            self.entries.clear();
+            self.forget();
             self.program = program;
         }
     }
@@ -116,23 +118,36 @@ impl ScanMemo {
     /// Forgets every value, keeping the allocations.
     pub(super) fn forget(&mut self) {
         self.index.clear();
+        for index in &mut self.apart {
+            index.clear();
+        }
         self.entries.clear();
     }
 
     /// The entry of `value`, made if it has none; `None` when the value is not remembered
-    /// (too long, or the memo is full).
-    pub(super) fn entry(&mut self, value: &[u8]) -> Option<u32> {
+    /// (too long, or the memo is full). `apart`: the kind of a value scanned apart, whose
+    /// entries are not those of the same bytes elsewhere.
+    pub(super) fn entry(&mut self, apart: Option<usize>, value: &[u8]) -> Option<u32> {
         if value.len() > MAX_VALUE {
             return None;
         }
-        if let Some(&e) = self.index.get(value) {
+        let index = match apart {
+            None => &mut self.index,
+            Some(kind) => {
+                if self.apart.len() <= kind {
+                    self.apart.resize_with(kind + 1, HashMap::default);
+                }
+                self.apart.get_mut(kind)?
+            }
+        };
+        if let Some(&e) = index.get(value) {
             return Some(e);
         }
         if self.entries.len() >= ENTRIES {
             return None;
         }
         let e = u32::try_from(self.entries.len()).ok()?;
-        self.index.insert(value.into(), e);
+        index.insert(value.into(), e);
         self.entries.push(Remembered::default());
         Some(e)
     }
@@ -258,12 +273,12 @@ mod tests {
     fn remembers_by_value_and_node() {
         let mut memo = ScanMemo::default();
         memo.prepare(1);
-        let e = memo.entry(b"Mozilla/5.0").unwrap();
+        let e = memo.entry(None, b"Mozilla/5.0").unwrap();
         assert_eq!(memo.get(e, 3), None);
         let slash = ByteSet::of(b"/");
         memo.record(e, 3, Some(&[7, 9]), Some(slash));
         memo.record(e, 4, None, None);
-        assert_eq!(memo.entry(b"Mozilla/5.0"), Some(e));
+        assert_eq!(memo.entry(None, b"Mozilla/5.0"), Some(e));
         let known = |index, open, present| {
             Some(Known {
                 index,
@@ -275,7 +290,14 @@ mod tests {
         assert_eq!(memo.opened_at(e, 0), &[7, 9]);
         assert_eq!(memo.get(e, 4), known(1, None, None));
         assert_eq!(memo.opened_at(e, 1), &[] as &[u32]);
-        assert_ne!(memo.entry(b"mozilla/5.0"), Some(e));
+        assert_ne!(memo.entry(None, b"mozilla/5.0"), Some(e));
+        // The same bytes scanned apart (a head scalar) are another entry, per kind.
+        let apart = memo.entry(Some(3), b"Mozilla/5.0");
+        assert!(apart.is_some() && apart != Some(e));
+        assert_eq!(memo.entry(Some(3), b"Mozilla/5.0"), apart);
+        assert!(
+            !matches!(memo.entry(Some(0), b"Mozilla/5.0"), Some(x) if Some(x) == apart || x == e)
+        );
         // Nodes 3 and 4 are covered, by what node 3 opened; node 5 once recorded untouched.
         assert!(memo.covers(e, 3) && memo.covers(e, 4) && !memo.covers(e, 5));
         let (gates, version) = memo.gates(e);
@@ -303,15 +325,15 @@ mod tests {
     fn forgets_on_another_program_and_when_full() {
         let mut memo = ScanMemo::default();
         memo.prepare(1);
-        memo.entry(b"a").unwrap();
+        memo.entry(None, b"a").unwrap();
         memo.prepare(1);
         assert_eq!(memo.len(), 1);
         memo.prepare(2);
         assert_eq!(memo.len(), 0);
         for i in 0..ENTRIES {
-            assert!(memo.entry(i.to_string().as_bytes()).is_some());
+            assert!(memo.entry(None, i.to_string().as_bytes()).is_some());
         }
-        assert_eq!(memo.entry(b"one too many"), None);
+        assert_eq!(memo.entry(None, b"one too many"), None);
         memo.prepare(2);
         assert_eq!(memo.len(), 0);
     }
@@ -320,7 +342,7 @@ mod tests {
     fn long_values_are_not_remembered() {
         let mut memo = ScanMemo::default();
         memo.prepare(1);
-        assert_eq!(memo.entry(&[b'a'; MAX_VALUE + 1]), None);
-        assert!(memo.entry(&[b'a'; MAX_VALUE]).is_some());
+        assert_eq!(memo.entry(None, &[b'a'; MAX_VALUE + 1]), None);
+        assert!(memo.entry(None, &[b'a'; MAX_VALUE]).is_some());
     }
 }

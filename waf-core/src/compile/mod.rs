@@ -15,7 +15,9 @@
 //!    literals](literals) of every condition — phrase lists, `contains` strings and literals
 //!    extracted from regexes. A value is scanned once per chain node, at the root for every
 //!    literal, below it for those of the conditions tested at the node or under it (with an
-//!    automaton of its own when they are few, not at all when there are none); a condition
+//!    automaton of its own when they are few, not at all when there are none). A head scalar
+//!    few conditions read (the request line, the URI, the query string) is scanned for those
+//!    conditions' literals only, at every node. A condition
 //!    whose literals did not occur is known not to match without running its regex. Regexes
 //!    with no usable literal (the residual regexes) are gated by rare bytes (`;`, `|`,
 //!    `<`...) and rarer literals one of which every match holds (their
@@ -178,6 +180,11 @@ impl Prefilter {
         let ac = AhoCorasick::builder()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
+            // The crate's prefilter skips ahead to a rare byte of the patterns whenever the
+            // scan is back at the start state, at the cost of a `memchr3` call each time. A
+            // scan reports every occurrence, and in the text of a request a small automaton's
+            // rare bytes are frequent: the calls cost more than the bytes they skipped.
+            .prefilter(false)
             // A DFA is the fastest scan; past several thousand patterns its memory grows
             // large, and the contiguous NFA is nearly as fast at a fraction of the size.
             .kind(Some(if patterns.len() <= 10_000 {
@@ -320,8 +327,12 @@ pub struct Program {
     plan: Plan,
     chains: Vec<Chain>,
     prefilter: Option<Prefilter>,
-    /// The automata of the nodes that scan for their subtree's literals only.
+    /// The automata of the nodes that scan for their subtree's literals only, and of the head
+    /// scalars that scan for their own conditions' literals only.
     node_prefilters: Vec<Prefilter>,
+    /// By index in [`HEAD_SCALARS`](engine::values::HEAD_SCALARS): how the scalar's value is
+    /// scanned ([`NodeScan::Shared`]: as any other value).
+    head_scalar_scans: [NodeScan; engine::values::HEAD_SCALARS.len()],
     conds: Vec<Vec<CondPlan>>,
     /// Number of gate ids: literal gates and residual-regex gates.
     gated: usize,
@@ -390,6 +401,8 @@ impl Program {
         let mut residual_patterns: HashMap<ChainId, Vec<(String, u32)>> = HashMap::new();
         // The chain nodes each literal is looked for at (its conditions' stages).
         let mut literal_nodes: HashMap<Vec<u8>, Vec<ChainId>> = HashMap::new();
+        // The collections each literal is looked for in (its conditions' targets).
+        let mut literal_collections: HashMap<Vec<u8>, Vec<Collection>> = HashMap::new();
         let mut cond_keys = 0u32;
         for (r, rule) in plan.rules.iter().enumerate() {
             let mut cps = Vec::with_capacity(rule.conditions.len());
@@ -437,6 +450,10 @@ impl Program {
                                 .entry(l.clone())
                                 .or_default()
                                 .extend(stages.iter().map(|&(node, _)| node));
+                            literal_collections
+                                .entry(l.clone())
+                                .or_default()
+                                .extend(cond.targets.iter().map(|t| t.collection));
                             literals.entry(l).or_default().push(id);
                         }
                         Some(id)
@@ -456,6 +473,10 @@ impl Program {
                                         .entry(l.clone())
                                         .or_default()
                                         .extend(stages.iter().map(|&(node, _)| node));
+                                    literal_collections
+                                        .entry(l.clone())
+                                        .or_default()
+                                        .extend(cond.targets.iter().map(|t| t.collection));
                                     literals.entry(l).or_default().push(id);
                                 }
                                 if gate.bytes != literals::ByteSet::default() {
@@ -608,11 +629,50 @@ impl Program {
                 chain.scan = scan;
             }
         }
+        // A head scalar (the request line, the URI, the query string) is read by a few
+        // conditions, but at the root it was scanned for every literal of the program: the
+        // CRS's 2,641 over three values of 600 to 750 bytes in a sign-in request, through a
+        // 12.6 MB automaton whose every step missed the core's first-level cache. Each one
+        // whose conditions hold a quarter of the literals or fewer is scanned for those only,
+        // at every node (or for its node's, when fewer), and not at all if it has none.
+        let head_scalar_scans = engine::values::HEAD_SCALARS.map(|c| {
+            let own: Vec<usize> = patterns
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| {
+                    literal_collections
+                        .get(*p)
+                        .is_some_and(|cs| cs.contains(&c))
+                })
+                .map(|(i, _)| i)
+                .collect();
+            if own.is_empty() {
+                Ok(NodeScan::Nothing)
+            } else if own.len() * NodeScan::OWN_AT_MOST <= patterns.len() {
+                let next = node_prefilters.len() as u32;
+                let index = *by_literals.entry(own.clone()).or_insert(next);
+                if index == next {
+                    let subset: Vec<Vec<u8>> = own
+                        .iter()
+                        .filter_map(|&i| patterns.get(i).cloned())
+                        .collect();
+                    node_prefilters.push(Prefilter::new(&subset, &literals)?);
+                }
+                Ok(NodeScan::Own(index))
+            } else {
+                Ok(NodeScan::Shared)
+            }
+        });
+        let mut scalar_scans = [NodeScan::Shared; engine::values::HEAD_SCALARS.len()];
+        for (scan, built) in scalar_scans.iter_mut().zip(head_scalar_scans) {
+            *scan = built?;
+        }
         Ok(Program {
             plan,
             chains,
             prefilter,
             node_prefilters,
+            head_scalar_scans: scalar_scans,
             conds,
             gated: gated as usize,
             scan_count: scan_slots.len(),
@@ -1090,7 +1150,7 @@ impl Program {
                 (Bytes::Parent, true, Some(literals::ByteSet::of(raw)))
             }
         };
-        let prefilter = match chain.scan {
+        let prefilter = match self.scan_of(chain.scan, slot) {
             NodeScan::Shared => self.prefilter.as_ref().map(|pf| (pf, ScansDone::SHARED)),
             NodeScan::Own(i) => self.node_prefilters.get(i as usize).map(|pf| (pf, i)),
             NodeScan::Nothing => None,
@@ -1192,6 +1252,37 @@ impl Program {
         Self::store(cache, node, slot, slots, value);
     }
 
+    /// How `slot`'s value is scanned at a node that scans the other values with `node_scan`:
+    /// a head scalar with an automaton of its own uses that one, or the node's if smaller.
+    /// Either holds every literal the node and its subtree look for in the scalar.
+    fn scan_of(&self, node_scan: NodeScan, slot: u32) -> NodeScan {
+        let scalar = engine::values::head_scalar(slot)
+            .and_then(|i| self.head_scalar_scans.get(i).copied())
+            .unwrap_or(NodeScan::Shared);
+        let size = |i: u32| {
+            self.node_prefilters
+                .get(i as usize)
+                .map_or(0, |p| p.gates.len())
+        };
+        match (node_scan, scalar) {
+            (NodeScan::Nothing, _) | (_, NodeScan::Nothing) => NodeScan::Nothing,
+            (NodeScan::Shared, own) | (own, NodeScan::Shared) => own,
+            (NodeScan::Own(a), NodeScan::Own(b)) => {
+                NodeScan::Own(if size(b) < size(a) { b } else { a })
+            }
+        }
+    }
+
+    /// If `slot` is a head scalar scanned for its own literals, which one: what it opens is
+    /// not what the same bytes open elsewhere, and the [memo] keeps it apart.
+    fn scanned_apart(&self, slot: u32) -> Option<usize> {
+        engine::values::head_scalar(slot).filter(|&i| {
+            self.head_scalar_scans
+                .get(i)
+                .is_some_and(|scan| *scan != NodeScan::Shared)
+        })
+    }
+
     /// Writes the entry of `(node, slot)`.
     fn store(cache: &mut Cache, node: ChainId, slot: u32, slots: usize, value: CachedValue) {
         cache.nodes.insert(node, slot, slots, value);
@@ -1271,7 +1362,7 @@ impl Program {
         }
         match cache.memo_slots.get(s).copied() {
             Some(UNKNOWN) => {
-                let e = cache.memo.entry(raw);
+                let e = cache.memo.entry(self.scanned_apart(slot), raw);
                 if let Some(known) = cache.memo_slots.get_mut(s) {
                     *known = e.unwrap_or(NOT_REMEMBERED);
                 }
@@ -2065,6 +2156,63 @@ SecRule ARGS:page "@streq 2" "id:4,phase:1,deny,t:none"
             (format!("q={pad}golf%2525"), Some(3)),
         ];
         queries_decided_alike(&program, &set, &cases);
+    }
+
+    /// A head scalar that few conditions read (here REQUEST_BASENAME, by rule 2) is scanned
+    /// for their literals only; REMOTE_ADDR, which no gated condition reads, not at all.
+    /// What such a scan opened is not what the same bytes open in a header, so the memo keeps
+    /// it apart: after `/evil` was scanned as a basename (for `pwn` alone), a header `evil`
+    /// must still open rule 1's gate.
+    #[test]
+    fn a_head_scalar_scanned_apart_does_not_teach_the_memo() {
+        let set = RuleSet::from_yaml_str(
+            "rules:
+  - id: 1
+    targets: [request_headers]
+    match: {contains: 'evil'}
+  - id: 2
+    targets: [request_basename]
+    match: {contains: 'pwn'}
+  - id: 3
+    targets: [args]
+    match: {pm: [alpha, bravo, charlie, delta, echo, foxtrot, golf, hotel]}
+",
+            "apart.yaml",
+        )
+        .unwrap();
+        let program = compile(&set).unwrap();
+        use crate::rules::Collection;
+        let scan_of = |c: Collection| {
+            crate::engine::values::HEAD_SCALARS
+                .iter()
+                .position(|&h| h == c)
+                .and_then(|i| program.head_scalar_scans.get(i).copied())
+        };
+        assert!(matches!(
+            scan_of(Collection::RequestBasename),
+            Some(NodeScan::Own(_))
+        ));
+        assert_eq!(scan_of(Collection::RemoteAddr), Some(NodeScan::Nothing));
+        let reference = crate::reference::Reference::new(&set).unwrap();
+        let cases = [
+            ("/evil", None, None),
+            ("/", Some("evil"), Some(1)),
+            ("/pwn", None, Some(2)),
+            ("/", Some("pwn"), None),
+            ("/x?q=golf", Some("evil"), Some(1)),
+        ];
+        for round in 0..3 {
+            for (uri, header, decided_by) in cases {
+                let mut request = Request::builder().uri(uri);
+                if let Some(h) = header {
+                    request = request.header("X-Foo", h);
+                }
+                let request = request.build();
+                let at = format!("round {round}: {uri} {header:?}");
+                assert_eq!(program.inspect(&request).decided_by, decided_by, "{at}");
+                assert_eq!(reference.inspect(&request).decided_by, decided_by, "{at}");
+            }
+        }
     }
 
     /// A `multi_match` condition tests a value once per distinct stage: a stage whose

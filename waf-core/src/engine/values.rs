@@ -57,6 +57,21 @@ pub(crate) struct Value<'a> {
     pub value: &'a [u8],
 }
 
+/// The scalars of a request's head, which are its first entries, in this order, in every
+/// request: [`head_scalar`] tells which one a slot holds without looking at the request. A
+/// compiled program scans them for the literals of their own conditions only.
+pub(crate) const HEAD_SCALARS: [Collection; 9] = [
+    Collection::RequestLine,
+    Collection::RequestMethod,
+    Collection::RequestProtocol,
+    Collection::RequestUri,
+    Collection::RequestUriRaw,
+    Collection::RequestBasename,
+    Collection::RequestFilename,
+    Collection::QueryString,
+    Collection::RemoteAddr,
+];
+
 /// The request's collections.
 #[derive(Debug)]
 pub(crate) struct RequestData<'r> {
@@ -73,7 +88,7 @@ pub(crate) struct RequestData<'r> {
 impl<'r> RequestData<'r> {
     /// Lays out the head of the request.
     pub(crate) fn new(request: &'r Request, limits: &ParseLimits) -> RequestData<'r> {
-        let head = parse::parse_head(request, limits);
+        let mut head = parse::parse_head(request, limits);
         let mut data = RequestData {
             request,
             entries: Vec::with_capacity(
@@ -84,32 +99,28 @@ impl<'r> RequestData<'r> {
             body_parsed: false,
             head_urlencoded_error: false,
         };
-        let basename = head
+        let mut basename = head
             .decoded_path
             .rsplit(|&b| b == b'/' || b == b'\\')
             .next()
             .unwrap_or_default()
             .to_vec();
-        let remote = request
+        let mut remote = request
             .remote_addr()
             .map(|a| a.to_string().into_bytes())
             .unwrap_or_default();
-        let scalars: [(Collection, Cow<'r, [u8]>); 9] = [
-            (Collection::RequestLine, request.request_line().into()),
-            (Collection::RequestMethod, request.method().into()),
-            (Collection::RequestProtocol, request.protocol().into()),
-            (Collection::RequestUri, request.uri().into()),
-            (Collection::RequestUriRaw, request.uri().into()),
-            (Collection::RequestBasename, basename.into()),
-            (Collection::RequestFilename, head.decoded_path.into()),
-            (
-                Collection::QueryString,
-                request.query().unwrap_or_default().into(),
-            ),
-            (Collection::RemoteAddr, remote.into()),
-        ];
-        for (c, v) in scalars {
-            data.push_scalar(c, v);
+        for c in HEAD_SCALARS {
+            let value: Cow<'r, [u8]> = match c {
+                Collection::RequestLine => request.request_line().into(),
+                Collection::RequestMethod => request.method().into(),
+                Collection::RequestProtocol => request.protocol().into(),
+                Collection::RequestUri | Collection::RequestUriRaw => request.uri().into(),
+                Collection::RequestBasename => Cow::Owned(std::mem::take(&mut basename)),
+                Collection::RequestFilename => Cow::Owned(std::mem::take(&mut head.decoded_path)),
+                Collection::QueryString => request.query().unwrap_or_default().into(),
+                _ => Cow::Owned(std::mem::take(&mut remote)),
+            };
+            data.push_scalar(c, value);
         }
         data.push_fields(Source::QueryArg, head.query_args);
         let start = data.entries.len();
@@ -388,6 +399,14 @@ fn value_of<'s>(i: usize, e: &'s Entry<'_>, part: Part) -> Value<'s> {
 }
 
 /// The entry index and part of a slot: what [`slot`] made it from.
+/// The head scalar whose value is in `slot`, if it is one: its index in [`HEAD_SCALARS`].
+pub(crate) fn head_scalar(slot: u32) -> Option<usize> {
+    match entry_of(slot) {
+        (i, Part::Value) if i < HEAD_SCALARS.len() => Some(i),
+        _ => None,
+    }
+}
+
 fn entry_of(slot: u32) -> (usize, Part) {
     let part = if slot.is_multiple_of(2) {
         Part::Value
@@ -402,5 +421,42 @@ fn slot(index: usize, part: Part) -> u32 {
     match part {
         Part::Value => base,
         Part::Name => base + 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A compiled program knows a head scalar by its slot alone.
+    #[test]
+    fn head_scalars_are_the_first_slots_in_order() {
+        let request = Request::builder()
+            .uri("/a/b.php?x=1")
+            .header("Host", "h")
+            .header("Cookie", "c=2")
+            .build();
+        let data = RequestData::new(&request, &ParseLimits::default());
+        for &c in &HEAD_SCALARS {
+            let mut slots = Vec::new();
+            data.for_each(c, |v| slots.push(v.slot));
+            assert_eq!(slots.len(), 1, "{c:?}");
+            let found: Vec<_> = slots
+                .iter()
+                .map(|&s| head_scalar(s).and_then(|i| HEAD_SCALARS.get(i)))
+                .collect();
+            assert_eq!(found, [Some(&c)]);
+        }
+        // No other value is taken for one.
+        let mut others = Vec::new();
+        for c in [
+            Collection::Args,
+            Collection::ArgsNames,
+            Collection::RequestHeaders,
+        ] {
+            data.for_each(c, |v| others.push(head_scalar(v.slot)));
+        }
+        assert_eq!(others.len(), 4);
+        assert!(others.iter().all(Option::is_none), "{others:?}");
     }
 }
