@@ -46,7 +46,7 @@ pub(super) struct ScanMemo {
     program: u64,
     /// Value → index into `entries`.
     index: HashMap<Box<[u8]>, u32, RandomState>,
-    /// The same for values scanned apart (a head scalar scanned for its own conditions'
+    /// The same for values scanned apart (a fixed scalar scanned for its own conditions'
     /// literals opens other gates than the same bytes elsewhere), by kind.
     apart: Vec<HashMap<Box<[u8]>, u32, RandomState>>,
     /// By entry: what is known of its value.
@@ -291,7 +291,7 @@ mod tests {
         assert_eq!(memo.get(e, 4), known(1, None, None));
         assert_eq!(memo.opened_at(e, 1), &[] as &[u32]);
         assert_ne!(memo.entry(None, b"mozilla/5.0"), Some(e));
-        // The same bytes scanned apart (a head scalar) are another entry, per kind.
+        // The same bytes scanned apart (a fixed scalar) are another entry, per kind.
         let apart = memo.entry(Some(3), b"Mozilla/5.0");
         assert!(apart.is_some() && apart != Some(e));
         assert_eq!(memo.entry(Some(3), b"Mozilla/5.0"), apart);

@@ -15,9 +15,9 @@
 //!    literals](literals) of every condition — phrase lists, `contains` strings and literals
 //!    extracted from regexes. A value is scanned once per chain node, at the root for every
 //!    literal, below it for those of the conditions tested at the node or under it (with an
-//!    automaton of its own when they are few, not at all when there are none). A head scalar
-//!    few conditions read (the request line, the URI, the query string) is scanned for those
-//!    conditions' literals only, at every node. A condition
+//!    automaton of its own when they are few, not at all when there are none). A scalar few
+//!    conditions read (the request line, the URI, the query string, the raw body) is scanned
+//!    for those conditions' literals only, at every node. A condition
 //!    whose literals did not occur is known not to match without running its regex. Regexes
 //!    with no usable literal (the residual regexes) are gated by rare bytes (`;`, `|`,
 //!    `<`...) and rarer literals one of which every match holds (their
@@ -330,9 +330,9 @@ pub struct Program {
     /// The automata of the nodes that scan for their subtree's literals only, and of the head
     /// scalars that scan for their own conditions' literals only.
     node_prefilters: Vec<Prefilter>,
-    /// By index in [`HEAD_SCALARS`](engine::values::HEAD_SCALARS): how the scalar's value is
+    /// By index in [`FIXED_SCALARS`](engine::values::FIXED_SCALARS): how the scalar's value is
     /// scanned ([`NodeScan::Shared`]: as any other value).
-    head_scalar_scans: [NodeScan; engine::values::HEAD_SCALARS.len()],
+    fixed_scalar_scans: [NodeScan; engine::values::FIXED_SCALARS.len()],
     conds: Vec<Vec<CondPlan>>,
     /// Number of gate ids: literal gates and residual-regex gates.
     gated: usize,
@@ -629,13 +629,14 @@ impl Program {
                 chain.scan = scan;
             }
         }
-        // A head scalar (the request line, the URI, the query string) is read by a few
-        // conditions, but at the root it was scanned for every literal of the program: the
-        // CRS's 2,641 over three values of 600 to 750 bytes in a sign-in request, through a
-        // 12.6 MB automaton whose every step missed the core's first-level cache. Each one
+        // A scalar with a fixed slot (the request line, the URI, the query string, the raw
+        // body) is read by a few conditions, but at the root it was scanned for every literal
+        // of the program: the CRS's 2,641 over three values of 600 to 750 bytes in a sign-in
+        // request, through a 12.6 MB automaton whose every step missed the core's first-level
+        // cache, and over a login form's kilobyte of body. Each one
         // whose conditions hold a quarter of the literals or fewer is scanned for those only,
         // at every node (or for its node's, when fewer), and not at all if it has none.
-        let head_scalar_scans = engine::values::HEAD_SCALARS.map(|c| {
+        let fixed_scalar_scans = engine::values::FIXED_SCALARS.map(|c| {
             let own: Vec<usize> = patterns
                 .iter()
                 .enumerate()
@@ -663,8 +664,8 @@ impl Program {
                 Ok(NodeScan::Shared)
             }
         });
-        let mut scalar_scans = [NodeScan::Shared; engine::values::HEAD_SCALARS.len()];
-        for (scan, built) in scalar_scans.iter_mut().zip(head_scalar_scans) {
+        let mut scalar_scans = [NodeScan::Shared; engine::values::FIXED_SCALARS.len()];
+        for (scan, built) in scalar_scans.iter_mut().zip(fixed_scalar_scans) {
             *scan = built?;
         }
         Ok(Program {
@@ -672,7 +673,7 @@ impl Program {
             chains,
             prefilter,
             node_prefilters,
-            head_scalar_scans: scalar_scans,
+            fixed_scalar_scans: scalar_scans,
             conds,
             gated: gated as usize,
             scan_count: scan_slots.len(),
@@ -1253,11 +1254,11 @@ impl Program {
     }
 
     /// How `slot`'s value is scanned at a node that scans the other values with `node_scan`:
-    /// a head scalar with an automaton of its own uses that one, or the node's if smaller.
+    /// a fixed scalar with an automaton of its own uses that one, or the node's if smaller.
     /// Either holds every literal the node and its subtree look for in the scalar.
     fn scan_of(&self, node_scan: NodeScan, slot: u32) -> NodeScan {
-        let scalar = engine::values::head_scalar(slot)
-            .and_then(|i| self.head_scalar_scans.get(i).copied())
+        let scalar = engine::values::fixed_scalar(slot)
+            .and_then(|i| self.fixed_scalar_scans.get(i).copied())
             .unwrap_or(NodeScan::Shared);
         let size = |i: u32| {
             self.node_prefilters
@@ -1273,11 +1274,11 @@ impl Program {
         }
     }
 
-    /// If `slot` is a head scalar scanned for its own literals, which one: what it opens is
+    /// If `slot` is a fixed scalar scanned for its own literals, which one: what it opens is
     /// not what the same bytes open elsewhere, and the [memo] keeps it apart.
     fn scanned_apart(&self, slot: u32) -> Option<usize> {
-        engine::values::head_scalar(slot).filter(|&i| {
-            self.head_scalar_scans
+        engine::values::fixed_scalar(slot).filter(|&i| {
+            self.fixed_scalar_scans
                 .get(i)
                 .is_some_and(|scan| *scan != NodeScan::Shared)
         })
@@ -2158,13 +2159,13 @@ SecRule ARGS:page "@streq 2" "id:4,phase:1,deny,t:none"
         queries_decided_alike(&program, &set, &cases);
     }
 
-    /// A head scalar that few conditions read (here REQUEST_BASENAME, by rule 2) is scanned
+    /// A fixed scalar that few conditions read (here REQUEST_BASENAME, by rule 2) is scanned
     /// for their literals only; REMOTE_ADDR, which no gated condition reads, not at all.
     /// What such a scan opened is not what the same bytes open in a header, so the memo keeps
     /// it apart: after `/evil` was scanned as a basename (for `pwn` alone), a header `evil`
     /// must still open rule 1's gate.
     #[test]
-    fn a_head_scalar_scanned_apart_does_not_teach_the_memo() {
+    fn a_fixed_scalar_scanned_apart_does_not_teach_the_memo() {
         let set = RuleSet::from_yaml_str(
             "rules:
   - id: 1
@@ -2183,10 +2184,10 @@ SecRule ARGS:page "@streq 2" "id:4,phase:1,deny,t:none"
         let program = compile(&set).unwrap();
         use crate::rules::Collection;
         let scan_of = |c: Collection| {
-            crate::engine::values::HEAD_SCALARS
+            crate::engine::values::FIXED_SCALARS
                 .iter()
                 .position(|&h| h == c)
-                .and_then(|i| program.head_scalar_scans.get(i).copied())
+                .and_then(|i| program.fixed_scalar_scans.get(i).copied())
         };
         assert!(matches!(
             scan_of(Collection::RequestBasename),

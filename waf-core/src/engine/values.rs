@@ -57,10 +57,11 @@ pub(crate) struct Value<'a> {
     pub value: &'a [u8],
 }
 
-/// The scalars of a request's head, which are its first entries, in this order, in every
-/// request: [`head_scalar`] tells which one a slot holds without looking at the request. A
-/// compiled program scans them for the literals of their own conditions only.
-pub(crate) const HEAD_SCALARS: [Collection; 9] = [
+/// The scalars with a slot fixed in every request: the head's, and the raw body's (whose
+/// values are there once the body is parsed). They are the first entries, in this order:
+/// [`fixed_scalar`] tells which one a slot holds without looking at the request, so a
+/// compiled program can scan them for the literals of their own conditions only.
+pub(crate) const FIXED_SCALARS: [Collection; 11] = [
     Collection::RequestLine,
     Collection::RequestMethod,
     Collection::RequestProtocol,
@@ -70,6 +71,8 @@ pub(crate) const HEAD_SCALARS: [Collection; 9] = [
     Collection::RequestFilename,
     Collection::QueryString,
     Collection::RemoteAddr,
+    Collection::RequestBody,
+    Collection::RequestBodyUnlessXml,
 ];
 
 /// The request's collections.
@@ -109,7 +112,19 @@ impl<'r> RequestData<'r> {
             .remote_addr()
             .map(|a| a.to_string().into_bytes())
             .unwrap_or_default();
-        for c in HEAD_SCALARS {
+        for c in FIXED_SCALARS {
+            if matches!(
+                c,
+                Collection::RequestBody | Collection::RequestBodyUnlessXml
+            ) {
+                // Its entry, empty and out of its collection until the body is parsed.
+                data.entries.push(Entry {
+                    source: Source::Scalar(c),
+                    name: Cow::Borrowed(b""),
+                    value: Cow::Borrowed(b""),
+                });
+                continue;
+            }
             let value: Cow<'r, [u8]> = match c {
                 Collection::RequestLine => request.request_line().into(),
                 Collection::RequestMethod => request.method().into(),
@@ -118,7 +133,8 @@ impl<'r> RequestData<'r> {
                 Collection::RequestBasename => Cow::Owned(std::mem::take(&mut basename)),
                 Collection::RequestFilename => Cow::Owned(std::mem::take(&mut head.decoded_path)),
                 Collection::QueryString => request.query().unwrap_or_default().into(),
-                _ => Cow::Owned(std::mem::take(&mut remote)),
+                Collection::RemoteAddr => Cow::Owned(std::mem::take(&mut remote)),
+                _ => Cow::Borrowed(b""),
             };
             data.push_scalar(c, value);
         }
@@ -209,12 +225,12 @@ impl<'r> RequestData<'r> {
             (Collection::ReqbodyProcessor, processor.to_vec()),
             (Collection::UrlencodedError, flag(urlencoded_error)),
         ];
-        self.push_scalar(Collection::RequestBody, request.body().into());
+        self.set_fixed_scalar(Collection::RequestBody, request.body());
         for (c, v) in scalars {
             self.push_scalar(c, v.into());
         }
         if body.processor != BodyProcessor::Xml {
-            self.push_scalar(Collection::RequestBodyUnlessXml, request.body().into());
+            self.set_fixed_scalar(Collection::RequestBodyUnlessXml, request.body());
         }
         let mut xml = Vec::new();
         if let Some(values) = body.xml {
@@ -231,6 +247,24 @@ impl<'r> RequestData<'r> {
         self.push_fields(Source::Json, body.json);
         self.push_fields(Source::File, body.files);
         self.push_fields(Source::PartHeader, body.part_headers);
+    }
+
+    /// Gives the entry that [`new`](RequestData::new) reserved for `c` its value, and puts it
+    /// in its collection.
+    fn set_fixed_scalar(&mut self, c: Collection, value: &'r [u8]) {
+        let Some(at) = FIXED_SCALARS.iter().position(|&f| f == c) else {
+            return;
+        };
+        let Some(entry) = self.entries.get_mut(at) else {
+            return;
+        };
+        entry.value = Cow::Borrowed(value);
+        if self.scalars.len() <= c as usize {
+            self.scalars.resize(c as usize + 1, None);
+        }
+        if let Some(index) = self.scalars.get_mut(c as usize) {
+            *index = Some(at);
+        }
     }
 
     fn push_scalar(&mut self, c: Collection, value: Cow<'r, [u8]>) {
@@ -399,10 +433,10 @@ fn value_of<'s>(i: usize, e: &'s Entry<'_>, part: Part) -> Value<'s> {
 }
 
 /// The entry index and part of a slot: what [`slot`] made it from.
-/// The head scalar whose value is in `slot`, if it is one: its index in [`HEAD_SCALARS`].
-pub(crate) fn head_scalar(slot: u32) -> Option<usize> {
+/// The fixed scalar whose value is in `slot`, if it is one: its index in [`FIXED_SCALARS`].
+pub(crate) fn fixed_scalar(slot: u32) -> Option<usize> {
     match entry_of(slot) {
-        (i, Part::Value) if i < HEAD_SCALARS.len() => Some(i),
+        (i, Part::Value) if i < FIXED_SCALARS.len() => Some(i),
         _ => None,
     }
 }
@@ -428,22 +462,38 @@ fn slot(index: usize, part: Part) -> u32 {
 mod tests {
     use super::*;
 
-    /// A compiled program knows a head scalar by its slot alone.
+    /// A compiled program knows a fixed scalar by its slot alone; the body's are in their
+    /// collections only once the body is parsed.
     #[test]
-    fn head_scalars_are_the_first_slots_in_order() {
+    fn fixed_scalars_have_fixed_slots() {
         let request = Request::builder()
+            .method("POST")
             .uri("/a/b.php?x=1")
             .header("Host", "h")
             .header("Cookie", "c=2")
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body("y=3")
             .build();
-        let data = RequestData::new(&request, &ParseLimits::default());
-        for &c in &HEAD_SCALARS {
+        let mut data = RequestData::new(&request, &ParseLimits::default());
+        let body = [Collection::RequestBody, Collection::RequestBodyUnlessXml];
+        for c in body {
+            let mut values = 0;
+            data.for_each(c, |_| values += 1);
+            assert_eq!(values, 0, "{c:?} before the body is parsed");
+        }
+        data.parse_body(&ParseLimits::default());
+        for c in body {
+            let mut values = Vec::new();
+            data.for_each(c, |v| values.push(v.value.to_vec()));
+            assert_eq!(values, [b"y=3".to_vec()], "{c:?}");
+        }
+        for &c in &FIXED_SCALARS {
             let mut slots = Vec::new();
             data.for_each(c, |v| slots.push(v.slot));
             assert_eq!(slots.len(), 1, "{c:?}");
             let found: Vec<_> = slots
                 .iter()
-                .map(|&s| head_scalar(s).and_then(|i| HEAD_SCALARS.get(i)))
+                .map(|&s| fixed_scalar(s).and_then(|i| FIXED_SCALARS.get(i)))
                 .collect();
             assert_eq!(found, [Some(&c)]);
         }
@@ -454,9 +504,9 @@ mod tests {
             Collection::ArgsNames,
             Collection::RequestHeaders,
         ] {
-            data.for_each(c, |v| others.push(head_scalar(v.slot)));
+            data.for_each(c, |v| others.push(fixed_scalar(v.slot)));
         }
-        assert_eq!(others.len(), 4);
+        assert_eq!(others.len(), 7);
         assert!(others.iter().all(Option::is_none), "{others:?}");
     }
 }
