@@ -219,6 +219,11 @@ struct CondPlan {
     /// [`injection_gate`]). They are the condition's byte gate too, so that values without
     /// any are not even visited; checked again before the (costly) detector runs.
     needs_byte: Option<&'static [bool; 256]>,
+    /// For a regex with required literals, rare bytes one of which every match also holds
+    /// (the byte part of its [`ResidualGate`](literals::ResidualGate), when it has no literal
+    /// part): looked up in the value's bytes before the regex runs. CRS 921110's literals are
+    /// HTTP method names (`post` is in `form_post`), but every match holds a `\r` or `\n`.
+    regex_bytes: Option<literals::ByteSet>,
     /// Whether the gate is a [byte gate](byte_gate) of the operator.
     byte_gate: bool,
     /// The condition's index among all conditions of the program: its name in the
@@ -549,6 +554,15 @@ impl Program {
                     residual,
                     byte_gate: gate.is_some() && byte_gated.is_some(),
                     needs_byte: injection_gate(&cond.operator),
+                    regex_bytes: match &cond.operator {
+                        crate::operator::Operator::Rx(pattern) if !dynamic && !residual => {
+                            literals::residual_gate(pattern)
+                                .filter(|g| g.literals.is_empty())
+                                .map(|g| g.bytes)
+                                .filter(|b| *b != literals::ByteSet::default())
+                        }
+                        _ => None,
+                    },
                     key: cond_keys,
                     pure,
                     scans,
@@ -1825,7 +1839,9 @@ impl Evaluate for Program {
             let possible = match plan.gate {
                 Some(g) => self.open(cache, node, slot).binary_search(&g).is_ok(),
                 None => true,
-            };
+            } && plan
+                .regex_bytes
+                .is_none_or(|required| required.intersects(&self.present(cache, node, slot)));
             if !possible && !c.negated {
                 // The common case, kept cheap: the literals are not in this value.
                 continue;
@@ -2214,6 +2230,44 @@ SecRule ARGS:page "@streq 2" "id:4,phase:1,deny,t:none"
                 assert_eq!(reference.inspect(&request).decided_by, decided_by, "{at}");
             }
         }
+    }
+
+    /// A regex gated by literals that also requires a rare byte runs only on values holding
+    /// that byte: `post` occurs in `form_post`, but without a line break the regex cannot
+    /// match. Negated, the condition then matches without running it. The reference
+    /// evaluator, which has no gates, must agree.
+    #[test]
+    fn a_regex_runs_only_where_its_required_bytes_are() {
+        let set = RuleSet::from_yaml_str(
+            r"rules:
+  - id: 1
+    targets: [args:q]
+    match: {rx: '[\r\n]+(?:get|post)\s+/'}
+  - id: 2
+    targets: [args:n]
+    negate: true
+    match: {rx: '[\r\n]+(?:get|post)'}
+",
+            "bytes.yaml",
+        )
+        .unwrap();
+        let program = compile(&set).unwrap();
+        assert!(
+            program
+                .conds
+                .iter()
+                .flatten()
+                .all(|c| c.regex_bytes.is_some()),
+            "both regexes require a line break"
+        );
+        let cases = [
+            ("q=form_post%20/".to_owned(), None),
+            ("q=x%0Apost%20/".to_owned(), Some(1)),
+            ("q=x%0Dget%20/".to_owned(), Some(1)),
+            ("n=form_post".to_owned(), Some(2)),
+            ("n=x%0Apost".to_owned(), None),
+        ];
+        queries_decided_alike(&program, &set, &cases);
     }
 
     /// A `multi_match` condition tests a value once per distinct stage: a stage whose
