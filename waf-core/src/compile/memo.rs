@@ -13,7 +13,8 @@
 //! gate lists once per request, and each later scan of it is a bit test.
 //!
 //! The memo is bounded: values up to [`MAX_VALUE`] bytes, [`ENTRIES`] of them; when it is full
-//! it starts over, between requests. Keys are whole values compared byte for byte (a hash
+//! it starts over, between requests. A value is remembered the second time it is seen, so
+//! that the tokens every request brings do not fill it (see [`ScanMemo::seen_once`]). Keys are whole values compared byte for byte (a hash
 //! alone could be made to collide), hashed with a per-process random seed (`foldhash`): the
 //! values are the client's, and a client that made them collide anyway would only slow its own
 //! lookups in a table of at most [`ENTRIES`] values. A client sending only fresh values gains
@@ -24,6 +25,8 @@
 //! program changes.
 
 use std::collections::HashMap;
+
+use std::hash::BuildHasher;
 
 use foldhash::fast::RandomState;
 
@@ -39,6 +42,9 @@ pub(super) const MAX_VALUE: usize = 512;
 /// Most values remembered per thread.
 pub(super) const ENTRIES: usize = 2048;
 
+/// Values seen once whose hashes [`ScanMemo::seen_once`] keeps (a power of two).
+const SEEN_ONCE: usize = 4096;
+
 /// The per-thread memo of one program.
 #[derive(Debug, Default)]
 pub(super) struct ScanMemo {
@@ -51,6 +57,16 @@ pub(super) struct ScanMemo {
     apart: Vec<HashMap<Box<[u8]>, u32, RandomState>>,
     /// By entry: what is known of its value.
     entries: Vec<Remembered>,
+    /// Hashes of values seen once and not remembered, by their low bits: a value is
+    /// remembered the second time it is seen.
+    ///
+    /// A sign-in request carries a handful of values that no other request will (a `state`,
+    /// a `nonce`, a PKCE challenge, a form's device fingerprint) among dozens that every
+    /// request does. Remembering every one filled the memo with those tokens within a few
+    /// hundred requests; it was then emptied, and the recurring values were scanned and
+    /// tested afresh, as if the thread had just started. A token costs a hash and a store
+    /// here instead of an entry, and the entries are the values that recur.
+    seen_once: Vec<u64>,
 }
 
 /// What one value opened at one chain node.
@@ -122,6 +138,7 @@ impl ScanMemo {
             index.clear();
         }
         self.entries.clear();
+        self.seen_once.clear();
     }
 
     /// The entry of `value`, made if it has none; `None` when the value is not remembered
@@ -144,6 +161,16 @@ impl ScanMemo {
             return Some(e);
         }
         if self.entries.len() >= ENTRIES {
+            return None;
+        }
+        // A value of another kind is another value: its hash is made to differ.
+        let hash = index.hasher().hash_one(value) ^ apart.map_or(0, |k| (k as u64 + 1) << 56);
+        if self.seen_once.len() < SEEN_ONCE {
+            self.seen_once.resize(SEEN_ONCE, 0);
+        }
+        let seen = self.seen_once.get_mut(hash as usize & (SEEN_ONCE - 1))?;
+        if *seen != hash {
+            *seen = hash;
             return None;
         }
         let e = u32::try_from(self.entries.len()).ok()?;
@@ -269,10 +296,17 @@ impl ScanMemo {
 mod tests {
     use super::*;
 
+    /// The entry of a value seen twice: the first sighting only notes it.
+    fn seen_twice(memo: &mut ScanMemo, apart: Option<usize>, value: &[u8]) -> Option<u32> {
+        memo.entry(apart, value);
+        memo.entry(apart, value)
+    }
+
     #[test]
     fn remembers_by_value_and_node() {
         let mut memo = ScanMemo::default();
         memo.prepare(1);
+        assert_eq!(memo.entry(None, b"Mozilla/5.0"), None, "seen once");
         let e = memo.entry(None, b"Mozilla/5.0").unwrap();
         assert_eq!(memo.get(e, 3), None);
         let slash = ByteSet::of(b"/");
@@ -292,11 +326,11 @@ mod tests {
         assert_eq!(memo.opened_at(e, 1), &[] as &[u32]);
         assert_ne!(memo.entry(None, b"mozilla/5.0"), Some(e));
         // The same bytes scanned apart (a fixed scalar) are another entry, per kind.
-        let apart = memo.entry(Some(3), b"Mozilla/5.0");
+        let apart = seen_twice(&mut memo, Some(3), b"Mozilla/5.0");
         assert!(apart.is_some() && apart != Some(e));
         assert_eq!(memo.entry(Some(3), b"Mozilla/5.0"), apart);
         assert!(
-            !matches!(memo.entry(Some(0), b"Mozilla/5.0"), Some(x) if Some(x) == apart || x == e)
+            !matches!(seen_twice(&mut memo, Some(0), b"Mozilla/5.0"), Some(x) if Some(x) == apart || x == e)
         );
         // Nodes 3 and 4 are covered, by what node 3 opened; node 5 once recorded untouched.
         assert!(memo.covers(e, 3) && memo.covers(e, 4) && !memo.covers(e, 5));
@@ -325,15 +359,15 @@ mod tests {
     fn forgets_on_another_program_and_when_full() {
         let mut memo = ScanMemo::default();
         memo.prepare(1);
-        memo.entry(None, b"a").unwrap();
+        seen_twice(&mut memo, None, b"a").unwrap();
         memo.prepare(1);
         assert_eq!(memo.len(), 1);
         memo.prepare(2);
         assert_eq!(memo.len(), 0);
         for i in 0..ENTRIES {
-            assert!(memo.entry(None, i.to_string().as_bytes()).is_some());
+            assert!(seen_twice(&mut memo, None, i.to_string().as_bytes()).is_some());
         }
-        assert_eq!(memo.entry(None, b"one too many"), None);
+        assert_eq!(seen_twice(&mut memo, None, b"one too many"), None);
         memo.prepare(2);
         assert_eq!(memo.len(), 0);
     }
@@ -342,7 +376,29 @@ mod tests {
     fn long_values_are_not_remembered() {
         let mut memo = ScanMemo::default();
         memo.prepare(1);
-        assert_eq!(memo.entry(None, &[b'a'; MAX_VALUE + 1]), None);
-        assert!(memo.entry(None, &[b'a'; MAX_VALUE]).is_some());
+        assert_eq!(seen_twice(&mut memo, None, &[b'a'; MAX_VALUE + 1]), None);
+        assert!(seen_twice(&mut memo, None, &[b'a'; MAX_VALUE]).is_some());
+    }
+
+    /// Tokens that every request brings once do not fill the memo: a value takes an entry
+    /// the second time it is seen, and values seen once, however many, take none.
+    #[test]
+    fn a_value_is_remembered_the_second_time_it_is_seen() {
+        let mut memo = ScanMemo::default();
+        memo.prepare(1);
+        for i in 0..10 * ENTRIES {
+            let token = format!("state-{i}");
+            assert_eq!(memo.entry(None, token.as_bytes()), None, "{token}");
+        }
+        assert_eq!(memo.len(), 0);
+        // A value that recurs among a few requests' worth of tokens.
+        for round in 0..3 {
+            for i in 0..100 {
+                memo.entry(None, format!("nonce-{round}-{i}").as_bytes());
+            }
+            let recurring = memo.entry(None, b"x-client-SKU=msal.js.browser");
+            assert_eq!(recurring.is_some(), round > 0, "round {round}");
+        }
+        assert_eq!(memo.len(), 1);
     }
 }

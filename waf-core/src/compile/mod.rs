@@ -1911,7 +1911,10 @@ mod tests {
         )
         .expect("rules load");
         let program = compile(&set).expect("rules compile");
-        program.inspect(&Request::builder().uri("/?q=good").build());
+        // A value is remembered the second time it is seen.
+        for _ in 0..2 {
+            program.inspect(&Request::builder().uri("/?q=good").build());
+        }
         let remembered = || {
             super::SPARE_CACHE.with(|spare| {
                 let cache = spare.take().expect("the request handed its cache back");
