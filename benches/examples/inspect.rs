@@ -15,6 +15,16 @@
 //! prints the mean time per inspection; under callgrind, the instruction count of
 //! `engine::run` divided by the inspections is the figure that does not move with the load
 //! of a shared machine.
+//!
+//! `INSPECT_PEER=1` inspects the same requests with ModSecurity 3 and the CRS instead (the
+//! benchmarks' peer, `waf_benches::modsecurity`; the ruleset argument must be `crs`), for
+//! the peer's own instruction count:
+//!
+//! ```text
+//! INSPECT_PEER=1 valgrind --tool=callgrind \
+//!     --toggle-collect='waf_benches::modsecurity::ModSecurity::inspect*' \
+//!     target/release/examples/inspect crs 1 authorize 64
+//! ```
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -85,6 +95,9 @@ fn main() -> ExitCode {
     let profile_top: Option<usize> = std::env::var("INSPECT_PROFILE")
         .ok()
         .and_then(|v| v.parse().ok());
+    if std::env::var_os("INSPECT_PEER").is_some() {
+        return inspect_with_modsecurity(ruleset, paranoia, &requests, iterations);
+    }
     let mut profile = waf_core::profile::Profile::new();
     let mut blocked = 0usize;
     let start = Instant::now();
@@ -105,5 +118,41 @@ fn main() -> ExitCode {
     if let Some(top) = profile_top {
         println!("\n{}", profile.table(top));
     }
+    ExitCode::SUCCESS
+}
+
+/// The loop of `main`, with ModSecurity 3 and the CRS as the inspector.
+fn inspect_with_modsecurity(
+    ruleset: Ruleset,
+    paranoia: u8,
+    requests: &[waf_core::Request],
+    iterations: usize,
+) -> ExitCode {
+    if !matches!(ruleset, Ruleset::Crs) {
+        eprintln!("inspect: INSPECT_PEER runs the CRS only");
+        return ExitCode::from(2);
+    }
+    let peer = match waf_benches::modsecurity::ModSecurity::with_crs(paranoia) {
+        Ok(peer) => peer,
+        Err(e) => {
+            eprintln!("inspect: ModSecurity: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (mut blocked, mut failed) = (0usize, 0usize);
+    let start = Instant::now();
+    for i in 0..iterations {
+        match peer.inspect(&requests[i % requests.len()]) {
+            Ok(Some(_)) => blocked += 1,
+            Ok(None) => {}
+            Err(_) => failed += 1,
+        }
+    }
+    let elapsed = start.elapsed();
+    println!(
+        "{} inspections, {:.1} µs each, {blocked} blocked, {failed} failed (ModSecurity)",
+        iterations,
+        elapsed.as_secs_f64() * 1e6 / iterations.max(1) as f64
+    );
     ExitCode::SUCCESS
 }
