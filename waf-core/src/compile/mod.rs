@@ -647,9 +647,9 @@ impl Program {
         // body) is read by a few conditions, but at the root it was scanned for every literal
         // of the program: the CRS's 2,641 over three values of 600 to 750 bytes in a sign-in
         // request, through a 12.6 MB automaton whose every step missed the core's first-level
-        // cache, and over a login form's kilobyte of body. Each one
-        // whose conditions hold a quarter of the literals or fewer is scanned for those only,
-        // at every node (or for its node's, when fewer), and not at all if it has none.
+        // cache, and over a login form's kilobyte of body. Each one whose conditions hold a
+        // quarter of the literals or fewer is scanned for those only, at every node (or for
+        // its node's, when fewer), and not at all if it has none.
         let fixed_scalar_scans = engine::values::FIXED_SCALARS.map(|c| {
             let own: Vec<usize> = patterns
                 .iter()

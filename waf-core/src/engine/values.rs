@@ -432,7 +432,6 @@ fn value_of<'s>(i: usize, e: &'s Entry<'_>, part: Part) -> Value<'s> {
     }
 }
 
-/// The entry index and part of a slot: what [`slot`] made it from.
 /// The fixed scalar whose value is in `slot`, if it is one: its index in [`FIXED_SCALARS`].
 pub(crate) fn fixed_scalar(slot: u32) -> Option<usize> {
     match entry_of(slot) {
@@ -441,6 +440,7 @@ pub(crate) fn fixed_scalar(slot: u32) -> Option<usize> {
     }
 }
 
+/// The entry index and part of a slot: what [`slot`] made it from.
 fn entry_of(slot: u32) -> (usize, Part) {
     let part = if slot.is_multiple_of(2) {
         Part::Value
