@@ -622,23 +622,29 @@ impl Program {
         }
         let mut node_prefilters = Vec::new();
         let mut by_literals: HashMap<Vec<usize>, u32> = HashMap::new();
+        // How a value is scanned that only these literals (indexes into `patterns`) concern:
+        // with its own automaton when they are a quarter of all or fewer (one per distinct
+        // set), not at all when there are none.
+        let mut scan_for = |own: Vec<usize>| -> Result<NodeScan, Error> {
+            if own.is_empty() {
+                return Ok(NodeScan::Nothing);
+            }
+            if own.len() * NodeScan::OWN_AT_MOST > patterns.len() {
+                return Ok(NodeScan::Shared);
+            }
+            let next = node_prefilters.len() as u32;
+            let index = *by_literals.entry(own.clone()).or_insert(next);
+            if index == next {
+                let subset: Vec<Vec<u8>> = own
+                    .iter()
+                    .filter_map(|&i| patterns.get(i).cloned())
+                    .collect();
+                node_prefilters.push(Prefilter::new(&subset, &literals)?);
+            }
+            Ok(NodeScan::Own(index))
+        };
         for (n, own) in below.into_iter().enumerate().skip(1) {
-            let scan = if own.is_empty() {
-                NodeScan::Nothing
-            } else if own.len() * NodeScan::OWN_AT_MOST <= patterns.len() {
-                let next = node_prefilters.len() as u32;
-                let index = *by_literals.entry(own.clone()).or_insert(next);
-                if index == next {
-                    let subset: Vec<Vec<u8>> = own
-                        .iter()
-                        .filter_map(|&i| patterns.get(i).cloned())
-                        .collect();
-                    node_prefilters.push(Prefilter::new(&subset, &literals)?);
-                }
-                NodeScan::Own(index)
-            } else {
-                NodeScan::Shared
-            };
+            let scan = scan_for(own)?;
             if let Some(chain) = chains.get_mut(n) {
                 chain.scan = scan;
             }
@@ -647,10 +653,14 @@ impl Program {
         // body) is read by a few conditions, but at the root it was scanned for every literal
         // of the program: the CRS's 2,641 over three values of 600 to 750 bytes in a sign-in
         // request, through a 12.6 MB automaton whose every step missed the core's first-level
-        // cache, and over a login form's kilobyte of body. Each one whose conditions hold a
-        // quarter of the literals or fewer is scanned for those only, at every node (or for
-        // its node's, when fewer), and not at all if it has none.
-        let fixed_scalar_scans = engine::values::FIXED_SCALARS.map(|c| {
+        // cache, and over a login form's kilobyte of body. Each one is scanned for its own
+        // conditions' literals, like a chain node for its subtree's, at every node (or for its
+        // node's, when fewer).
+        let mut fixed_scalar_scans = [NodeScan::Shared; engine::values::FIXED_SCALARS.len()];
+        for (scan, c) in fixed_scalar_scans
+            .iter_mut()
+            .zip(engine::values::FIXED_SCALARS)
+        {
             let own: Vec<usize> = patterns
                 .iter()
                 .enumerate()
@@ -661,33 +671,14 @@ impl Program {
                 })
                 .map(|(i, _)| i)
                 .collect();
-            if own.is_empty() {
-                Ok(NodeScan::Nothing)
-            } else if own.len() * NodeScan::OWN_AT_MOST <= patterns.len() {
-                let next = node_prefilters.len() as u32;
-                let index = *by_literals.entry(own.clone()).or_insert(next);
-                if index == next {
-                    let subset: Vec<Vec<u8>> = own
-                        .iter()
-                        .filter_map(|&i| patterns.get(i).cloned())
-                        .collect();
-                    node_prefilters.push(Prefilter::new(&subset, &literals)?);
-                }
-                Ok(NodeScan::Own(index))
-            } else {
-                Ok(NodeScan::Shared)
-            }
-        });
-        let mut scalar_scans = [NodeScan::Shared; engine::values::FIXED_SCALARS.len()];
-        for (scan, built) in scalar_scans.iter_mut().zip(fixed_scalar_scans) {
-            *scan = built?;
+            *scan = scan_for(own)?;
         }
         Ok(Program {
             plan,
             chains,
             prefilter,
             node_prefilters,
-            fixed_scalar_scans: scalar_scans,
+            fixed_scalar_scans,
             conds,
             gated: gated as usize,
             scan_count: scan_slots.len(),
