@@ -360,16 +360,24 @@ impl<'r> RequestData<'r> {
             }
             return;
         };
-        // Slots number the entries in order, and a collection's sources were pushed in its
-        // order (query arguments before body arguments): ascending slots are the collection's
-        // order.
-        for &s in slots {
-            let (i, part) = entry_of(s);
-            let Some(e) = self.entries.get(i) else {
-                continue;
-            };
-            if sources.contains(&(e.source, part)) {
-                f(value_of(i, e, part));
+        // A gate's list holds the slots of every collection its condition reads (a rule
+        // reads six or seven), and each target asks for its own: a pass per source, as in
+        // `for_each`, over the part of the sorted list inside the source's entries, found by
+        // a binary search, instead of a look at every listed slot for every target.
+        for &(source, part) in sources {
+            let range = self.range(source);
+            let first = slots.partition_point(|&s| s < slot(range.start, Part::Value));
+            for &s in slots.get(first..).unwrap_or_default() {
+                let (i, p) = entry_of(s);
+                if i >= range.end {
+                    break;
+                }
+                if p != part {
+                    continue;
+                }
+                if let Some(e) = self.entries.get(i) {
+                    f(value_of(i, e, part));
+                }
             }
         }
     }
@@ -508,5 +516,70 @@ mod tests {
         }
         assert_eq!(others.len(), 7);
         assert!(others.iter().all(Option::is_none), "{others:?}");
+    }
+
+    /// A request of `query` arguments, `headers` headers, `cookies` cookies and a form body
+    /// of `form` fields.
+    fn request_of(query: usize, headers: usize, cookies: usize, form: usize) -> Request {
+        let args = |n: usize, prefix: &str| {
+            (0..n)
+                .map(|i| format!("{prefix}{i}=v{i}"))
+                .collect::<Vec<_>>()
+                .join("&")
+        };
+        let mut b = Request::builder()
+            .method("POST")
+            .uri(format!("/p?{}", args(query, "q")))
+            .header("Content-Type", "application/x-www-form-urlencoded");
+        for i in 0..headers {
+            b = b.header(format!("X-H{i}"), format!("h{i}"));
+        }
+        if cookies > 0 {
+            b = b.header("Cookie", args(cookies, "c").replace('&', "; "));
+        }
+        b.body(args(form, "f")).build()
+    }
+
+    proptest::proptest! {
+        /// `for_each_in` calls back with what `for_each` does, in the same order, but for the
+        /// values outside the listed slots.
+        #[test]
+        fn for_each_in_visits_the_listed_slots_of_for_each(
+            (query, headers, cookies, form) in (0..5usize, 0..5usize, 0..4usize, 0..5usize),
+            keep in proptest::collection::vec(proptest::bool::ANY, 64),
+            body_parsed: bool,
+        ) {
+            let request = request_of(query, headers, cookies, form);
+            let mut data = RequestData::new(&request, &ParseLimits::default());
+            if body_parsed {
+                data.parse_body(&ParseLimits::default());
+            }
+            let slots: Vec<u32> = (0..data.slot_count() as u32)
+                .filter(|&s| keep.get(s as usize % keep.len()).copied().unwrap_or(true))
+                .collect();
+            for c in [
+                Collection::Args,
+                Collection::ArgsNames,
+                Collection::ArgsGet,
+                Collection::ArgsPost,
+                Collection::ArgsPostNames,
+                Collection::RequestHeaders,
+                Collection::RequestHeadersNames,
+                Collection::RequestCookies,
+                Collection::RequestCookiesNames,
+                Collection::RequestUri,
+                Collection::RequestBody,
+            ] {
+                let mut expected = Vec::new();
+                data.for_each(c, |v| {
+                    if slots.contains(&v.slot) {
+                        expected.push((v.slot, v.name.to_vec(), v.value.to_vec()));
+                    }
+                });
+                let mut got = Vec::new();
+                data.for_each_in(c, &slots, |v| got.push((v.slot, v.name.to_vec(), v.value.to_vec())));
+                proptest::prop_assert_eq!(got, expected, "{:?}", c);
+            }
+        }
     }
 }
