@@ -232,23 +232,42 @@ struct CondPlan {
     /// Whether the operator's verdict on a value depends on the value alone (no macros): a
     /// miss is then remembered with the value.
     pure: bool,
-    /// What must be scanned before the gate's bit can be trusted: each stage's node with each
-    /// targeted collection.
-    scans: Vec<Scan>,
+}
+
+/// What [`candidates`](engine::Evaluate::candidates) reads of a condition, for every rule on
+/// every request: kept apart from the [`CondPlan`]s, in one array in rule order, with the
+/// conditions' scans as indexes into another.
+///
+/// Most rules are over after that look: the first condition's gate is closed. In the proxy,
+/// between two inspections, the rest of the work (sockets, HTTP, other connections) evicts
+/// much of the program from the core's caches, and the look read the rule's conditions, its
+/// `CondPlan` and its vector of scans: three separate allocations, each a likely cache miss.
+/// Here it is twelve bytes, read in order as the rules are.
+#[derive(Debug, Clone, Copy)]
+struct HotCond {
+    /// The gate whose slot list holds the condition's candidates, or [`HotCond::ALL`] when
+    /// every value is one (no gate, or a negated condition).
+    gate: u32,
+    /// Its scans: a range of [`Program::cond_scans`].
+    scans_start: u32,
+    scans_end: u32,
+}
+
+impl HotCond {
+    const ALL: u32 = u32::MAX;
 }
 
 /// What a [`Scan`] covers: a chain node, a collection, and a member name or every member.
 type ScanKey = (ChainId, Collection, Option<Box<[u8]>>);
 
 /// The values of one collection (or of its members of one name) scanned at one chain node.
+/// Its index in [`Program::scans`] is its index in [`Cache::scanned`].
 #[derive(Debug)]
 struct Scan {
     node: ChainId,
     collection: Collection,
     /// Only the members of this name (lowercase; compared without regard to ASCII case).
     name: Option<Box<[u8]>>,
-    /// Index into [`Cache::scanned`].
-    index: usize,
 }
 
 /// The byte-class gates of the libinjection operators.
@@ -339,9 +358,19 @@ pub struct Program {
     /// scanned ([`NodeScan::Shared`]: as any other value).
     fixed_scalar_scans: [NodeScan; engine::values::FIXED_SCALARS.len()],
     conds: Vec<Vec<CondPlan>>,
+    /// What [`candidates`](engine::Evaluate::candidates) reads of each condition, by rule
+    /// (from `hot_start[rule]`).
+    hot: Vec<HotCond>,
+    /// By rule, where its conditions start in `hot`; the last is `hot`'s length.
+    hot_start: Vec<u32>,
+    /// The scans of the conditions, as indexes into `scans`: ranges of it are
+    /// [`HotCond`]s'.
+    cond_scans: Vec<u32>,
+    /// Distinct `(node, collection, name)` scans that gated conditions need, by index.
+    scans: Vec<Scan>,
     /// Number of gate ids: literal gates and residual-regex gates.
     gated: usize,
-    /// Distinct `(node, collection, name)` scans that gated conditions need.
+    /// `scans.len()`.
     scan_count: usize,
     /// Most patterns in one chain node's residual set: the capacity of [`Cache::hits`].
     residual_patterns_max: usize,
@@ -402,6 +431,10 @@ impl Program {
         let mut conds = Vec::with_capacity(plan.rules.len());
         let mut gated = 0u32;
         let mut scan_slots: HashMap<ScanKey, usize> = HashMap::new();
+        let mut hot: Vec<HotCond> = Vec::new();
+        // By rule: where its conditions start in `hot` (one more: the end).
+        let mut hot_start: Vec<u32> = vec![0];
+        let mut cond_scans: Vec<u32> = Vec::new();
         // Regexes with no required literal, by the chain node they are tested at.
         let mut residual_patterns: HashMap<ChainId, Vec<(String, u32)>> = HashMap::new();
         // The chain nodes each literal is looked for at (its conditions' stages).
@@ -518,7 +551,7 @@ impl Program {
                     }),
                     _ => None,
                 };
-                let mut scans = Vec::new();
+                let scans_start = cond_scans.len() as u32;
                 if gate.is_some() {
                     for &(node, _) in &stages {
                         for t in &cond.targets {
@@ -531,14 +564,9 @@ impl Program {
                             };
                             let key = (node, t.collection, name);
                             let next = scan_slots.len();
-                            let index = *scan_slots.entry(key.clone()).or_insert(next);
-                            if !scans.iter().any(|s: &Scan| s.index == index) {
-                                scans.push(Scan {
-                                    node,
-                                    collection: key.1,
-                                    name: key.2,
-                                    index,
-                                });
+                            let index = *scan_slots.entry(key).or_insert(next) as u32;
+                            if !cond_scans[scans_start as usize..].contains(&index) {
+                                cond_scans.push(index);
                             }
                         }
                     }
@@ -565,12 +593,31 @@ impl Program {
                     },
                     key: cond_keys,
                     pure,
-                    scans,
+                });
+                hot.push(HotCond {
+                    gate: match gate {
+                        Some(g) if !cond.negated => g,
+                        _ => HotCond::ALL,
+                    },
+                    scans_start,
+                    scans_end: cond_scans.len() as u32,
                 });
                 cond_keys += 1;
             }
             conds.push(cps);
+            hot_start.push(hot.len() as u32);
         }
+        let mut scans: Vec<Option<Scan>> = (0..scan_slots.len()).map(|_| None).collect();
+        for ((node, collection, name), index) in scan_slots {
+            if let Some(scan) = scans.get_mut(index) {
+                *scan = Some(Scan {
+                    node,
+                    collection,
+                    name,
+                });
+            }
+        }
+        let scans: Vec<Scan> = scans.into_iter().flatten().collect();
         // Residual regexes with a gate are opened by one look at a table of the value's bytes
         // or by the literals the scan found, and their own regex decides; on ordinary values
         // (tokens, ids, URLs) the gate stays shut and no regex runs. The others of a node run
@@ -680,8 +727,12 @@ impl Program {
             node_prefilters,
             fixed_scalar_scans,
             conds,
+            hot,
+            hot_start,
+            cond_scans,
+            scan_count: scans.len(),
+            scans,
             gated: gated as usize,
-            scan_count: scan_slots.len(),
             residual_patterns_max,
             all_byte_gated,
             id: NEXT_PROGRAM_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
@@ -1650,21 +1701,20 @@ impl Evaluate for Program {
         cond: usize,
         removed: Option<&engine::Removed<'_>>,
     ) -> Candidates {
-        let (Some(plan), Some(c)) = (
-            self.conds.get(rule).and_then(|r| r.get(cond)),
-            self.plan
-                .rules
-                .get(rule)
-                .and_then(|r| r.conditions.get(cond)),
-        ) else {
+        let hot = match (self.hot_start.get(rule), self.hot_start.get(rule + 1)) {
+            (Some(&start), Some(&end)) if start as usize + cond < end as usize => {
+                self.hot.get(start as usize + cond)
+            }
+            _ => None,
+        };
+        let Some(&HotCond {
+            gate,
+            scans_start,
+            scans_end,
+        }) = hot.filter(|h| h.gate != HotCond::ALL)
+        else {
             return Candidates::All;
         };
-        let Some(gate) = plan.gate else {
-            return Candidates::All;
-        };
-        if c.negated {
-            return Candidates::All;
-        }
         let done = if data.body_parsed() { 2 } else { 1 };
         let slots = data.slot_count();
         if cache.scanned.len() < self.scan_count {
@@ -1673,14 +1723,18 @@ impl Evaluate for Program {
         if cache.gate_slots.len() < self.gated {
             cache.gate_slots.resize_with(self.gated, Vec::new);
         }
-        for scan in &plan.scans {
-            if cache
-                .scanned
-                .get(scan.index)
-                .is_none_or(|&state| state >= done)
-            {
+        let scans = self
+            .cond_scans
+            .get(scans_start as usize..scans_end as usize)
+            .unwrap_or_default();
+        for &index in scans {
+            let index = index as usize;
+            if cache.scanned.get(index).is_none_or(|&state| state >= done) {
                 continue;
             }
+            let Some(scan) = self.scans.get(index) else {
+                continue;
+            };
             // A target the request removed from the rule (a `ctl` after a Content-Type
             // check takes the raw body from the injection rules) is never visited: its
             // values need no transformation and no scan for this rule. The scan stays to
@@ -1695,7 +1749,7 @@ impl Evaluate for Program {
                     continue;
                 }
             }
-            if let Some(state) = cache.scanned.get_mut(scan.index) {
+            if let Some(state) = cache.scanned.get_mut(index) {
                 *state = done;
             }
             let node = scan.node;

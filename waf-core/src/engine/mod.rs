@@ -789,7 +789,9 @@ fn rule_matches<E: Evaluate, O: Observe>(
     let plan = eval.plan();
     let rule = &plan.rules[i];
     state.matched.clear();
-    for (c, cond) in rule.conditions.iter().enumerate() {
+    // The condition itself is read only once its candidates are known: most rules end at
+    // their first condition's closed gate, and the compiled program knows that without it.
+    for c in 0..rule.conditions.len() {
         let st: &TxState<'_> = state;
         let removed = |collection: Collection, name: &[u8]| st.removes(plan, i, collection, name);
         let removed: Option<&Removed<'_>> = st.removes_any(plan, i).then_some(&removed);
@@ -799,6 +801,9 @@ fn rule_matches<E: Evaluate, O: Observe>(
         if matches!(candidates, Candidates::None) {
             return false;
         }
+        let Some(cond) = rule.conditions.get(c) else {
+            return false;
+        };
         let mut hits = Vec::new();
         for (t, target) in cond.targets.iter().enumerate() {
             if target.count {
