@@ -370,8 +370,6 @@ pub struct Program {
     scans: Vec<Scan>,
     /// Number of gate ids: literal gates and residual-regex gates.
     gated: usize,
-    /// `scans.len()`.
-    scan_count: usize,
     /// Most patterns in one chain node's residual set: the capacity of [`Cache::hits`].
     residual_patterns_max: usize,
     /// The byte gates of every node, checked at the root for the untouched nodes.
@@ -430,7 +428,9 @@ impl Program {
         let mut literals: HashMap<Vec<u8>, Vec<u32>> = HashMap::new();
         let mut conds = Vec::with_capacity(plan.rules.len());
         let mut gated = 0u32;
+        // Each distinct scan's index in `scans`.
         let mut scan_slots: HashMap<ScanKey, usize> = HashMap::new();
+        let mut scans: Vec<Scan> = Vec::new();
         let mut hot: Vec<HotCond> = Vec::new();
         // By rule: where its conditions start in `hot` (one more: the end).
         let mut hot_start: Vec<u32> = vec![0];
@@ -563,8 +563,14 @@ impl Program {
                                 _ => None,
                             };
                             let key = (node, t.collection, name);
-                            let next = scan_slots.len();
-                            let index = *scan_slots.entry(key).or_insert(next) as u32;
+                            let index = *scan_slots.entry(key.clone()).or_insert_with(|| {
+                                scans.push(Scan {
+                                    node,
+                                    collection: key.1,
+                                    name: key.2,
+                                });
+                                scans.len() - 1
+                            }) as u32;
                             if !cond_scans[scans_start as usize..].contains(&index) {
                                 cond_scans.push(index);
                             }
@@ -607,17 +613,6 @@ impl Program {
             conds.push(cps);
             hot_start.push(hot.len() as u32);
         }
-        let mut scans: Vec<Option<Scan>> = (0..scan_slots.len()).map(|_| None).collect();
-        for ((node, collection, name), index) in scan_slots {
-            if let Some(scan) = scans.get_mut(index) {
-                *scan = Some(Scan {
-                    node,
-                    collection,
-                    name,
-                });
-            }
-        }
-        let scans: Vec<Scan> = scans.into_iter().flatten().collect();
         // Residual regexes with a gate are opened by one look at a table of the value's bytes
         // or by the literals the scan found, and their own regex decides; on ordinary values
         // (tokens, ids, URLs) the gate stays shut and no regex runs. The others of a node run
@@ -730,7 +725,6 @@ impl Program {
             hot,
             hot_start,
             cond_scans,
-            scan_count: scans.len(),
             scans,
             gated: gated as usize,
             residual_patterns_max,
@@ -1717,8 +1711,8 @@ impl Evaluate for Program {
         };
         let done = if data.body_parsed() { 2 } else { 1 };
         let slots = data.slot_count();
-        if cache.scanned.len() < self.scan_count {
-            cache.scanned.resize(self.scan_count, 0);
+        if cache.scanned.len() < self.scans.len() {
+            cache.scanned.resize(self.scans.len(), 0);
         }
         if cache.gate_slots.len() < self.gated {
             cache.gate_slots.resize_with(self.gated, Vec::new);
