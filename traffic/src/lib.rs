@@ -28,9 +28,13 @@
 //! let again: Vec<_> = SignInTraffic::new(7).take(100).collect();
 //! assert_eq!(requests[42].request.uri(), again[42].request.uri());
 //! ```
+//!
+//! [`noise::TokenNoise`] asks the question from the other side: not whole sign-ins, but the
+//! random tokens they are full of, in places no exclusion knows, counted per rule.
 
 #![forbid(unsafe_code)]
 
+pub mod noise;
 pub mod people;
 pub mod tokens;
 
