@@ -45,6 +45,8 @@ enum RulesCommand {
     Check(cli::check::Args),
     /// Run every rule's inline tests.
     Test(cli::test::Args),
+    /// Count, per rule, the random tokens (base64, hex, UUIDs, JWTs) it matches.
+    Tokens(cli::tokens::Args),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
     let result = match args.command {
         Command::Rules(RulesCommand::Check(a)) => cli::check::run(&a),
         Command::Rules(RulesCommand::Test(a)) => cli::test::run(&a),
+        Command::Rules(RulesCommand::Tokens(a)) => cli::tokens::run(&a),
         Command::Explain(a) => cli::explain::run(&a),
         Command::Profile(a) => cli::profile::run(&a),
         Command::Ftw(a) => cli::ftw::run(&a),

@@ -161,6 +161,107 @@ fn test_reports_a_failing_example_with_its_place() {
 }
 
 #[test]
+fn tokens_counts_the_random_tokens_each_rule_matches() {
+    // Rule 21: a digit then `x` or `y`, which random base64 spells often. Rule 22: a word no
+    // token spells. Rule 23 would match every token, but only at paranoia level 2.
+    let dir = Scratch::new(
+        "tokens",
+        &[(
+            "a.yaml",
+            "rules:\n  - id: 21\n    message: noisy\n    targets: [args, request_cookies]\n    match: {rx: '[0-9][xy]'}\n  - id: 22\n    message: quiet\n    targets: [args]\n    match: {contains: '<script'}\n  - id: 23\n    message: higher\n    paranoia: 2\n    targets: [args]\n    match: {rx: '.'}\n",
+        )],
+    );
+    let out = waf(
+        &[
+            "rules",
+            "tokens",
+            dir.path(),
+            "--requests",
+            "200",
+            "--seed",
+            "5",
+        ],
+        None,
+    );
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("a.yaml:2:5): noisy\n"), "{text}");
+    assert!(
+        !text.contains("quiet") && !text.contains("higher"),
+        "{text}"
+    );
+    // "  N of 6400 tokens: one in M", then examples with the value and what was found.
+    let counts = text
+        .lines()
+        .find_map(|l| l.trim().split_once(" of 6400 tokens: one in "))
+        .unwrap_or_else(|| panic!("no count line: {text}"));
+    let matched: u64 = counts.0.parse().unwrap_or(0);
+    assert!(matched > 100, "{text}");
+    assert!(text.contains(": found \""), "{text}");
+    assert!(
+        text.contains(
+            "6400 random tokens in 200 requests (32 each; seed 5), paranoia 1: 1 rule matched"
+        ),
+        "{text}"
+    );
+
+    // The same seed, the same tokens; another level, another rule.
+    let again = waf(
+        &[
+            "rules",
+            "tokens",
+            dir.path(),
+            "--requests",
+            "200",
+            "--seed",
+            "5",
+        ],
+        None,
+    );
+    assert_eq!(stdout(&again), text);
+    let higher = waf(
+        &[
+            "rules",
+            "tokens",
+            dir.path(),
+            "--requests",
+            "20",
+            "--paranoia",
+            "2",
+        ],
+        None,
+    );
+    assert!(
+        stdout(&higher).contains("): higher\n"),
+        "{}",
+        stdout(&higher)
+    );
+}
+
+#[test]
+fn tokens_passes_the_bundled_rules_and_reports_broken_files() {
+    let out = waf(&["rules", "tokens", "rules/", "--requests", "2000"], None);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.ends_with("paranoia 1: no rule matched\n"), "{text}");
+
+    let dir = Scratch::new(
+        "tokens-broken",
+        &[(
+            "b.yaml",
+            "rules:\n  - id: 3\n    targets: [argz]\n    match: {rx: 'x'}\n",
+        )],
+    );
+    let out = waf(&["rules", "tokens", dir.path()], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("b.yaml:2:5: rule 3: unknown collection `argz`"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
 fn explain_shows_why_an_attack_is_blocked() {
     let out = waf(
         &["explain", "--rules", "rules/", "examples/attack.http"],

@@ -5,6 +5,7 @@ pub mod explain;
 pub mod ftw;
 pub mod profile;
 pub mod test;
+pub mod tokens;
 
 use std::path::PathBuf;
 
