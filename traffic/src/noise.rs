@@ -115,7 +115,9 @@ impl TokenNoise {
     }
 
     /// Inspects the requests with `set` at its own paranoia level, every rule evaluated
-    /// whatever the set's mode, and reports the rules that matched a token.
+    /// whatever the set's mode, and reports the rules that matched a token. Values of
+    /// transaction variables (`TX`, `MATCHED_VAR`...) are left out: a rule that matched only
+    /// those, like the CRS's anomaly-score check, follows from the rules that matched tokens.
     ///
     /// The error is the ruleset's, when it does not compile.
     pub fn run(&self, set: &RuleSet) -> Result<NoiseReport, waf_core::Error> {
@@ -128,13 +130,24 @@ impl TokenNoise {
         let mut by_rule: BTreeMap<u32, NoisyRule> = BTreeMap::new();
         for request in self.probes() {
             for m in program.inspect(&request).matches {
+                // Transaction variables are not tokens: a rule that matched only those (the
+                // CRS's 949110, which blocks on the score others raised) follows from the
+                // rules that matched the tokens.
+                let values: Vec<_> = m
+                    .values
+                    .into_iter()
+                    .filter(|v| !is_derived(&v.target))
+                    .collect();
+                if values.is_empty() {
+                    continue;
+                }
                 let rule = by_rule.entry(m.rule_id).or_insert_with(|| NoisyRule {
                     rule_id: m.rule_id,
                     message: m.message.clone(),
                     matches: 0,
                     examples: Vec::new(),
                 });
-                for v in m.values {
+                for v in values {
                     rule.matches += 1;
                     if rule.examples.len() < EXAMPLES {
                         rule.examples.push(NoiseMatch {
@@ -220,6 +233,21 @@ pub struct NoiseMatch {
     pub value: String,
     /// What the operator found in it.
     pub evidence: String,
+}
+
+/// Whether a matched value's target is the transaction's own state rather than the request's:
+/// `TX:anomaly_score`, `MATCHED_VAR`, `MATCHED_VARS:...`.
+fn is_derived(target: &str) -> bool {
+    let collection = target.split(':').next().unwrap_or(target);
+    [
+        "TX",
+        "MATCHED_VAR",
+        "MATCHED_VARS",
+        "MATCHED_VAR_NAME",
+        "MATCHED_VARS_NAMES",
+    ]
+    .iter()
+    .any(|c| collection.eq_ignore_ascii_case(c))
 }
 
 /// One random token of a common shape.
@@ -345,6 +373,24 @@ rules:
         let report = TokenNoise::new(5).requests(10).run(&set).expect("runs");
         let ids: Vec<u32> = report.rules.iter().map(|r| r.rule_id).collect();
         assert!(ids.contains(&1) && ids.contains(&2), "{ids:?}");
+    }
+
+    #[test]
+    fn a_rule_on_the_score_alone_is_not_a_token_match() {
+        let set = RuleSet::from_yaml_str(
+            r#"
+rules:
+  - {id: 1, message: digits, targets: [args], match: {rx: '[0-9]'}, action: pass, setvar: ['tx.hits=+1']}
+  - {id: 2, message: score, targets: ['tx:hits'], match: {rx: '[1-9]'}, severity: critical}
+"#,
+            "t.yaml",
+        )
+        .expect("loads");
+        let report = TokenNoise::new(5).requests(10).run(&set).expect("runs");
+        let ids: Vec<u32> = report.rules.iter().map(|r| r.rule_id).collect();
+        assert_eq!(ids, [1]);
+        assert!(is_derived("TX:anomaly_score") && is_derived("MATCHED_VARS:ARGS:x"));
+        assert!(!is_derived("ARGS:tx") && !is_derived("REQUEST_HEADERS:TX"));
     }
 
     #[test]
