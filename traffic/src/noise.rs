@@ -11,7 +11,7 @@
 //! [`TokenNoise`] builds requests that carry [`TOKENS_PER_REQUEST`] random tokens each, in the
 //! places an application puts its own: query parameters, cookies, form fields and headers,
 //! under names no exclusion knows, so every rule reads them. The tokens are base64url,
-//! standard base64, hex, UUIDs and JWTs, 16 to 96 characters of random data. It inspects the
+//! standard base64 and hex of 16 to 96 characters, UUIDs, and JWTs. It inspects the
 //! requests with every rule evaluated (detection only) and reports, per rule, how many tokens
 //! it matched, with examples. `waf rules tokens` prints this report; the ruleset's CI test
 //! requires it to be empty.
@@ -61,7 +61,7 @@ use crate::tokens;
 pub const TOKENS_PER_REQUEST: usize = 32;
 
 /// The requests of [`TokenNoise::new`] when [`TokenNoise::requests`] is not called: 640,000
-/// tokens, about ten seconds with the CRS in a release build.
+/// tokens, ten to twenty seconds with our ruleset or the CRS in a release build.
 pub const DEFAULT_REQUESTS: usize = 20_000;
 
 /// How many matches of a rule a report keeps as examples.
@@ -122,7 +122,8 @@ impl TokenNoise {
     /// The error is the ruleset's, when it does not compile.
     pub fn run(&self, set: &RuleSet) -> Result<NoiseReport, waf_core::Error> {
         let mut set = set.clone();
-        // Every rule, however early another one would block; whole tokens in the examples.
+        // Every rule, however early another one would block; the tokens in the examples
+        // unmasked, and cut at 200 bytes rather than 120 (a JWT is still cut).
         set.settings.mode = Mode::DetectOnly;
         set.settings.sensitive_names.clear();
         set.settings.max_logged_value = 200;
@@ -130,9 +131,7 @@ impl TokenNoise {
         let mut by_rule: BTreeMap<u32, NoisyRule> = BTreeMap::new();
         for request in self.probes() {
             for m in program.inspect(&request).matches {
-                // Transaction variables are not tokens: a rule that matched only those (the
-                // CRS's 949110, which blocks on the score others raised) follows from the
-                // rules that matched the tokens.
+                // Not the transaction's variables: see above.
                 let values: Vec<_> = m
                     .values
                     .into_iter()
