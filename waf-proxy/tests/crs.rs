@@ -1,6 +1,7 @@
 //! The OWASP Core Rule Set 3.3.4 (Debian's `modsecurity-crs`, installed by `scripts/setup.sh`)
 //! loaded by `waf serve` from its own folders: obvious attacks are blocked before the origin,
-//! a sign-in passes, and the site's paranoia level reaches the CRS.
+//! a sign-in passes (with `crs/signin-exclusions.conf` when its password would not), and the
+//! site's paranoia level reaches the CRS.
 
 mod common;
 
@@ -56,6 +57,68 @@ fn crs_loaded_through_the_proxy_blocks_the_obvious_attacks() {
         .collect();
     assert!(ids.contains(&949110), "{audit:?}");
     assert!(ids.contains(&942100), "{ids:?}");
+}
+
+/// A B2C `SelfAsserted` sign-in POST, with the `x-ms-cpim-*` cookies and the CSRF header.
+fn sign_in_post(sign_in_name: &str, password: &str) -> Vec<u8> {
+    let body = format!("request_type=RESPONSE&signInName={sign_in_name}&password={password}");
+    format!(
+        "POST /contoso.onmicrosoft.com/B2C_1_signin/SelfAsserted?tx=StateProperties=eyJUSUQiOiI1In0&p=B2C_1_signin HTTP/1.1\r\n\
+         Host: login.contoso.com\r\n\
+         User-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64) Firefox/120.0\r\n\
+         Accept: application/json, text/javascript, */*; q=0.01\r\n\
+         Content-Type: application/x-www-form-urlencoded; charset=UTF-8\r\n\
+         X-CSRF-TOKEN: gLncGDsXdDRyXiqruRQmSMSp7Vfo1yDR8UI-H2OzBbQce-zI-k2ONRfOHnACod==\r\n\
+         Cookie: x-ms-cpim-csrf=gLncGDsXdDRyXiqruRQmSMSp7Vfo1yDR8UI-H2OzBbQce-zI-k2ONRfOHnACod==; x-ms-cpim-trans=eyJUX0RJQyI6W119\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// `crs/signin-exclusions.conf` in the proxy: a sign-in the CRS alone blocks (a password with
+/// `'`, `<` and `--`; a CSRF cookie that ends like an event handler) reaches the origin intact,
+/// and an injection in the sign-in name is still blocked before it.
+#[test]
+fn crs_with_the_sign_in_exclusions_forwards_a_sign_in_the_crs_alone_blocks() {
+    let password = "Zq%27%3C3--x%22%3E%3B%20OR%201%3D1";
+    let clean = sign_in_post("zoe%40contoso.com", password);
+    let attack = sign_in_post("x%27%20OR%20%271%27%3D%271", "Summer2024");
+
+    let origin = Origin::start();
+    let alone = Proxy::start(
+        &origin,
+        Setup {
+            rules: CRS.to_string(),
+            ..Setup::default()
+        },
+    );
+    assert_eq!(alone.send(&clean).status, 403, "the CRS alone blocks it");
+    drop(alone);
+
+    let with = Proxy::start(
+        &origin,
+        Setup {
+            rules: format!(
+                "[\"/etc/modsecurity/crs/crs-setup.conf\", \"{}/../crs/signin-exclusions.conf\", \"/usr/share/modsecurity-crs/rules\"]",
+                env!("CARGO_MANIFEST_DIR")
+            ),
+            ..Setup::default()
+        },
+    );
+    let r = with.send(&clean);
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let seen = origin.seen();
+    assert_eq!(seen.len(), 1);
+    let arrived = String::from_utf8_lossy(&seen[0].body).into_owned();
+    assert!(
+        arrived.ends_with(&format!("&password={password}")),
+        "{arrived}"
+    );
+
+    let r = with.send(&attack);
+    assert_eq!(r.status, 403, "{}", r.raw);
+    assert_eq!(origin.seen().len(), 1, "the origin never saw the injection");
 }
 
 /// The CRS's own regression tests, with the reference settings (paranoia level 4, detection
