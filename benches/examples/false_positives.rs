@@ -5,8 +5,9 @@
 //! cargo run --release -p waf-benches --example false_positives -- ours 1 2000000
 //! ```
 //!
-//! Arguments: the ruleset (`ours` or `crs`), the paranoia level, how many requests, and
-//! optionally the first seed (0 by default). Seed `n` makes the authorize GET when `n` is odd
+//! Arguments: the ruleset (`ours`, `crs`, or `crs-signin`: the CRS with
+//! `crs/signin-exclusions.conf`), the paranoia level, how many requests, and optionally the
+//! first seed (0 by default). Seed `n` makes the authorize GET when `n` is odd
 //! and the 1 KB login POST when it is even (`waf_benches::authorize_get_seeded` and
 //! `login_post_1k_seeded`, the requests of the criterion suites and of the load test), so a
 //! line names the seed that reproduces it. It exits 1 when a request was blocked.
@@ -33,15 +34,14 @@ fn main() -> ExitCode {
         [r, p, n] => (r, p, n, "0"),
         [r, p, n, s] => (r, p, n, s.as_str()),
         _ => {
-            eprintln!("usage: false_positives <ours|crs> <paranoia 1-4> <requests> [first seed]");
+            eprintln!("usage: false_positives <ours|crs|crs-signin> <paranoia 1-4> <requests> [first seed]");
             return ExitCode::from(2);
         }
     };
-    let ruleset = match ruleset.as_str() {
-        "ours" => Ruleset::Ours,
-        "crs" => Ruleset::Crs,
-        other => {
-            eprintln!("false_positives: unknown ruleset {other:?} (ours or crs)");
+    let ruleset: Ruleset = match ruleset.parse() {
+        Ok(ruleset) => ruleset,
+        Err(e) => {
+            eprintln!("false_positives: {e}");
             return ExitCode::from(2);
         }
     };

@@ -7,10 +7,10 @@
 //!     target/release/examples/inspect crs 1 login 200
 //! ```
 //!
-//! Arguments: the ruleset (`ours` or `crs`), the paranoia level, the request (`authorize`,
-//! `login`, `json`, `saml`, or `field`: one clean 16 KiB form field) and how many inspections
-//! (each of another of up to 1,024 variants; `INSPECT_VARIANTS=1` inspects one request over
-//! and over, every value of which the engine's memos know after the first;
+//! Arguments: the ruleset (`ours`, `crs` or `crs-signin`), the paranoia level, the request
+//! (`authorize`, `login`, `json`, `saml`, or `field`: one clean 16 KiB form field) and how many
+//! inspections (each of another of up to 1,024 variants; `INSPECT_VARIANTS=1` inspects one
+//! request over and over, every value of which the engine's memos know after the first;
 //! `INSPECT_PROFILE=20` adds the 20 costliest rules, as `waf profile` lists them). It
 //! prints the mean time per inspection; under callgrind, the instruction count of
 //! `engine::run` divided by the inspections is the figure that does not move with the load
@@ -55,15 +55,14 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [ruleset, paranoia, request, iterations] = args.as_slice() else {
         eprintln!(
-            "usage: inspect <ours|crs> <paranoia 1-4> <authorize|login|json|saml|field> <iterations>"
+            "usage: inspect <ours|crs|crs-signin> <paranoia 1-4> <authorize|login|json|saml|field> <iterations>"
         );
         return ExitCode::from(2);
     };
-    let ruleset = match ruleset.as_str() {
-        "ours" => Ruleset::Ours,
-        "crs" => Ruleset::Crs,
-        other => {
-            eprintln!("inspect: unknown ruleset {other:?} (ours or crs)");
+    let ruleset: Ruleset = match ruleset.parse() {
+        Ok(ruleset) => ruleset,
+        Err(e) => {
+            eprintln!("inspect: {e}");
             return ExitCode::from(2);
         }
     };

@@ -1251,23 +1251,51 @@ fn url_encode(s: &str) -> String {
 }
 
 /// The rulesets the benchmarks measure, by name: the repository's own `rules/` and the OWASP
-/// CRS 3.3.4 as Debian's `modsecurity-crs` installs it.
+/// CRS 3.3.4 as Debian's `modsecurity-crs` installs it, alone or with our sign-in exclusions.
+///
+/// ```
+/// use waf_benches::Ruleset;
+/// assert_eq!("crs-signin".parse::<Ruleset>(), Ok(Ruleset::CrsSignin));
+/// assert!("modsec".parse::<Ruleset>().is_err());
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ruleset {
-    /// `rules/` of this repository.
+    /// `rules/` of this repository (`ours`).
     Ours,
-    /// `/etc/modsecurity/crs/crs-setup.conf` and `/usr/share/modsecurity-crs/rules`.
+    /// `/etc/modsecurity/crs/crs-setup.conf` and `/usr/share/modsecurity-crs/rules` (`crs`).
     Crs,
+    /// The CRS with `crs/signin-exclusions.conf` between the setup and the rules
+    /// (`crs-signin`).
+    CrsSignin,
+}
+
+impl std::str::FromStr for Ruleset {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Ruleset, String> {
+        match name {
+            "ours" => Ok(Ruleset::Ours),
+            "crs" => Ok(Ruleset::Crs),
+            "crs-signin" => Ok(Ruleset::CrsSignin),
+            other => Err(format!(
+                "unknown ruleset {other:?} (ours, crs or crs-signin)"
+            )),
+        }
+    }
 }
 
 impl Ruleset {
     /// The files the ruleset loads from.
     pub fn paths(self) -> Vec<String> {
+        let setup = "/etc/modsecurity/crs/crs-setup.conf".to_string();
+        let crs = "/usr/share/modsecurity-crs/rules".to_string();
         match self {
             Ruleset::Ours => vec![concat!(env!("CARGO_MANIFEST_DIR"), "/../rules").to_string()],
-            Ruleset::Crs => vec![
-                "/etc/modsecurity/crs/crs-setup.conf".to_string(),
-                "/usr/share/modsecurity-crs/rules".to_string(),
+            Ruleset::Crs => vec![setup, crs],
+            Ruleset::CrsSignin => vec![
+                setup,
+                concat!(env!("CARGO_MANIFEST_DIR"), "/../crs/signin-exclusions.conf").to_string(),
+                crs,
             ],
         }
     }
