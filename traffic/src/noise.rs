@@ -64,6 +64,9 @@ pub const TOKENS_PER_REQUEST: usize = 32;
 /// tokens, ten to twenty seconds with our ruleset or the CRS in a release build.
 pub const DEFAULT_REQUESTS: usize = 20_000;
 
+/// The seed of `waf rules tokens` and of the ruleset's CI test when none is given.
+pub const DEFAULT_SEED: u64 = 0x7043_454e;
+
 /// How many matches of a rule a report keeps as examples.
 const EXAMPLES: usize = 3;
 

@@ -19,9 +19,7 @@
 use std::path::Path;
 
 use waf_core::RuleSet;
-use waf_traffic::noise::{TokenNoise, DEFAULT_REQUESTS};
-
-const SEED: u64 = 0x7043_454e;
+use waf_traffic::noise::{TokenNoise, DEFAULT_REQUESTS, DEFAULT_SEED};
 
 fn knob(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -34,7 +32,7 @@ fn knob(name: &str, default: u64) -> u64 {
 fn paranoia_level_1_matches_no_random_token() {
     let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules");
     let set = RuleSet::from_yaml_paths(&[rules]).expect("rules/ loads");
-    let seed = knob("WAF_TOKENS_SEED", SEED);
+    let seed = knob("WAF_TOKENS_SEED", DEFAULT_SEED);
     let requests = knob("WAF_TOKENS_REQUESTS", DEFAULT_REQUESTS as u64) as usize;
     let report = TokenNoise::new(seed)
         .requests(requests)

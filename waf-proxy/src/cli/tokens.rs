@@ -9,12 +9,9 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use waf_traffic::noise::{TokenNoise, DEFAULT_REQUESTS, TOKENS_PER_REQUEST};
+use waf_traffic::noise::{TokenNoise, DEFAULT_REQUESTS, DEFAULT_SEED, TOKENS_PER_REQUEST};
 
 use super::{load_all, set_paranoia};
-
-/// The seed when none is given: the one the ruleset's CI test uses.
-const DEFAULT_SEED: u64 = 0x7043_454e;
 
 /// Arguments of `waf rules tokens`.
 #[derive(clap::Args)]
