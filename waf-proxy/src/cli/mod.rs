@@ -63,6 +63,19 @@ pub fn load_all(paths: &[PathBuf]) -> (RuleSet, Vec<waf_core::Error>) {
     (loaded.set, loaded.errors)
 }
 
+/// [`load_all`] for the commands that report on standard output: each error on a line of its
+/// own, and `None` when there was any.
+pub fn load_or_print(
+    paths: &[PathBuf],
+    out: &mut impl std::io::Write,
+) -> std::io::Result<Option<RuleSet>> {
+    let (set, errors) = load_all(paths);
+    for e in &errors {
+        writeln!(out, "{e}")?;
+    }
+    Ok(errors.is_empty().then_some(set))
+}
+
 /// The rule arguments of the commands that judge requests (`explain`, `profile`).
 #[derive(clap::Args)]
 pub struct JudgeRules {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use waf_core::rules::{Mode, Rule, TestRequest};
 
-use super::load_all;
+use super::load_or_print;
 
 /// Arguments of `waf rules test`.
 #[derive(clap::Args)]
@@ -26,13 +26,9 @@ pub struct Args {
 /// decide; an example passes when its rule is (or is not) among the matches.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
-    let (mut set, errors) = load_all(&args.paths);
-    if !errors.is_empty() {
-        for e in &errors {
-            writeln!(out, "{e}")?;
-        }
+    let Some(mut set) = load_or_print(&args.paths, &mut out)? else {
         return Ok(ExitCode::FAILURE);
-    }
+    };
     set.settings.paranoia = 4;
     set.settings.mode = Mode::DetectOnly;
     // Plumbing rules (`log: false`) have examples too.

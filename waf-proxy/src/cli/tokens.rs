@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use waf_traffic::noise::{TokenNoise, DEFAULT_REQUESTS, DEFAULT_SEED, TOKENS_PER_REQUEST};
 
-use super::{load_all, set_paranoia};
+use super::{load_or_print, set_paranoia};
 
 /// Arguments of `waf rules tokens`.
 #[derive(clap::Args)]
@@ -33,13 +33,9 @@ pub struct Args {
 /// Runs the command: exit 0 when no rule matched a token, 1 when one did.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
-    let (mut set, errors) = load_all(&args.paths);
-    if !errors.is_empty() {
-        for e in &errors {
-            writeln!(out, "{e}")?;
-        }
+    let Some(mut set) = load_or_print(&args.paths, &mut out)? else {
         return Ok(ExitCode::FAILURE);
-    }
+    };
     set_paranoia(&mut set, args.paranoia)?;
     anyhow::ensure!(args.requests > 0, "--requests must be at least 1");
     let report = match TokenNoise::new(args.seed).requests(args.requests).run(&set) {
