@@ -138,3 +138,11 @@ fn seed_9580084_java_stream_header_in_the_device_fingerprint() {
 fn seed_11291756_java_stream_header_in_the_csrf_token() {
     assert_quiet(11291756, "s7QAFe");
 }
+
+// 144210 again: the header's third alignment at the end of the data, then B2C's `==`, which
+// cannot follow it in real base64.
+
+#[test]
+fn seed_40792786_java_stream_header_before_the_csrf_tokens_padding() {
+    assert_quiet(40792786, "s7QAF==");
+}
