@@ -171,18 +171,16 @@ fn tokens_counts_the_random_tokens_each_rule_matches() {
             "rules:\n  - id: 21\n    message: noisy\n    targets: [args, request_cookies]\n    match: {rx: '[0-9][xy]'}\n  - id: 22\n    message: quiet\n    targets: [args]\n    match: {contains: '<script'}\n  - id: 23\n    message: higher\n    paranoia: 2\n    targets: [args]\n    match: {rx: '.'}\n",
         )],
     );
-    let out = waf(
-        &[
-            "rules",
-            "tokens",
-            dir.path(),
-            "--requests",
-            "200",
-            "--seed",
-            "5",
-        ],
-        None,
-    );
+    let seeded = [
+        "rules",
+        "tokens",
+        dir.path(),
+        "--requests",
+        "200",
+        "--seed",
+        "5",
+    ];
+    let out = waf(&seeded, None);
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("a.yaml:2:5): noisy\n"), "{text}");
@@ -206,19 +204,7 @@ fn tokens_counts_the_random_tokens_each_rule_matches() {
     );
 
     // The same seed, the same tokens; another level, another rule.
-    let again = waf(
-        &[
-            "rules",
-            "tokens",
-            dir.path(),
-            "--requests",
-            "200",
-            "--seed",
-            "5",
-        ],
-        None,
-    );
-    assert_eq!(stdout(&again), text);
+    assert_eq!(stdout(&waf(&seeded, None)), text);
     let higher = waf(
         &[
             "rules",
