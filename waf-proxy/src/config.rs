@@ -52,6 +52,11 @@ pub struct Config {
     /// Worker threads.
     #[serde(default = "default_threads")]
     pub threads: usize,
+    /// Let an idle worker thread take queued work over from a busy one (tokio's work-stealing
+    /// scheduler). Off, each connection stays on the thread that accepted it, as with nginx's
+    /// workers, and every request costs less: see `docs/config.md`.
+    #[serde(default)]
+    pub work_stealing: bool,
 }
 
 /// The HTTPS listener.
@@ -331,6 +336,7 @@ impl Config {
             limits: Limits::default(),
             trusted_proxies: Vec::new(),
             threads: default_threads(),
+            work_stealing: false,
         }
     }
 
@@ -536,6 +542,8 @@ mod tests {
         assert_eq!(c.sites[0].host_header, HostHeader::Keep);
         assert_eq!(c.sites[0].mode, SiteMode::Block);
         assert_eq!(c.sites[0].upstream_host(), "x.ciamlogin.com");
+        assert_eq!(c.threads, 2);
+        assert!(!c.work_stealing);
     }
 
     #[test]

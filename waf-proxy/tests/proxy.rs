@@ -284,6 +284,32 @@ fn bodies_over_the_limit_follow_the_policy() {
 }
 
 #[test]
+fn the_work_stealing_scheduler_forwards_and_blocks_too() {
+    let origin = Origin::start();
+    let proxy = Proxy::start(
+        &origin,
+        Setup {
+            extra_top: "work_stealing: true\n".into(),
+            ..Setup::default()
+        },
+    );
+    let r = proxy.get("login.contoso.com", "/authorize?login_hint=O%27Brien", "");
+    assert_eq!(r.status, 200, "{}", r.raw);
+    proxy
+        .get(
+            "login.contoso.com",
+            "/authorize?state=1%27%20OR%20%271%27%3D%271",
+            "",
+        )
+        .assert_block_page();
+    let r = proxy.post("/login", "application/x-www-form-urlencoded", "a=b");
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let seen = origin.seen();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[1].body, b"a=b");
+}
+
+#[test]
 fn expect_100_continue_is_answered_before_the_body_is_read() {
     let origin = Origin::start();
     let proxy = Proxy::start(&origin, Setup::default());

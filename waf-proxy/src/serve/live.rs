@@ -384,6 +384,9 @@ fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.threads != new.threads {
         keys.push("threads");
     }
+    if old.work_stealing != new.work_stealing {
+        keys.push("work_stealing");
+    }
     if old.watch != new.watch {
         keys.push("watch");
     }

@@ -66,6 +66,7 @@ pub fn run(args: &Args) -> anyhow::Result<std::process::ExitCode> {
 
     let conf = ServerConf {
         threads: config.threads,
+        work_stealing: config.work_stealing,
         upgrade_sock: config.upgrade_sock.to_string_lossy().into_owned(),
         // Pingora cancels whatever still runs when the grace period ends: it is the time
         // requests in flight get to finish. The runtime timeout after it only bounds the wait
