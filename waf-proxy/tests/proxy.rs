@@ -284,6 +284,64 @@ fn bodies_over_the_limit_follow_the_policy() {
 }
 
 #[test]
+fn a_site_without_rules_is_a_plain_proxy() {
+    let origin = Origin::start();
+    let open = Origin::start();
+    let proxy = Proxy::start(
+        &origin,
+        Setup {
+            extra_top: "audit: {path: \"{dir}/audit.jsonl\", all_requests: true}\n".into(),
+            extra_sites: format!(
+                "  - hosts: [open.contoso.com]\n\
+                 \x20   upstream: {{address: \"127.0.0.1:{}\", tls: false}}\n\
+                 \x20   rules: []\n",
+                open.port
+            ),
+            ..Setup::default()
+        },
+    );
+    let attack = "/authorize?state=1%27%20OR%20%271%27%3D%271";
+    // Nothing inspects the site without rules: the attack is forwarded...
+    let r = proxy.get("open.contoso.com", attack, "");
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(open.seen()[0].target, attack);
+    // ... and a body over the inspection limit (4096 here, `large_body: reject`) is not read
+    // ahead, so no limit of the inspection applies to it: it reaches the origin whole.
+    let big = "a=".to_string() + &"x".repeat(5000);
+    let r = proxy.send(
+        format!(
+            "POST /login HTTP/1.1\r\nHost: open.contoso.com\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{big}",
+            big.len()
+        )
+        .as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(open.seen()[1].body, big.as_bytes());
+    // The site with rules, in the same proxy, still blocks.
+    proxy
+        .get("login.contoso.com", attack, "")
+        .assert_block_page();
+    assert!(origin.seen().is_empty());
+
+    let site = |name: &str| format!("waf_inspection_duration_seconds_count{{site=\"{name}\"}}");
+    assert_eq!(proxy.metric(&site("open.contoso.com")), 0.0);
+    assert_eq!(proxy.metric(&site("login.contoso.com")), 1.0);
+    let audit = proxy.audit();
+    let open_lines: Vec<_> = audit
+        .iter()
+        .filter(|l| l["site"] == "open.contoso.com")
+        .collect();
+    assert_eq!(open_lines.len(), 2, "{audit:?}");
+    for line in open_lines {
+        assert_eq!(line["action"], "pass");
+        assert_eq!(line["body"], "not read: the site has no rules");
+        assert_eq!(line["durations_ms"]["inspection"], 0.0);
+    }
+}
+
+#[test]
 fn the_work_stealing_scheduler_forwards_and_blocks_too() {
     let origin = Origin::start();
     let proxy = Proxy::start(

@@ -399,6 +399,14 @@ impl ProxyHttp for Waf {
             .await;
         }
 
+        // A site whose ruleset has no rule at its paranoia level has nothing to inspect: it is
+        // a plain proxy. Parsing the request for no rule, or holding its body back, would only
+        // cost time (about a tenth of the proxy's, measured in the load test's `waf-off` mode).
+        if site.program.rule_count() == 0 {
+            ctx.body = "not read: the site has no rules";
+            return Ok(false);
+        }
+
         let body = match self.pre_read_body(session, ctx, &snapshot).await? {
             Ok(body) => body,
             Err(done) => return Ok(done),
