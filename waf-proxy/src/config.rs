@@ -147,6 +147,61 @@ pub struct Site {
     /// `waf_rule_evaluations_total` metrics (0: never).
     #[serde(default)]
     pub profile_every: u64,
+    /// Per-client request rate limits, checked before the rules.
+    #[serde(default)]
+    pub rate_limits: Vec<RateLimit>,
+}
+
+/// A per-client rate limit on some of a site's requests: at most `requests` at once, then one
+/// more every `per_seconds / requests` seconds.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// The limit's name in the audit log, the logs and the metrics.
+    pub name: String,
+    /// The methods it counts (`POST`); every method when empty.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// A regular expression the percent-decoded path must match (unanchored); every path when
+    /// left out.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Requests a client may send at once, and per `per_seconds`.
+    pub requests: u32,
+    /// The period, in seconds, over which `requests` are allowed.
+    pub per_seconds: u64,
+}
+
+impl RateLimit {
+    fn validate(&self, at: &str) -> anyhow::Result<()> {
+        ensure!(
+            !self.name.is_empty()
+                && self
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)),
+            "{at}.name: letters, digits, `-`, `_` and `.` only, at least one"
+        );
+        ensure!(
+            (1..=1_000_000).contains(&self.requests),
+            "{at}.requests: 1 to 1000000"
+        );
+        ensure!(
+            (1..=86_400).contains(&self.per_seconds),
+            "{at}.per_seconds: 1 to 86400 (a day)"
+        );
+        for m in &self.methods {
+            ensure!(
+                http::Method::from_bytes(m.as_bytes()).is_ok(),
+                "{at}.methods: `{m}` is not an HTTP method"
+            );
+        }
+        if let Some(path) = &self.path {
+            regex_automata::meta::Regex::new(path)
+                .map_err(|e| anyhow::anyhow!("{at}.path: {e}"))?;
+        }
+        Ok(())
+    }
 }
 
 /// The upstream of a site.
@@ -332,6 +387,7 @@ impl Config {
                 mode: SiteMode::Block,
                 block_page: None,
                 profile_every: 0,
+                rate_limits: Vec::new(),
             }],
             limits: Limits::default(),
             trusted_proxies: Vec::new(),
@@ -468,6 +524,14 @@ impl Config {
             if u.ca_file.is_some() {
                 ensure!(u.tls, "{at}.upstream.ca_file: only with tls: true");
             }
+            for (j, limit) in site.rate_limits.iter().enumerate() {
+                limit.validate(&format!("{at}.rate_limits[{j}]"))?;
+                ensure!(
+                    site.rate_limits[..j].iter().all(|l| l.name != limit.name),
+                    "{at}.rate_limits[{j}].name: `{}` names an earlier limit too",
+                    limit.name
+                );
+            }
         }
         Ok(())
     }
@@ -544,6 +608,49 @@ mod tests {
         assert_eq!(c.sites[0].upstream_host(), "x.ciamlogin.com");
         assert_eq!(c.threads, 2);
         assert!(!c.work_stealing);
+    }
+
+    #[test]
+    fn rate_limits_are_validated_where_they_are() {
+        let site = |limits: &str| {
+            format!(
+                "sites:\n  - hosts: [a]\n    upstream: {{address: \"a:1\"}}\n    rate_limits:\n{limits}"
+            )
+        };
+        let ok = site(
+            "      - {name: sign-in, methods: [POST], path: '(?i)/selfasserted$', requests: 10, per_seconds: 60}\n",
+        );
+        let c = Config::parse(&ok).unwrap();
+        assert_eq!(c.sites[0].rate_limits[0].requests, 10);
+        for (limits, error) in [
+            (
+                "      - {name: a, path: '(unclosed', requests: 1, per_seconds: 1}\n",
+                "sites[0].rate_limits[0].path",
+            ),
+            (
+                "      - {name: a, requests: 0, per_seconds: 1}\n",
+                "sites[0].rate_limits[0].requests: 1 to 1000000",
+            ),
+            (
+                "      - {name: a, requests: 1, per_seconds: 0}\n",
+                "sites[0].rate_limits[0].per_seconds",
+            ),
+            (
+                "      - {name: a, methods: ['PO ST'], requests: 1, per_seconds: 1}\n",
+                "`PO ST` is not an HTTP method",
+            ),
+            (
+                "      - {name: 'a b', requests: 1, per_seconds: 1}\n",
+                "sites[0].rate_limits[0].name",
+            ),
+            (
+                "      - {name: a, requests: 1, per_seconds: 1}\n      - {name: a, requests: 2, per_seconds: 1}\n",
+                "sites[0].rate_limits[1].name: `a` names an earlier limit too",
+            ),
+        ] {
+            let e = format!("{:#}", Config::parse(&site(limits)).unwrap_err());
+            assert!(e.contains(error), "{limits}: {e}");
+        }
     }
 
     #[test]

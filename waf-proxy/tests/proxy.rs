@@ -367,6 +367,138 @@ fn the_work_stealing_scheduler_forwards_and_blocks_too() {
     assert_eq!(seen[1].body, b"a=b");
 }
 
+/// A site with one rate limit: three sign-in POSTs per minute and client.
+fn rate_limited_setup<'a>(mode: &'a str) -> Setup<'a> {
+    Setup {
+        mode,
+        trusted: "[127.0.0.0/8]",
+        extra_top: "audit: {path: \"{dir}/audit.jsonl\", all_requests: false}\n".into(),
+        site_extra: "    rate_limits:\n\
+             \x20     - {name: sign-in, methods: [POST], path: '(?i)/selfasserted$', requests: 3, per_seconds: 60}\n"
+            .into(),
+        ..Setup::default()
+    }
+}
+
+const SIGN_IN: &str = "/contoso.onmicrosoft.com/B2C_1_signin/SelfAsserted?tx=StateProperties=eyJUSUQiOiIx&p=B2C_1_signin";
+const SIGN_IN_BODY: &str = "request_type=RESPONSE&signInName=zoe%40contoso.com&password=hunter2";
+const FORM: &str = "application/x-www-form-urlencoded";
+
+#[test]
+fn sign_in_posts_over_the_rate_limit_get_429_and_never_reach_the_origin() {
+    let origin = Origin::start();
+    let proxy = Proxy::start(&origin, rate_limited_setup("block"));
+    for i in 0..3 {
+        let r = proxy.post(SIGN_IN, FORM, SIGN_IN_BODY);
+        assert_eq!(r.status, 200, "sign-in {i}: {}", r.raw);
+    }
+    let r = proxy.post(SIGN_IN, FORM, SIGN_IN_BODY);
+    assert_eq!(r.status, 429, "{}", r.raw);
+    // One request comes back every 20 s.
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=20).contains(&retry), "{retry}");
+    assert!(r.header("x-request-id").is_some());
+    assert!(r.body.contains("Too Many Requests"), "{}", r.body);
+    assert_eq!(origin.seen().len(), 3);
+
+    // The path is matched percent-decoded; JSON for a client that asks for it.
+    let r = proxy.send(
+        format!(
+            "POST /contoso.onmicrosoft.com/B2C_1_signin/SelfAssert%65d HTTP/1.1\r\n\
+             Host: login.contoso.com\r\nAccept: application/json\r\nContent-Type: {FORM}\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{SIGN_IN_BODY}",
+            SIGN_IN_BODY.len()
+        )
+        .as_bytes(),
+    );
+    assert_eq!(r.status, 429, "{}", r.raw);
+    let json: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(json["status"], 429);
+    assert_eq!(json["error"], "too many requests");
+
+    // Other requests are not counted: a GET of the same path, a POST elsewhere.
+    let r = proxy.get("login.contoso.com", SIGN_IN, "");
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let r = proxy.post(
+        "/contoso.onmicrosoft.com/oauth2/v2.0/token",
+        FORM,
+        "grant_type=x",
+    );
+    assert_eq!(r.status, 200, "{}", r.raw);
+    // The budget is the client's: another client behind the trusted proxy has its own.
+    let client = |ip: &str| {
+        proxy.send(
+            format!(
+                "POST {SIGN_IN} HTTP/1.1\r\nHost: login.contoso.com\r\nX-Forwarded-For: {ip}\r\n\
+                 Content-Type: {FORM}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{SIGN_IN_BODY}",
+                SIGN_IN_BODY.len()
+            )
+            .as_bytes(),
+        )
+    };
+    assert_eq!(client("203.0.113.5").status, 200);
+    // A reload that leaves the limit as it was keeps its counts.
+    let r = proxy.admin("POST", "/reload");
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(proxy.post(SIGN_IN, FORM, SIGN_IN_BODY).status, 429);
+    assert_eq!(origin.seen().len(), 6);
+
+    let site = "site=\"login.contoso.com\"";
+    assert_eq!(
+        proxy.metric(&format!(
+            "waf_rate_limited_total{{limit=\"sign-in\",{site}}}"
+        )),
+        3.0
+    );
+    assert_eq!(
+        proxy.metric(&format!("waf_requests_total{{action=\"limited\",{site}}}")),
+        3.0
+    );
+    let audit = proxy.audit();
+    let limited: Vec<_> = audit.iter().filter(|l| l["action"] == "limited").collect();
+    assert_eq!(limited.len(), 3, "{audit:?}");
+    assert!(limited
+        .iter()
+        .all(|l| l["rate_limit"] == "sign-in" && l["status"] == 429 && l["body"] == "not read"));
+}
+
+#[test]
+fn detect_only_forwards_requests_over_the_rate_limit_and_logs_them() {
+    let origin = Origin::start();
+    let proxy = Proxy::start(&origin, rate_limited_setup("detect_only"));
+    for i in 0..5 {
+        let r = proxy.post(SIGN_IN, FORM, SIGN_IN_BODY);
+        assert_eq!(r.status, 200, "sign-in {i}: {}", r.raw);
+    }
+    assert_eq!(origin.seen().len(), 5);
+    let audit = proxy.audit();
+    assert_eq!(audit.len(), 2, "the two over the limit: {audit:?}");
+    for line in &audit {
+        assert_eq!(line["action"], "detected");
+        assert_eq!(line["rate_limit"], "sign-in");
+        assert_eq!(line["upstream_status"], 200);
+    }
+    let site = "site=\"login.contoso.com\"";
+    assert_eq!(
+        proxy.metric(&format!(
+            "waf_rate_limited_total{{limit=\"sign-in\",{site}}}"
+        )),
+        2.0
+    );
+    // The sweeper (every 5 s) publishes how many clients the limit counts: the one client,
+    // whose budget is still short.
+    let gauge = format!("waf_rate_limit_clients{{limit=\"sign-in\",{site}}}");
+    let started = std::time::Instant::now();
+    while proxy.metric(&gauge) != 1.0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{}",
+            proxy.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn expect_100_continue_is_answered_before_the_body_is_read() {
     let origin = Origin::start();

@@ -118,9 +118,13 @@ pub struct AuditRecord<'a> {
     pub method: &'a str,
     pub uri: String,
     pub host: &'a str,
-    /// `pass`, `blocked`, `detected` (detect-only: would have been blocked), `flagged` (rules
-    /// matched below the threshold), `rejected` (413/431/400).
+    /// `pass`, `blocked`, `detected` (detect-only: would have been blocked or limited),
+    /// `flagged` (rules matched below the threshold), `limited` (over a rate limit: 429),
+    /// `rejected` (413/431/400).
     pub action: &'a str,
+    /// The rate limit the request was over, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<&'a str>,
     /// The status the client got.
     pub status: Option<u16>,
     /// The upstream's status, when the request was forwarded and answered.

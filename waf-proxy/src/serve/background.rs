@@ -1,5 +1,5 @@
 //! Work beside the request path: reloads on SIGHUP and on file changes, the audit log reopened
-//! on SIGUSR1, and the health checks of sites with several upstreams.
+//! on SIGUSR1, the health checks of sites with several upstreams, and the rate limiters' sweep.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 
 use super::audit::AuditLog;
 use super::live::Live;
+use super::metrics::Metrics;
 
 /// Changes arrive in bursts (an editor writes a temporary file, renames it, touches the folder):
 /// wait this long after the last event before reloading once.
@@ -167,6 +168,41 @@ impl BackgroundService for HealthChecks {
             tokio::select! {
                 _ = shutdown.changed() => return,
                 _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            }
+        }
+    }
+}
+
+/// How often the rate limiters forget the clients whose budget is full again.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Keeps the rate limiters' memory to the clients active lately (see
+/// [`RateLimit::sweep`](super::rate_limit::RateLimit::sweep)), and publishes how many each
+/// counts.
+pub struct RateLimitSweeper {
+    pub live: Arc<Live>,
+    pub metrics: Arc<Metrics>,
+}
+
+#[async_trait]
+impl BackgroundService for RateLimitSweeper {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(SWEEP_EVERY) => {}
+            }
+            let snapshot = self.live.load();
+            // Limits a reload removed must not linger in the gauge.
+            self.metrics.rate_limit_clients.reset();
+            for site in &snapshot.sites {
+                for limit in &site.rate_limits {
+                    let clients = limit.sweep();
+                    self.metrics
+                        .rate_limit_clients
+                        .with_label_values(&[site.name.as_str(), limit.name.as_str()])
+                        .set(clients as i64);
+                }
             }
         }
     }

@@ -24,6 +24,7 @@ use waf_core::Program;
 
 use super::block_page::BlockPage;
 use super::metrics::Metrics;
+use super::rate_limit::RateLimit;
 use crate::config::{normalize_host, Config, Limits, Site, SiteMode};
 
 /// One site, ready to serve.
@@ -44,6 +45,8 @@ pub struct SiteRuntime {
     pub balancer: Option<Arc<LoadBalancer<RoundRobin>>>,
     next_health_check: Mutex<Option<Instant>>,
     pub block_page: BlockPage,
+    /// The site's rate limits, in config order.
+    pub rate_limits: Vec<RateLimit>,
     /// Requests inspected, for `profile_every`.
     inspected: AtomicU64,
     /// By rule, in the program's order: the rule's `waf_rule_evaluations_total` and
@@ -95,8 +98,13 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Compiles every site's rules; fails on the first error, naming the site.
-    pub fn build(config: &Config, generation: u64) -> anyhow::Result<Snapshot> {
+    /// Compiles every site's rules; fails on the first error, naming the site. A rate limit
+    /// that `previous` has too, unchanged, keeps its counts.
+    pub fn build(
+        config: &Config,
+        generation: u64,
+        previous: Option<&Snapshot>,
+    ) -> anyhow::Result<Snapshot> {
         let mut sites = Vec::new();
         let mut watched = Vec::new();
         for (index, site) in config.sites.iter().enumerate() {
@@ -139,9 +147,21 @@ impl Snapshot {
                 None
             };
             let hosts: Vec<String> = site.hosts.iter().map(|h| normalize_host(h)).collect();
+            let name = hosts.first().cloned().unwrap_or_default();
+            let previous_site = previous.and_then(|p| p.sites.iter().find(|s| s.name == name));
+            let rate_limits = site
+                .rate_limits
+                .iter()
+                .map(|limit| {
+                    let kept = previous_site
+                        .and_then(|s| s.rate_limits.iter().find(|l| l.name == limit.name));
+                    RateLimit::new(limit, kept)
+                })
+                .collect::<anyhow::Result<_>>()
+                .with_context(|| format!("{at}.rate_limits"))?;
             sites.push(SiteRuntime {
                 index,
-                name: hosts.first().cloned().unwrap_or_default(),
+                name,
                 any_host: hosts.iter().any(|h| h == "*"),
                 hosts,
                 upstream_host: site.upstream_host(),
@@ -154,6 +174,7 @@ impl Snapshot {
                 inspected: AtomicU64::new(0),
                 profile_series: ProfileSeries::new(),
                 block_page,
+                rate_limits,
             });
         }
         Ok(Snapshot {
@@ -267,7 +288,7 @@ impl Live {
         config_path: Option<PathBuf>,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Live> {
-        let snapshot = Snapshot::build(&config, 1)?;
+        let snapshot = Snapshot::build(&config, 1, None)?;
         let live = Live {
             current: ArcSwap::from_pointee(snapshot),
             config_path,
@@ -342,8 +363,8 @@ impl Live {
             Some(path) => Config::load(path)?,
             None => self.started_with.clone(),
         };
-        let generation = self.load().generation + 1;
-        let snapshot = Snapshot::build(&config, generation)?;
+        let current = self.load();
+        let snapshot = Snapshot::build(&config, current.generation + 1, Some(&current))?;
         Ok((snapshot, restart_needed(&self.started_with, &config)))
     }
 

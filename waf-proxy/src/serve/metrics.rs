@@ -13,7 +13,7 @@ use super::live::ProfileSeries;
 pub struct Metrics {
     registry: Registry,
     /// Requests by site and by what the WAF did (`pass`, `blocked`, `detected`, `flagged`,
-    /// `rejected`, `misdirected`).
+    /// `limited`, `rejected`, `misdirected`).
     pub requests: IntCounterVec,
     /// Rule matches by site and rule id.
     pub rule_matches: IntCounterVec,
@@ -27,6 +27,11 @@ pub struct Metrics {
     pub rule_evaluations: IntCounterVec,
     /// Upstream connection or protocol failures by site.
     pub upstream_errors: IntCounterVec,
+    /// Requests over a rate limit, by site and limit (answered 429, or only logged in
+    /// detect-only mode).
+    pub rate_limited: IntCounterVec,
+    /// Clients each rate limit counts at its last sweep, by site and limit.
+    pub rate_limit_clients: IntGaugeVec,
     /// Ruleset reloads by result (`success`, `failure`).
     pub reloads: IntCounterVec,
     /// Rules in each site's loaded ruleset.
@@ -80,6 +85,11 @@ impl Metrics {
             "Failed upstream connections and exchanges by site.",
             &["site"],
         )?;
+        let rate_limited = counter(
+            "waf_rate_limited_total",
+            "Requests over a rate limit, by site and limit.",
+            &["site", "limit"],
+        )?;
         let reloads = counter(
             "waf_ruleset_reloads_total",
             "Ruleset reloads by result.",
@@ -110,6 +120,11 @@ impl Metrics {
             "The site's loaded ruleset version (value 1).",
             &["site", "version"],
         )?;
+        let rate_limit_clients = gauge(
+            "waf_rate_limit_clients",
+            "Clients a rate limit counts (those still short of a full budget), by site and limit.",
+            &["site", "limit"],
+        )?;
         let ruleset_generation =
             IntGauge::new("waf_ruleset_generation", "Rulesets loaded since start.")?;
         registry.register(Box::new(ruleset_generation.clone()))?;
@@ -122,6 +137,8 @@ impl Metrics {
             rule_seconds,
             rule_evaluations,
             upstream_errors,
+            rate_limited,
+            rate_limit_clients,
             reloads,
             ruleset_rules,
             ruleset_info,

@@ -18,6 +18,7 @@ mod block_page;
 mod live;
 mod metrics;
 mod proxy;
+mod rate_limit;
 mod tls;
 
 use std::path::PathBuf;
@@ -99,7 +100,7 @@ pub fn run(args: &Args) -> anyhow::Result<std::process::ExitCode> {
         "admin".to_string(),
         admin::Admin {
             live: live.clone(),
-            metrics,
+            metrics: metrics.clone(),
         },
     );
     admin.add_tcp(&config.admin);
@@ -114,7 +115,11 @@ pub fn run(args: &Args) -> anyhow::Result<std::process::ExitCode> {
     ));
     server.add_service(background_service(
         "health checks",
-        background::HealthChecks { live },
+        background::HealthChecks { live: live.clone() },
+    ));
+    server.add_service(background_service(
+        "rate limit sweeper",
+        background::RateLimitSweeper { live, metrics },
     ));
 
     tracing::info!(

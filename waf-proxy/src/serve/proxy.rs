@@ -1,9 +1,10 @@
 //! The request path: Pingora's `ProxyHttp` phases with the WAF in `request_filter`.
 //!
 //! Order of events for one request: pick the site by Host (421 if none) → resolve the client
-//! address → check the header size (431) → read the body ahead when it fits the inspection limit
-//! (413 or pass-through beyond it) → inspect headers and body together → block, or forward with
-//! rewritten `X-Forwarded-*` headers → audit line and metrics in `logging`.
+//! address → check the header size (431) → count it against the site's rate limits (429) →
+//! read the body ahead when it fits the inspection limit (413 or pass-through beyond it) →
+//! inspect headers and body together → block, or forward with rewritten `X-Forwarded-*`
+//! headers → audit line and metrics in `logging`.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -25,7 +26,8 @@ use super::audit::{AuditLog, AuditRecord, AuditRule, AuditValue, Durations};
 use super::block_page::{prefers_json, Page};
 use super::live::{Live, SiteRuntime, Snapshot};
 use super::metrics::Metrics;
-use crate::config::{HostHeader, LargeBody};
+use super::rate_limit;
+use crate::config::{HostHeader, LargeBody, SiteMode};
 
 /// The proxy: the live rulesets, the metrics and the audit log.
 pub struct Waf {
@@ -56,6 +58,8 @@ pub struct Ctx {
     /// We answered the client's `Expect: 100-continue` ourselves.
     continue_sent: bool,
     verdict: Option<Verdict>,
+    /// The rate limit the request was over.
+    rate_limit: Option<String>,
     inspection: Duration,
     /// What the WAF did, for the audit log and the metrics.
     action: &'static str,
@@ -104,11 +108,22 @@ fn http_error(status: u16, why: &'static str) -> Box<Error> {
 
 /// Writes a page the proxy made itself and ends the exchange.
 async fn respond(session: &mut Session, page: Page, request_id: &str) -> Result<()> {
-    let mut resp = ResponseHeader::build(page.status, Some(5))?;
+    let resp = page_header(&page, request_id)?;
+    write_page(session, resp, page).await
+}
+
+/// The response header of a page the proxy made itself.
+fn page_header(page: &Page, request_id: &str) -> Result<ResponseHeader> {
+    let mut resp = ResponseHeader::build(page.status, Some(6))?;
     resp.insert_header("Content-Type", page.content_type)?;
     resp.insert_header("Content-Length", page.body.len().to_string())?;
     resp.insert_header("Cache-Control", "no-store")?;
     resp.insert_header("X-Request-Id", request_id)?;
+    Ok(resp)
+}
+
+/// Sends a page and closes the connection after it.
+async fn write_page(session: &mut Session, resp: ResponseHeader, page: Page) -> Result<()> {
     session.set_keepalive(None);
     session.write_response_header(Box::new(resp), false).await?;
     session
@@ -314,6 +329,20 @@ impl Waf {
     }
 }
 
+/// Answers a request over a rate limit: 429 with `Retry-After`; `Ok(true)`: the request is done.
+async fn limited(session: &mut Session, ctx: &mut Ctx, retry_after: u64) -> Result<bool> {
+    let limit = ctx.rate_limit.as_deref().unwrap_or_default();
+    tracing::info!(parent: &ctx.span, limit, retry_after, "over a rate limit");
+    ctx.action = "limited";
+    let json = prefers_json(header_str(session.req_header(), "accept"));
+    let text = format!("Too many requests from your address. Try again in {retry_after} s.");
+    let page = Page::refusal(json, 429, "Too Many Requests", &text, &ctx.request_id);
+    let mut resp = page_header(&page, &ctx.request_id)?;
+    resp.insert_header("Retry-After", retry_after.to_string())?;
+    write_page(session, resp, page).await?;
+    Ok(true)
+}
+
 async fn refuse_too_large(session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
     refuse(
         session,
@@ -345,6 +374,7 @@ impl ProxyHttp for Waf {
             tls: false,
             continue_sent: false,
             verdict: None,
+            rate_limit: None,
             inspection: Duration::ZERO,
             action: "pass",
             body: "not read",
@@ -399,6 +429,22 @@ impl ProxyHttp for Waf {
             .await;
         }
 
+        if let Some(client) = ctx.client {
+            let req = session.req_header();
+            let over = rate_limit::check(&site.rate_limits, client, &req.method, req.raw_path());
+            if let Some(over) = over {
+                self.metrics
+                    .rate_limited
+                    .with_label_values(&[site.name.as_str(), over.limit.as_str()])
+                    .inc();
+                ctx.rate_limit = Some(over.limit);
+                if site.site.mode == SiteMode::Block {
+                    return limited(session, ctx, over.retry_after).await;
+                }
+                ctx.action = "detected";
+            }
+        }
+
         // A site whose ruleset has no rule at its paranoia level has nothing to inspect: it is
         // a plain proxy. Parsing the request for no rule, or holding its body back, would only
         // cost time (about a tenth of the proxy's, measured in the load test's `waf-off` mode).
@@ -436,7 +482,7 @@ impl ProxyHttp for Waf {
         }
         ctx.action = if verdict.is_blocking() {
             "blocked"
-        } else if verdict.block_status().is_some() {
+        } else if verdict.block_status().is_some() || ctx.rate_limit.is_some() {
             "detected"
         } else if !verdict.matches.is_empty() {
             "flagged"
@@ -618,6 +664,7 @@ impl ProxyHttp for Waf {
             uri: String::from_utf8_lossy(req.raw_path()).into_owned(),
             host: &ctx.host,
             action: ctx.action,
+            rate_limit: ctx.rate_limit.as_deref(),
             status: session.response_written().map(|r| r.status.as_u16()),
             upstream_status: ctx.upstream_status,
             anomaly_score: verdict.map(|v| v.anomaly_score).unwrap_or(0),
