@@ -197,8 +197,7 @@ impl RateLimit {
             );
         }
         if let Some(path) = &self.path {
-            regex_automata::meta::Regex::new(path)
-                .map_err(|e| anyhow::anyhow!("{at}.path: {e}"))?;
+            regex_automata::meta::Regex::new(path).with_context(|| format!("{at}.path"))?;
         }
         Ok(())
     }

@@ -435,3 +435,68 @@ fn a_closed_stdout_is_not_a_panic() {
         assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn serve_check_loads_everything_prints_the_sites_and_exits() {
+    let config = format!(
+        "listen: \"127.0.0.1:1\"\n\
+         sites:\n\
+         \x20 - hosts: [login.contoso.com]\n\
+         \x20   upstream: {{address: \"contoso.ciamlogin.com:443\", tls: true}}\n\
+         \x20   rules: [\"{}\"]\n\
+         \x20   mode: detect_only\n\
+         \x20   rate_limits:\n\
+         \x20     - {{name: sign-in, methods: [POST], path: '/SelfAsserted$', requests: 3, per_seconds: 60}}\n",
+        workspace().join("rules").display()
+    );
+    let dir = Scratch::new(
+        "serve-check",
+        &[
+            ("waf.yaml", &config),
+            (
+                "broken.yaml",
+                "sites:\n  - hosts: [a]\n    upstream: {address: \"a:1\"}\n    rules: [rules]\n",
+            ),
+        ],
+    );
+    let config = format!("{}/waf.yaml", dir.path());
+    let out = waf(&["serve", "--check", "--config", &config], None);
+    let text = stdout(&out);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.starts_with(&format!("{config}: ok: listen 127.0.0.1:1, tls off")),
+        "{text}"
+    );
+    assert!(text.contains("  login.contoso.com: "), "{text}");
+    assert!(
+        text.contains("rule(s) at paranoia level 1, anomaly threshold 5"),
+        "{text}"
+    );
+    assert!(
+        text.contains("detect only, upstream contoso.ciamlogin.com:443"),
+        "{text}"
+    );
+    assert!(text.contains("rate limits: sign-in (3 per 60 s)"), "{text}");
+
+    // A broken rule file: named with its line and rule, exit 2, and nothing served.
+    std::fs::create_dir_all(dir.0.join("rules")).unwrap();
+    std::fs::write(
+        dir.0.join("rules/bad.yaml"),
+        "rules:\n  - id: 7\n    targets: [argz]\n    match: {rx: 'x'}\n",
+    )
+    .unwrap();
+    let broken = format!("{}/broken.yaml", dir.path());
+    let out = waf(&["serve", "--check", "--config", &broken], None);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("sites[0].rules"), "{err}");
+    assert!(
+        err.contains("bad.yaml:2:5: rule 7: unknown collection `argz`"),
+        "{err}"
+    );
+    assert!(stdout(&out).is_empty());
+}
