@@ -574,10 +574,14 @@ done
 
 # --- Resident memory: the proxy's process, or nginx's master and workers, in KiB -------------
 procs_of() {
-    # The processes that make up a mode: nginx's workers are children of its master.
+    # The processes that make up a mode: nginx's workers are children of its master. One pid
+    # per line with no padding: `ps` right-aligns pids, and `mapfile` keeps the spaces, which
+    # once dropped every worker from the "RSS under load" column when the pids had fewer digits.
     local p="${pid[$1]}"
     echo "$p"
-    if ! is_waf_mode "$1"; then ps -o pid= --ppid "$p" 2>/dev/null || true; fi
+    if ! is_waf_mode "$1"; then
+        ps -o pid= --ppid "$p" 2>/dev/null | awk '{ print $1 }' || true
+    fi
 }
 rss_kib() {
     # Sum of VmRSS of the given pids (builtins only: this runs while wrk measures).
