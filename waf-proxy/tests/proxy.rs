@@ -384,6 +384,18 @@ const SIGN_IN: &str = "/contoso.onmicrosoft.com/B2C_1_signin/SelfAsserted?tx=Sta
 const SIGN_IN_BODY: &str = "request_type=RESPONSE&signInName=zoe%40contoso.com&password=hunter2";
 const FORM: &str = "application/x-www-form-urlencoded";
 
+/// A sign-in POST to `target` with more header lines, on a fresh connection.
+fn post_sign_in(proxy: &Proxy, target: &str, extra: &str) -> Response {
+    proxy.send(
+        format!(
+            "POST {target} HTTP/1.1\r\nHost: login.contoso.com\r\n{extra}Content-Type: {FORM}\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{SIGN_IN_BODY}",
+            SIGN_IN_BODY.len()
+        )
+        .as_bytes(),
+    )
+}
+
 #[test]
 fn sign_in_posts_over_the_rate_limit_get_429_and_never_reach_the_origin() {
     let origin = Origin::start();
@@ -402,14 +414,10 @@ fn sign_in_posts_over_the_rate_limit_get_429_and_never_reach_the_origin() {
     assert_eq!(origin.seen().len(), 3);
 
     // The path is matched percent-decoded; JSON for a client that asks for it.
-    let r = proxy.send(
-        format!(
-            "POST /contoso.onmicrosoft.com/B2C_1_signin/SelfAssert%65d HTTP/1.1\r\n\
-             Host: login.contoso.com\r\nAccept: application/json\r\nContent-Type: {FORM}\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{SIGN_IN_BODY}",
-            SIGN_IN_BODY.len()
-        )
-        .as_bytes(),
+    let r = post_sign_in(
+        &proxy,
+        "/contoso.onmicrosoft.com/B2C_1_signin/SelfAssert%65d",
+        "Accept: application/json\r\n",
     );
     assert_eq!(r.status, 429, "{}", r.raw);
     let json: serde_json::Value = serde_json::from_str(&r.body).unwrap();
@@ -426,16 +434,7 @@ fn sign_in_posts_over_the_rate_limit_get_429_and_never_reach_the_origin() {
     );
     assert_eq!(r.status, 200, "{}", r.raw);
     // The budget is the client's: another client behind the trusted proxy has its own.
-    let client = |ip: &str| {
-        proxy.send(
-            format!(
-                "POST {SIGN_IN} HTTP/1.1\r\nHost: login.contoso.com\r\nX-Forwarded-For: {ip}\r\n\
-                 Content-Type: {FORM}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{SIGN_IN_BODY}",
-                SIGN_IN_BODY.len()
-            )
-            .as_bytes(),
-        )
-    };
+    let client = |ip: &str| post_sign_in(&proxy, SIGN_IN, &format!("X-Forwarded-For: {ip}\r\n"));
     assert_eq!(client("203.0.113.5").status, 200);
     // A reload that leaves the limit as it was keeps its counts.
     let r = proxy.admin("POST", "/reload");
