@@ -170,9 +170,19 @@ pub struct RateLimit {
     pub requests: u32,
     /// The period, in seconds, over which `requests` are allowed.
     pub per_seconds: u64,
+    /// Most clients counted at once; when that many are, other clients pass uncounted.
+    #[serde(default = "RateLimit::default_max_clients")]
+    pub max_clients: u32,
 }
 
 impl RateLimit {
+    /// About 70 MB of counts, at the most.
+    pub const DEFAULT_MAX_CLIENTS: u32 = 1_000_000;
+
+    fn default_max_clients() -> u32 {
+        Self::DEFAULT_MAX_CLIENTS
+    }
+
     fn validate(&self, at: &str) -> anyhow::Result<()> {
         ensure!(
             !self.name.is_empty()
@@ -189,6 +199,10 @@ impl RateLimit {
         ensure!(
             (1..=86_400).contains(&self.per_seconds),
             "{at}.per_seconds: 1 to 86400 (a day)"
+        );
+        ensure!(
+            (1..=100_000_000).contains(&self.max_clients),
+            "{at}.max_clients: 1 to 100000000"
         );
         for m in &self.methods {
             ensure!(
@@ -621,7 +635,12 @@ mod tests {
         );
         let c = Config::parse(&ok).unwrap();
         assert_eq!(c.sites[0].rate_limits[0].requests, 10);
+        assert_eq!(c.sites[0].rate_limits[0].max_clients, 1_000_000);
         for (limits, error) in [
+            (
+                "      - {name: a, requests: 1, per_seconds: 1, max_clients: 0}\n",
+                "sites[0].rate_limits[0].max_clients: 1 to 100000000",
+            ),
             (
                 "      - {name: a, path: '(unclosed', requests: 1, per_seconds: 1}\n",
                 "sites[0].rate_limits[0].path",

@@ -499,6 +499,65 @@ fn detect_only_forwards_requests_over_the_rate_limit_and_logs_them() {
 }
 
 #[test]
+fn a_rate_limit_counting_max_clients_lets_new_clients_through_uncounted() {
+    let origin = Origin::start();
+    let proxy = Proxy::start(
+        &origin,
+        Setup {
+            site_extra: "    rate_limits:\n\
+                 \x20     - {name: sign-in, methods: [POST], requests: 1, per_seconds: 600, max_clients: 2}\n"
+                .into(),
+            ..rate_limited_setup("block")
+        },
+    );
+    let client = |ip: &str| post_sign_in(&proxy, SIGN_IN, &format!("X-Forwarded-For: {ip}\r\n"));
+    // Two clients fill the limit; each is counted and limited.
+    for ip in ["203.0.113.1", "203.0.113.2"] {
+        assert_eq!(client(ip).status, 200, "{ip}");
+        assert_eq!(client(ip).status, 429, "{ip}");
+    }
+    // A third is not counted: its requests go on to the rules and the origin. An attack in
+    // one is still blocked by them.
+    for i in 0..4 {
+        let r = client("203.0.113.3");
+        assert_eq!(r.status, 200, "request {i}: {}", r.raw);
+    }
+    let attack = proxy.send(
+        b"GET /authorize?q=1%27%20OR%201%3D1-- HTTP/1.1\r\nHost: login.contoso.com\r\n\
+          X-Forwarded-For: 203.0.113.3\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(attack.status, 403, "{}", attack.raw);
+    // The first two stay limited.
+    assert_eq!(client("203.0.113.1").status, 429);
+    assert_eq!(origin.seen().len(), 2 + 4);
+
+    let site = "site=\"login.contoso.com\"";
+    assert_eq!(
+        proxy.metric(&format!(
+            "waf_rate_limit_uncounted_total{{limit=\"sign-in\",{site}}}"
+        )),
+        4.0
+    );
+    assert_eq!(
+        proxy.metric(&format!(
+            "waf_rate_limited_total{{limit=\"sign-in\",{site}}}"
+        )),
+        3.0
+    );
+    // The sweep (every 5 s) finds the limit full, publishes its two clients and says so.
+    let gauge = format!("waf_rate_limit_clients{{limit=\"sign-in\",{site}}}");
+    let started = std::time::Instant::now();
+    while proxy.metric(&gauge) != 2.0 || !proxy.log().contains("rate limit full") {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{}",
+            proxy.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
 fn expect_100_continue_is_answered_before_the_body_is_read() {
     let origin = Origin::start();
     let proxy = Proxy::start(&origin, Setup::default());

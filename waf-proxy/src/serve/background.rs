@@ -177,8 +177,8 @@ impl BackgroundService for HealthChecks {
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// Keeps the rate limiters' memory to the clients active lately (see
-/// [`RateLimit::sweep`](super::rate_limit::RateLimit::sweep)), and publishes how many each
-/// counts.
+/// [`RateLimit::sweep`](super::rate_limit::RateLimit::sweep)), publishes how many each
+/// counts, and warns of each limit that counts its `max_clients`.
 pub struct RateLimitSweeper {
     pub live: Arc<Live>,
     pub metrics: Arc<Metrics>,
@@ -197,11 +197,21 @@ impl BackgroundService for RateLimitSweeper {
             self.metrics.rate_limit_clients.reset();
             for site in &snapshot.sites {
                 for limit in &site.rate_limits {
-                    let clients = limit.sweep();
+                    let (clients, full) = limit.sweep();
                     self.metrics
                         .rate_limit_clients
                         .with_label_values(&[site.name.as_str(), limit.name.as_str()])
                         .set(clients as i64);
+                    if full {
+                        tracing::warn!(
+                            site = %site.name,
+                            limit = %limit.name,
+                            clients,
+                            "rate limit full: clients it does not count yet pass uncounted \
+                             (waf_rate_limit_uncounted_total); raise its max_clients if this is \
+                             not an attack"
+                        );
+                    }
                 }
             }
         }

@@ -30,6 +30,7 @@ pub struct Metrics {
     /// Requests over a rate limit, by site and limit (answered 429, or only logged in
     /// detect-only mode).
     pub rate_limited: IntCounterVec,
+    pub rate_limit_uncounted: IntCounterVec,
     /// Clients each rate limit counts at its last sweep, by site and limit.
     pub rate_limit_clients: IntGaugeVec,
     /// Ruleset reloads by result (`success`, `failure`).
@@ -90,6 +91,11 @@ impl Metrics {
             "Requests over a rate limit, by site and limit.",
             &["site", "limit"],
         )?;
+        let rate_limit_uncounted = counter(
+            "waf_rate_limit_uncounted_total",
+            "Requests a rate limit let through uncounted because it counted max_clients clients already, by site and limit.",
+            &["site", "limit"],
+        )?;
         let reloads = counter(
             "waf_ruleset_reloads_total",
             "Ruleset reloads by result.",
@@ -138,6 +144,7 @@ impl Metrics {
             rule_evaluations,
             upstream_errors,
             rate_limited,
+            rate_limit_uncounted,
             rate_limit_clients,
             reloads,
             ruleset_rules,

@@ -431,7 +431,19 @@ impl ProxyHttp for Waf {
 
         if let Some(client) = ctx.client {
             let req = session.req_header();
-            let over = rate_limit::check(&site.rate_limits, client, &req.method, req.raw_path());
+            let uncounted = |limit: &rate_limit::RateLimit| {
+                self.metrics
+                    .rate_limit_uncounted
+                    .with_label_values(&[site.name.as_str(), limit.name.as_str()])
+                    .inc();
+            };
+            let over = rate_limit::check(
+                &site.rate_limits,
+                client,
+                &req.method,
+                req.raw_path(),
+                uncounted,
+            );
             if let Some(over) = over {
                 self.metrics
                     .rate_limited

@@ -15,16 +15,34 @@
 //! [`RateLimitSweeper`](super::background::RateLimitSweeper) forgets those every few seconds,
 //! so memory follows the clients active over the last `per_seconds`, not all clients ever seen.
 //! A reload keeps a limit's counts when its `requests` and `per_seconds` did not change.
+//!
+//! # A bound on memory
+//!
+//! The clients a limit remembers are the ones it saw within about `per_seconds`, and a client
+//! can be anyone: an attacker holding an IPv6 /48 has 65,536 /64 networks to send from, and one
+//! with a /32 four billion. With `requests: 1, per_seconds: 86400` every one of them would be
+//! remembered for a day, about 70 bytes each. So a limit counts at most `max_clients` clients.
+//! When it counts that many, a client it does not know is let through uncounted (and the
+//! request goes on to the rules) until the sweep has forgotten enough clients. That keeps
+//! memory bounded and fails open: the alternative, refusing every new client, would lock the
+//! real users out of the sign-in page for as long as the attack lasts, which is what the
+//! attacker wants. A flood from that many addresses was not going to be stopped by counting
+//! per address anyway; the rules still inspect it. `waf_rate_limit_uncounted_total` counts
+//! those requests, and the sweep logs a warning for each full limit.
 
 use std::borrow::Cow;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use governor::clock::Clock;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::clock::{Clock, DefaultClock};
+use governor::nanos::Nanos;
+use governor::state::keyed::{DashMapStateStore, ShrinkableKeyedStateStore};
+use governor::state::StateStore;
+use governor::{Quota, RateLimiter};
 use regex_automata::meta::Regex;
 
 use crate::config;
@@ -37,7 +55,94 @@ pub struct RateLimit {
     path: Option<Regex>,
     /// `(requests, per_seconds)`: a reload keeps the counts when these are unchanged.
     quota: (u32, u64),
-    limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    limiter: Arc<RateLimiter<IpAddr, Clients, DefaultClock>>,
+    /// The limiter's clients, shared with it.
+    clients: Clients,
+}
+
+/// The clients a limiter counts: `governor`'s own concurrent map, shared between the limiter
+/// (which owns its state store) and the [`RateLimit`] that bounds how many it holds.
+///
+/// `governor` has no bound of its own on a keyed limiter's size, and its map is behind the
+/// limiter; this handle is the store the limiter is given, so both see the same map.
+#[derive(Clone, Default)]
+struct Clients(Arc<ClientsInner>);
+
+#[derive(Default)]
+struct ClientsInner {
+    map: DashMapStateStore<IpAddr>,
+    /// At most this many clients are counted.
+    max: AtomicUsize,
+    /// How many the map holds: its size at the last sweep, plus the clients added since.
+    /// Counting here costs an atomic add per new client, where asking the map its size would
+    /// lock each of its shards on every request.
+    held: AtomicUsize,
+}
+
+impl Clients {
+    fn new(max: usize) -> Clients {
+        let clients = Clients::default();
+        clients.0.max.store(max, Ordering::Relaxed);
+        clients
+    }
+
+    /// Whether `key` may be counted: it is counted already, or there is room for it (which it
+    /// then takes). Two threads may both take the last place: a limit can hold a client or
+    /// two over its maximum, never more than the proxy's threads.
+    fn admit(&self, key: &IpAddr) -> bool {
+        let inner = &self.0;
+        if inner.map.contains_key(key) {
+            return true;
+        }
+        if inner.held.load(Ordering::Relaxed) >= inner.max.load(Ordering::Relaxed) {
+            return false;
+        }
+        inner.held.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    fn is_full(&self) -> bool {
+        self.0.held.load(Ordering::Relaxed) >= self.0.max.load(Ordering::Relaxed)
+    }
+}
+
+impl StateStore for Clients {
+    type Key = IpAddr;
+
+    fn measure_and_replace<T, F, E>(&self, key: &IpAddr, f: F) -> Result<T, E>
+    where
+        F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
+    {
+        self.0.map.measure_and_replace(key, f)
+    }
+}
+
+impl ShrinkableKeyedStateStore<IpAddr> for Clients {
+    fn retain_recent(&self, drop_below: Nanos) {
+        self.0.map.retain_recent(drop_below);
+        self.0.held.store(self.0.map.len(), Ordering::Relaxed);
+    }
+
+    fn shrink_to_fit(&self) {
+        self.0.map.shrink_to_fit();
+    }
+
+    fn len(&self) -> usize {
+        self.0.map.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.map.is_empty()
+    }
+}
+
+/// What one limit made of one request it applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    /// Counted, and within the limit.
+    Within,
+    /// Not counted: the limit counts `max_clients` clients already, and not this one.
+    Full,
 }
 
 /// A request over a limit.
@@ -54,15 +159,22 @@ impl RateLimit {
     /// snapshot being replaced) when its quota is the same.
     pub fn new(limit: &config::RateLimit, previous: Option<&RateLimit>) -> anyhow::Result<Self> {
         let quota = (limit.requests, limit.per_seconds);
-        let limiter = match previous {
-            Some(p) if p.quota == quota => p.limiter.clone(),
+        let max_clients = usize::try_from(limit.max_clients).unwrap_or(usize::MAX);
+        let (limiter, clients) = match previous {
+            Some(p) if p.quota == quota => {
+                // The counts are kept; the bound is the new config's.
+                p.clients.0.max.store(max_clients, Ordering::Relaxed);
+                (p.limiter.clone(), p.clients.clone())
+            }
             _ => {
                 let burst = NonZeroU32::new(limit.requests).context("requests: at least 1")?;
                 let period = Duration::from_secs(limit.per_seconds) / limit.requests;
                 let quota = Quota::with_period(period)
                     .context("per_seconds / requests: too short a period")?
                     .allow_burst(burst);
-                Arc::new(RateLimiter::keyed(quota))
+                let clients = Clients::new(max_clients);
+                let limiter = RateLimiter::new(quota, clients.clone(), DefaultClock::default());
+                (Arc::new(limiter), clients)
             }
         };
         let methods = limit
@@ -83,6 +195,7 @@ impl RateLimit {
             path,
             quota,
             limiter,
+            clients,
         })
     }
 
@@ -102,36 +215,49 @@ impl RateLimit {
 
     /// Counts one request of `client`; `Err` with the wait when it is over the limit (the
     /// request is then not counted).
-    pub fn check(&self, client: IpAddr) -> Result<(), Duration> {
+    pub fn check(&self, client: IpAddr) -> Result<Counted, Duration> {
+        let key = client_key(client);
+        if !self.clients.admit(&key) {
+            return Ok(Counted::Full);
+        }
         self.limiter
-            .check_key(&client_key(client))
+            .check_key(&key)
+            .map(|()| Counted::Within)
             .map_err(|not_until| not_until.wait_time_from(self.limiter.clock().now()))
     }
 
-    /// Forgets the clients whose budget is full again; returns how many are still counted.
-    pub fn sweep(&self) -> usize {
+    /// Forgets the clients whose budget is full again; returns how many are still counted,
+    /// and whether that is the limit's `max_clients`.
+    pub fn sweep(&self) -> (usize, bool) {
         self.limiter.retain_recent();
         self.limiter.shrink_to_fit();
-        self.limiter.len()
+        (self.limiter.len(), self.clients.is_full())
     }
 }
 
 /// Checks the limits that apply to a request, in order; the first one exceeded is returned.
-/// A request counts against every limit it applies to up to that one.
+/// A request counts against every limit it applies to up to that one. `uncounted` hears of
+/// each limit that was [full](Counted::Full) for this client.
 pub fn check(
     limits: &[RateLimit],
     client: IpAddr,
     method: &http::Method,
     target: &[u8],
+    mut uncounted: impl FnMut(&RateLimit),
 ) -> Option<Exceeded> {
     limits
         .iter()
         .filter(|l| l.applies(method, target))
-        .find_map(|l| {
-            l.check(client).err().map(|wait| Exceeded {
+        .find_map(|l| match l.check(client) {
+            Ok(Counted::Within) => None,
+            Ok(Counted::Full) => {
+                uncounted(l);
+                None
+            }
+            Err(wait) => Some(Exceeded {
                 limit: l.name.clone(),
                 retry_after: (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1),
-            })
+            }),
         })
 }
 
@@ -162,13 +288,22 @@ pub fn client_key(ip: IpAddr) -> IpAddr {
 mod tests {
     use super::*;
 
-    fn limit(methods: &[&str], path: Option<&str>, requests: u32, per_seconds: u64) -> RateLimit {
-        let config = config::RateLimit {
-            name: "sign-in".into(),
-            methods: methods.iter().map(|m| m.to_string()).collect(),
-            path: path.map(str::to_string),
+    fn config(name: &str, requests: u32, per_seconds: u64) -> config::RateLimit {
+        config::RateLimit {
+            name: name.into(),
+            methods: Vec::new(),
+            path: None,
             requests,
             per_seconds,
+            max_clients: config::RateLimit::DEFAULT_MAX_CLIENTS,
+        }
+    }
+
+    fn limit(methods: &[&str], path: Option<&str>, requests: u32, per_seconds: u64) -> RateLimit {
+        let config = config::RateLimit {
+            methods: methods.iter().map(|m| m.to_string()).collect(),
+            path: path.map(str::to_string),
+            ..config("sign-in", requests, per_seconds)
         };
         RateLimit::new(&config, None).unwrap()
     }
@@ -223,11 +358,12 @@ mod tests {
         let limits = [limit(&["POST"], None, 1, 30), limit(&[], None, 100, 1)];
         let client: IpAddr = "198.51.100.4".parse().unwrap();
         let post = http::Method::POST;
-        assert_eq!(check(&limits, client, &post, b"/login"), None);
-        let over = check(&limits, client, &post, b"/login").unwrap();
+        let check = |method: &http::Method| check(&limits, client, method, b"/login", |_| ());
+        assert_eq!(check(&post), None);
+        let over = check(&post).unwrap();
         assert_eq!(over.limit, "sign-in");
         assert!((29..=30).contains(&over.retry_after), "{over:?}");
-        assert_eq!(check(&limits, client, &http::Method::GET, b"/"), None);
+        assert_eq!(check(&http::Method::GET), None);
     }
 
     #[test]
@@ -235,13 +371,7 @@ mod tests {
         let old = limit(&[], None, 1, 60);
         let client: IpAddr = "192.0.2.9".parse().unwrap();
         assert!(old.check(client).is_ok());
-        let same = config::RateLimit {
-            name: "sign-in".into(),
-            methods: Vec::new(),
-            path: None,
-            requests: 1,
-            per_seconds: 60,
-        };
+        let same = config("sign-in", 1, 60);
         let kept = RateLimit::new(&same, Some(&old)).unwrap();
         assert!(kept.check(client).is_err());
         let changed = config::RateLimit {
@@ -258,9 +388,59 @@ mod tests {
         for i in 0..50u8 {
             assert!(l.check(IpAddr::from([10, 0, 0, i])).is_ok());
         }
-        assert_eq!(l.sweep(), 50);
+        assert_eq!(l.sweep(), (50, false));
         // 1000 a second: one request is earned back in a millisecond.
         std::thread::sleep(Duration::from_millis(20));
-        assert_eq!(l.sweep(), 0);
+        assert_eq!(l.sweep(), (0, false));
+    }
+
+    #[test]
+    fn a_full_limit_lets_new_clients_through_uncounted_until_the_sweep() {
+        let config = config::RateLimit {
+            max_clients: 2,
+            ..config("sign-in", 1, 1)
+        };
+        let l = RateLimit::new(&config, None).unwrap();
+        let (a, b, c) = (
+            IpAddr::from([192, 0, 2, 1]),
+            IpAddr::from([192, 0, 2, 2]),
+            IpAddr::from([192, 0, 2, 3]),
+        );
+        assert_eq!(l.check(a), Ok(Counted::Within));
+        assert_eq!(l.check(b), Ok(Counted::Within));
+        // A third client finds the limit full: it is not counted, however often it comes.
+        for _ in 0..5 {
+            assert_eq!(l.check(c), Ok(Counted::Full));
+        }
+        // The clients it counts stay limited.
+        assert!(l.check(a).is_err());
+        let post = http::Method::POST;
+        let mut full = Vec::new();
+        let limits = [l];
+        assert_eq!(
+            check(&limits, c, &post, b"/", |l| full.push(l.name.clone())),
+            None
+        );
+        assert_eq!(full, ["sign-in"]);
+        assert_eq!(limits[0].sweep(), (2, true));
+        // One a second: a and b have their budget back within a second; the sweep forgets a
+        // client a period after that (governor's margin).
+        std::thread::sleep(Duration::from_millis(2100));
+        assert_eq!(limits[0].sweep(), (0, false));
+        assert_eq!(limits[0].check(c), Ok(Counted::Within));
+        assert!(limits[0].check(c).is_err(), "c is counted now");
+    }
+
+    #[test]
+    fn a_reload_applies_a_new_max_clients_to_the_kept_counts() {
+        let old = RateLimit::new(&config("sign-in", 1, 60), None).unwrap();
+        assert!(old.check(IpAddr::from([192, 0, 2, 1])).is_ok());
+        let smaller = config::RateLimit {
+            max_clients: 1,
+            ..config("sign-in", 1, 60)
+        };
+        let kept = RateLimit::new(&smaller, Some(&old)).unwrap();
+        assert_eq!(kept.check(IpAddr::from([192, 0, 2, 2])), Ok(Counted::Full));
+        assert!(kept.check(IpAddr::from([192, 0, 2, 1])).is_err());
     }
 }
