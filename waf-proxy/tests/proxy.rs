@@ -440,22 +440,36 @@ fn sign_in_posts_over_the_rate_limit_get_429_and_never_reach_the_origin() {
     let r = proxy.admin("POST", "/reload");
     assert_eq!(r.status, 200, "{}", r.raw);
     assert_eq!(proxy.post(SIGN_IN, FORM, SIGN_IN_BODY).status, 429);
+    // So does one that changes the site's host names, so long as it keeps one of them (the
+    // site's name, its first host, changes here).
+    let config = std::fs::read_to_string(proxy.config_path()).unwrap();
+    let renamed = config.replace(
+        "hosts: [login.contoso.com, Other.Contoso.com]",
+        "hosts: [auth.contoso.com, login.contoso.com]",
+    );
+    assert_ne!(config, renamed);
+    std::fs::write(proxy.config_path(), renamed).unwrap();
+    let r = proxy.admin("POST", "/reload");
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(proxy.post(SIGN_IN, FORM, SIGN_IN_BODY).status, 429);
     assert_eq!(origin.seen().len(), 6);
 
-    let site = "site=\"login.contoso.com\"";
-    assert_eq!(
-        proxy.metric(&format!(
-            "waf_rate_limited_total{{limit=\"sign-in\",{site}}}"
-        )),
-        3.0
-    );
-    assert_eq!(
-        proxy.metric(&format!("waf_requests_total{{action=\"limited\",{site}}}")),
-        3.0
-    );
+    let (before, after) = ("site=\"login.contoso.com\"", "site=\"auth.contoso.com\"");
+    for (site, limited) in [(before, 3.0), (after, 1.0)] {
+        assert_eq!(
+            proxy.metric(&format!(
+                "waf_rate_limited_total{{limit=\"sign-in\",{site}}}"
+            )),
+            limited
+        );
+        assert_eq!(
+            proxy.metric(&format!("waf_requests_total{{action=\"limited\",{site}}}")),
+            limited
+        );
+    }
     let audit = proxy.audit();
     let limited: Vec<_> = audit.iter().filter(|l| l["action"] == "limited").collect();
-    assert_eq!(limited.len(), 3, "{audit:?}");
+    assert_eq!(limited.len(), 4, "{audit:?}");
     assert!(limited
         .iter()
         .all(|l| l["rate_limit"] == "sign-in" && l["status"] == 429 && l["body"] == "not read"));

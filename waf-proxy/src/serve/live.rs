@@ -148,7 +148,13 @@ impl Snapshot {
             };
             let hosts: Vec<String> = site.hosts.iter().map(|h| normalize_host(h)).collect();
             let name = hosts.first().cloned().unwrap_or_default();
-            let previous_site = previous.and_then(|p| p.sites.iter().find(|s| s.name == name));
+            // The site that served one of these host names before (a host belongs to one
+            // site): renaming or adding a host keeps the counts of its rate limits.
+            let previous_site = previous.and_then(|p| {
+                p.sites
+                    .iter()
+                    .find(|s| s.hosts.iter().any(|h| hosts.contains(h)))
+            });
             let rate_limits = site
                 .rate_limits
                 .iter()

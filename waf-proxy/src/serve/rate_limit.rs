@@ -14,7 +14,8 @@
 //! A limiter remembers every client it saw until that client's budget is full again; the
 //! [`RateLimitSweeper`](super::background::RateLimitSweeper) forgets those every few seconds,
 //! so memory follows the clients active over the last `per_seconds`, not all clients ever seen.
-//! A reload keeps a limit's counts when its `requests` and `per_seconds` did not change.
+//! A reload keeps a limit's counts when its site keeps one of its host names and its `requests`
+//! and `per_seconds` did not change.
 //!
 //! # A bound on memory
 //!
