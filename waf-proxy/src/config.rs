@@ -301,6 +301,13 @@ pub struct Limits {
     /// The most bytes of request line and headers; larger requests are answered 431.
     #[serde(default = "default_max_header_bytes")]
     pub max_header_bytes: usize,
+    /// Time from the first byte of an HTTP/1 request head to its end; past it the connection
+    /// is closed (slowloris).
+    #[serde(default = "default_header_timeout_ms")]
+    pub header_timeout_ms: u64,
+    /// Time to read a body that is inspected; past it the request is answered 408.
+    #[serde(default = "default_body_timeout_ms")]
+    pub body_timeout_ms: u64,
 }
 
 impl Default for Limits {
@@ -309,6 +316,8 @@ impl Default for Limits {
             max_body_inspect: default_max_body_inspect(),
             large_body: LargeBody::default(),
             max_header_bytes: default_max_header_bytes(),
+            header_timeout_ms: default_header_timeout_ms(),
+            body_timeout_ms: default_body_timeout_ms(),
         }
     }
 }
@@ -353,6 +362,12 @@ fn default_health_check_interval_ms() -> u64 {
 }
 fn default_max_header_bytes() -> usize {
     32 * 1024
+}
+fn default_header_timeout_ms() -> u64 {
+    10_000
+}
+fn default_body_timeout_ms() -> u64 {
+    30_000
 }
 fn default_max_body_inspect() -> usize {
     MAX_PRE_READ
@@ -490,6 +505,15 @@ impl Config {
             self.limits.max_header_bytes >= 1024,
             "limits.max_header_bytes: at least 1024"
         );
+        for (key, ms) in [
+            ("header_timeout_ms", self.limits.header_timeout_ms),
+            ("body_timeout_ms", self.limits.body_timeout_ms),
+        ] {
+            ensure!(
+                (100..=600_000).contains(&ms),
+                "limits.{key}: 100 to 600000 (ten minutes)"
+            );
+        }
         ensure!(!self.sites.is_empty(), "sites: at least one site is needed");
         ensure!(
             self.limits.max_body_inspect <= MAX_PRE_READ,
@@ -687,6 +711,23 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("trusted_proxies"), "{e}");
+        for (limit, error) in [
+            (
+                "header_timeout_ms: 99",
+                "limits.header_timeout_ms: 100 to 600000",
+            ),
+            (
+                "body_timeout_ms: 600001",
+                "limits.body_timeout_ms: 100 to 600000",
+            ),
+        ] {
+            let e = Config::parse(&format!(
+                "limits: {{{limit}}}\nsites:\n  - hosts: [a]\n    upstream: {{address: \"a:1\"}}\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains(error), "{e}");
+        }
     }
 
     #[test]
@@ -712,6 +753,10 @@ mod tests {
         assert!(tls.http2);
         assert_eq!(tls.certificates[0].hosts, ["a.test"]);
         assert_eq!(c.limits.max_header_bytes, 4096);
+        assert_eq!(
+            (c.limits.header_timeout_ms, c.limits.body_timeout_ms),
+            (10_000, 30_000)
+        );
         assert!(c.audit.all_requests);
         assert_eq!(c.log_format, LogFormat::Json);
         let u = &c.sites[0].upstream;

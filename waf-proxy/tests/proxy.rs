@@ -3,10 +3,10 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{Origin, Proxy, Response, Setup};
 
@@ -569,6 +569,136 @@ fn a_rate_limit_counting_max_clients_lets_new_clients_through_uncounted() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// Slowloris: a head sent a byte at a time that never ends. Pingora times out each read of a
+/// head, not the head, so such a connection stayed open for as long as the bytes kept coming.
+#[test]
+fn slowloris_a_head_not_complete_within_the_header_timeout_loses_its_connection() {
+    let origin = Origin::start();
+    let proxy = Proxy::start(
+        &origin,
+        Setup {
+            limits_extra: "  header_timeout_ms: 1000\n".into(),
+            ..Setup::default()
+        },
+    );
+    let mut s = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    s.write_all(b"GET /authorize HTTP/1.1\r\nHost: login.contoso.com\r\n")
+        .unwrap();
+    let started = Instant::now();
+    let closed_after = loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the connection stayed open: {}",
+            proxy.log()
+        );
+        // One more byte of a header line every 200 ms: no read waits long, the head never ends.
+        if s.write_all(b"X").is_err() {
+            break started.elapsed();
+        }
+        let mut buf = [0u8; 256];
+        match s.read(&mut buf) {
+            Ok(0) => break started.elapsed(),
+            Ok(n) => panic!(
+                "an answer to a head that is not complete: {:?}",
+                String::from_utf8_lossy(&buf[..n])
+            ),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => break started.elapsed(),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        closed_after >= Duration::from_millis(900),
+        "{closed_after:?}"
+    );
+    assert!(origin.seen().is_empty());
+    assert_eq!(proxy.metric("waf_request_head_timeouts_total"), 1.0);
+
+    // A head in two pieces within the deadline is served. So is the next request on the same
+    // connection after a pause longer than the deadline: between requests there is none (the
+    // keep-alive timeout closes idle connections). And a `100 Continue` does not end the
+    // exchange: the body after it is not taken for the next head.
+    let mut s = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /authorize?step=1 HTTP/1.1\r\nHost: login.")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    s.write_all(b"contoso.com\r\n\r\n").unwrap();
+    let r = Response::read_from(&mut s);
+    assert_eq!(r.status, 200, "{}", r.raw);
+    std::thread::sleep(Duration::from_millis(1500));
+    s.write_all(
+        b"POST /login HTTP/1.1\r\nHost: login.contoso.com\r\nExpect: 100-continue\r\n\
+          Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 11\r\n\r\n",
+    )
+    .unwrap();
+    let interim = Response::read_head(&mut s);
+    assert_eq!(interim.status, 100, "{}", interim.raw);
+    std::thread::sleep(Duration::from_millis(1500));
+    s.write_all(b"name=zoe&x").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    s.write_all(b"=").unwrap();
+    let r = Response::read_from(&mut s);
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let seen = origin.seen();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[1].body, b"name=zoe&x=");
+    assert_eq!(proxy.metric("waf_request_head_timeouts_total"), 1.0);
+}
+
+/// The body's counterpart: a body trickled in is answered 408 once `body_timeout_ms` has
+/// passed, and never forwarded.
+#[test]
+fn a_body_not_complete_within_the_body_timeout_is_answered_408() {
+    let origin = Origin::start();
+    let proxy = Proxy::start(
+        &origin,
+        Setup {
+            limits_extra: "  body_timeout_ms: 1000\n".into(),
+            extra_top: "audit: {path: \"{dir}/audit.jsonl\", all_requests: false}\n".into(),
+            ..Setup::default()
+        },
+    );
+    let mut s = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    s.write_all(
+        b"POST /login HTTP/1.1\r\nHost: login.contoso.com\r\n\
+          Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nname=",
+    )
+    .unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    while !answer.ends_with(b"</html>") {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no answer: {}",
+            proxy.log()
+        );
+        let _ = s.write_all(b"z");
+        let mut buf = [0u8; 4096];
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) => panic!("{e}: {}", String::from_utf8_lossy(&answer)),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    let r = Response::parse(&answer);
+    assert_eq!(r.status, 408, "{}", r.raw);
+    assert!(r.body.contains("did not arrive in time"), "{}", r.body);
+    assert!(origin.seen().is_empty());
+    let audit = proxy.audit();
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!(audit[0]["action"], "rejected");
+    assert_eq!(audit[0]["status"], 408);
+    assert_eq!(audit[0]["body"], "timed out");
 }
 
 #[test]

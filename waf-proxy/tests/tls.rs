@@ -3,11 +3,20 @@
 
 mod common;
 
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
 use common::{curl_h2, https_get, Origin, Pki, Proxy, Setup};
 
 /// A proxy with an HTTPS listener serving `login.contoso.com` and `login.fabrikam.com`, each with
 /// its own certificate, both forwarded to `origin`.
 fn two_domain_proxy(origin: &Origin, pki: &Pki) -> Proxy {
+    two_domain_proxy_with_limits(origin, pki, "")
+}
+
+/// [`two_domain_proxy`] with more `limits:` lines.
+fn two_domain_proxy_with_limits(origin: &Origin, pki: &Pki, limits_extra: &str) -> Proxy {
     let dir = tempfile::tempdir().unwrap();
     pki.issue_files(dir.path(), "contoso", &["login.contoso.com"]);
     pki.issue_files(
@@ -33,6 +42,7 @@ fn two_domain_proxy(origin: &Origin, pki: &Pki) -> Proxy {
                  \x20   rules: [\"{}\"]\n",
                 common::rules_dir().display()
             ),
+            limits_extra: limits_extra.to_string(),
             ..Setup::default()
         },
     )
@@ -203,4 +213,61 @@ fn tls_to_the_origin_sends_sni_and_verifies_against_the_configured_ca() {
     r.assert_block_page();
     assert_eq!(tls_origin.seen().len(), 2);
     assert!(plain.seen().is_empty());
+}
+
+/// Slowloris over TLS: the head deadline holds behind the handshake too, and HTTP/2 (which the
+/// deadline leaves alone) is still served.
+#[test]
+fn slowloris_over_tls_loses_its_connection_too() {
+    let pki = Pki::new();
+    let origin = Origin::start();
+    let proxy = two_domain_proxy_with_limits(&origin, &pki, "  header_timeout_ms: 1000\n");
+    let port = proxy.tls_port.unwrap();
+    let ca = pki.write_ca(proxy.dir.path());
+
+    let mut builder = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls()).unwrap();
+    builder.set_ca_file(&ca).unwrap();
+    let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut s = builder
+        .build()
+        .connect("login.contoso.com", tcp)
+        .expect("TLS handshake");
+    s.write_all(b"GET /authorize HTTP/1.1\r\nHost: login.contoso.com\r\n")
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the connection stayed open: {}",
+            proxy.log()
+        );
+        if s.write_all(b"X").is_err() {
+            break;
+        }
+        let mut buf = [0u8; 256];
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => panic!("an answer: {:?}", String::from_utf8_lossy(&buf[..n])),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => break,
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    assert!(origin.seen().is_empty());
+    assert_eq!(proxy.metric("waf_request_head_timeouts_total"), 1.0);
+
+    let (r, _) = https_get(port, "login.contoso.com", &ca, "/authorize?client_id=1");
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let (status, version, _) = curl_h2(
+        port,
+        "login.contoso.com",
+        &ca,
+        "/authorize?client_id=2",
+        &[],
+    );
+    assert_eq!((status, version.as_str()), (200, "2"));
+    assert_eq!(origin.seen().len(), 2);
 }

@@ -1,8 +1,8 @@
 //! The Prometheus metrics served at the admin listener's `/metrics`.
 
 use prometheus::{
-    CounterVec, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    CounterVec, Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use waf_core::profile::Profile;
 
@@ -27,6 +27,7 @@ pub struct Metrics {
     pub rule_evaluations: IntCounterVec,
     /// Upstream connection or protocol failures by site.
     pub upstream_errors: IntCounterVec,
+    pub head_timeouts: IntCounter,
     /// Requests over a rate limit, by site and limit (answered 429, or only logged in
     /// detect-only mode).
     pub rate_limited: IntCounterVec,
@@ -86,6 +87,11 @@ impl Metrics {
             "Failed upstream connections and exchanges by site.",
             &["site"],
         )?;
+        let head_timeouts = IntCounter::new(
+            "waf_request_head_timeouts_total",
+            "HTTP/1 connections closed because a request head was not complete within limits.header_timeout_ms.",
+        )?;
+        registry.register(Box::new(head_timeouts.clone()))?;
         let rate_limited = counter(
             "waf_rate_limited_total",
             "Requests over a rate limit, by site and limit.",
@@ -143,6 +149,7 @@ impl Metrics {
             rule_seconds,
             rule_evaluations,
             upstream_errors,
+            head_timeouts,
             rate_limited,
             rate_limit_uncounted,
             rate_limit_clients,

@@ -15,6 +15,7 @@ mod admin;
 mod audit;
 mod background;
 mod block_page;
+mod head_deadline;
 mod live;
 mod metrics;
 mod proxy;
@@ -96,7 +97,13 @@ pub fn run(args: &Args) -> anyhow::Result<std::process::ExitCode> {
         metrics: metrics.clone(),
         audit: audit.clone(),
     };
-    let mut service = pingora::proxy::http_proxy_service(&server.configuration, waf);
+    // Pingora's proxy, behind the request-head deadline it lacks (see `head_deadline`).
+    let proxy_app = head_deadline::HeadDeadlineApp::new(
+        pingora::proxy::http_proxy(&server.configuration, waf),
+        live.clone(),
+        metrics.head_timeouts.clone(),
+    );
+    let mut service = Service::new("waf proxy".to_string(), proxy_app);
     service.add_tcp(&config.listen);
     if let (Some(t), Some(certificates)) = (&config.tls, certificates) {
         let settings = certificates.into_settings(t.http2)?;

@@ -305,11 +305,28 @@ impl Waf {
         session.enable_retry_buffering();
         let mut buf = Vec::new();
         let mut over = false;
-        while let Some(chunk) = session
-            .read_request_body()
-            .await
-            .map_err(|e| e.into_down())?
-        {
+        // The whole body within the deadline, not each read: a client trickling a byte at a
+        // time would otherwise hold the request (and its connection) for as long as it likes.
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(snapshot.limits.body_timeout_ms);
+        loop {
+            let read = tokio::time::timeout_at(deadline, session.read_request_body()).await;
+            let Ok(chunk) = read else {
+                ctx.body = "timed out";
+                return refuse(
+                    session,
+                    ctx,
+                    "rejected",
+                    408,
+                    "Request Timeout",
+                    "The request body did not arrive in time.",
+                )
+                .await
+                .map(Err);
+            };
+            let Some(chunk) = chunk.map_err(|e| e.into_down())? else {
+                break;
+            };
             buf.extend_from_slice(&chunk);
             if buf.len() > limit {
                 over = true;

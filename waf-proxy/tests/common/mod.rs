@@ -270,6 +270,8 @@ pub struct Setup<'a> {
     pub extra_top: String,
     /// Also wait for an HTTPS port (`{tls_port}` in `extra_top`).
     pub tls: bool,
+    /// More `limits:` keys, as YAML lines indented by two spaces.
+    pub limits_extra: String,
 }
 
 impl Default for Setup<'_> {
@@ -284,6 +286,7 @@ impl Default for Setup<'_> {
             extra_sites: String::new(),
             extra_top: String::new(),
             tls: false,
+            limits_extra: String::new(),
         }
     }
 }
@@ -355,7 +358,7 @@ impl Proxy {
              upgrade_sock: \"{dir}/upgrade.sock\"\n\
              shutdown_grace_seconds: 1\n\
              trusted_proxies: {trusted}\n\
-             limits:\n  max_body_inspect: {max}\n  large_body: {large}\n\
+             limits:\n  max_body_inspect: {max}\n  large_body: {large}\n{limits_extra}\
              {extra_top}\n\
              sites:\n\
              \x20 - hosts: [login.contoso.com, Other.Contoso.com]\n\
@@ -373,6 +376,7 @@ impl Proxy {
                 .site_extra
                 .replace("{dir}", &dir.path().display().to_string()),
             extra = s.extra_sites,
+            limits_extra = s.limits_extra,
         );
         let path = dir.path().join("waf.yaml");
         std::fs::write(&path, config).unwrap();
@@ -527,6 +531,34 @@ pub struct Response {
 }
 
 impl Response {
+    /// Reads a response head (an interim `100 Continue`, say) from a connection that stays open.
+    pub fn read_head(stream: &mut impl Read) -> Response {
+        Response::parse(&Response::read_head_bytes(stream))
+    }
+
+    fn read_head_bytes(stream: &mut impl Read) -> Vec<u8> {
+        let mut raw = Vec::new();
+        let mut byte = [0u8; 1];
+        while !raw.ends_with(b"\r\n\r\n") {
+            stream.read_exact(&mut byte).expect("a response head");
+            raw.push(byte[0]);
+        }
+        raw
+    }
+
+    /// Reads one response with a `Content-Length` from a connection that stays open.
+    pub fn read_from(stream: &mut impl Read) -> Response {
+        let mut raw = Response::read_head_bytes(stream);
+        let length: usize = Response::parse(&raw)
+            .header("content-length")
+            .and_then(|v| v.parse().ok())
+            .expect("a Content-Length");
+        let mut body = vec![0u8; length];
+        stream.read_exact(&mut body).expect("the response body");
+        raw.extend_from_slice(&body);
+        Response::parse(&raw)
+    }
+
     pub fn parse(raw: &[u8]) -> Response {
         let text = String::from_utf8_lossy(raw).into_owned();
         let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));

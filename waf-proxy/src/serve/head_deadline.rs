@@ -1,0 +1,480 @@
+//! A deadline for each request head: the slowloris defence Pingora does not have.
+//!
+//! A slowloris client opens a connection, sends part of a request head and then one more byte
+//! every few seconds, never the blank line that ends the head. Pingora 0.9 times out each *read*
+//! of a head (60 s), not the head as a whole, so such a client holds its connection, a socket
+//! and a buffer for as long as it likes; a few thousand of them hold every file descriptor the
+//! proxy has, and the sign-in page is down. nginx bounds the whole head
+//! (`client_header_timeout`); Pingora cannot, because the head is read inside its HTTP/1
+//! session before any hook of ours runs (cloudflare/pingora#447).
+//!
+//! So the deadline is kept one layer down, on the connection's byte stream:
+//! [`HeadDeadlineApp`] wraps the proxy's [`ServerApp`] and hands it every HTTP/1 connection
+//! (plain or TLS, after the handshake) inside a [`HeadDeadline`] stream. The stream follows the
+//! HTTP/1 exchange from the bytes that pass through it:
+//!
+//! * **Idle**: between requests. No deadline here: Pingora's keep-alive timeout closes a
+//!   connection that sends nothing.
+//! * **Head**: from the first byte of a request until the blank line that ends its head. Every
+//!   read here fails with [`TimedOut`](std::io::ErrorKind::TimedOut) once `limits.header_timeout_ms`
+//!   has passed since that first byte; Pingora then drops the connection without an answer, as
+//!   nginx does.
+//! * **Body**: after the head. The body, when there is one, is read under its own deadline
+//!   (`limits.body_timeout_ms`, in the proxy). The first response written that is not an
+//!   interim `1xx` (a `100 Continue` comes before the body) ends the exchange: the next bytes
+//!   read start the next head.
+//!
+//! This follows the wire rather than parsing it, and can only err towards guarding less: a
+//! head that ends in a way the HTTP parser refuses ends the deadline too (the parser then
+//! answers 400), and a response sent while the request body is still arriving (an upstream
+//! that answers early) lets the rest of that body start a deadline that the next head would
+//! have had anyway. HTTP/2 connections are not wrapped: their frames are not HTTP/1 heads.
+//!
+//! A head that arrives in the read that started it, which is nearly every head, costs one
+//! clock read and a scan for the blank line; a timer is armed only when a head has to be
+//! waited for.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pingora::apps::ServerApp;
+use pingora::protocols::raw_connect::ProxyDigest;
+use pingora::protocols::tls::{SslDigest, TlsRef};
+use pingora::protocols::{
+    GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream,
+    TimingDigest, UniqueID, UniqueIDType, ALPN,
+};
+use pingora::server::ShutdownWatch;
+use prometheus::IntCounter;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+use super::live::Live;
+
+/// A [`ServerApp`] that gives `inner` each HTTP/1 connection inside a [`HeadDeadline`].
+pub struct HeadDeadlineApp<A> {
+    inner: Arc<A>,
+    /// The limits in force: the deadline of a connection is the one of its start.
+    live: Arc<Live>,
+    /// `waf_request_head_timeouts_total`.
+    expired: IntCounter,
+}
+
+impl<A> HeadDeadlineApp<A> {
+    pub fn new(inner: A, live: Arc<Live>, expired: IntCounter) -> Self {
+        HeadDeadlineApp {
+            inner: Arc::new(inner),
+            live,
+            expired,
+        }
+    }
+}
+
+#[async_trait]
+impl<A: ServerApp + Send + Sync + 'static> ServerApp for HeadDeadlineApp<A> {
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let stream: Stream = if stream.selected_alpn_proto() == Some(ALPN::H2) {
+            stream
+        } else {
+            let timeout = Duration::from_millis(self.live.load().limits.header_timeout_ms);
+            Box::new(HeadDeadline::new(stream, timeout, self.expired.clone()))
+        };
+        self.inner.process_new(stream, shutdown).await
+    }
+
+    async fn cleanup(&self) {
+        self.inner.cleanup().await
+    }
+}
+
+/// Where a connection is in its HTTP/1 exchange (see the module's documentation).
+enum Phase {
+    Idle,
+    Head {
+        deadline: Instant,
+        /// Armed when a read of the head has to wait.
+        timer: Option<Pin<Box<Sleep>>>,
+        /// Whether the current line has a byte other than `\r`.
+        line_started: bool,
+        /// Whether a line of this head had one: a blank line before the request line (which
+        /// HTTP/1.1 allows) does not end the head.
+        lines: bool,
+    },
+    Body,
+    /// The deadline passed: every read fails.
+    Expired,
+}
+
+/// A connection's byte stream with a deadline on each request head.
+pub struct HeadDeadline {
+    inner: Stream,
+    timeout: Duration,
+    phase: Phase,
+    expired: IntCounter,
+}
+
+impl HeadDeadline {
+    pub fn new(inner: Stream, timeout: Duration, expired: IntCounter) -> Self {
+        HeadDeadline {
+            inner,
+            timeout,
+            phase: Phase::Idle,
+            expired,
+        }
+    }
+
+    /// Follows the bytes just read: a new head starts, or the blank line ends it.
+    fn saw(&mut self, bytes: &[u8]) {
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            if let Phase::Idle = self.phase {
+                self.phase = Phase::Head {
+                    deadline: Instant::now() + self.timeout,
+                    timer: None,
+                    line_started: false,
+                    lines: false,
+                };
+            }
+            let Phase::Head {
+                line_started,
+                lines,
+                ..
+            } = &mut self.phase
+            else {
+                return;
+            };
+            let Some(newline) = rest.iter().position(|&b| b == b'\n') else {
+                *line_started |= rest.iter().any(|&b| b != b'\r');
+                return;
+            };
+            let (line, after) = rest.split_at(newline);
+            let started = *line_started || line.iter().any(|&b| b != b'\r');
+            if !started && *lines {
+                // The blank line: the head is complete.
+                self.phase = Phase::Body;
+                return;
+            }
+            *lines |= started;
+            *line_started = false;
+            rest = after.get(1..).unwrap_or_default();
+        }
+    }
+
+    /// The error of a read past the deadline; the first one counts and logs it.
+    fn timed_out(&mut self) -> io::Error {
+        let error = io::Error::new(io::ErrorKind::TimedOut, "request head not complete in time");
+        if let Phase::Expired = self.phase {
+            return error;
+        }
+        self.phase = Phase::Expired;
+        self.expired.inc();
+        let peer = self
+            .inner
+            .get_socket_digest()
+            .and_then(|d| d.peer_addr().map(|a| a.to_string()))
+            .unwrap_or_default();
+        tracing::info!(
+            peer = %peer,
+            timeout_ms = self.timeout.as_millis() as u64,
+            "request head not complete in time: connection closed"
+        );
+        error
+    }
+}
+
+impl AsyncRead for HeadDeadline {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        let expired = match &this.phase {
+            Phase::Head { deadline, .. } => Instant::now() >= *deadline,
+            Phase::Expired => true,
+            Phase::Idle | Phase::Body => false,
+        };
+        if expired {
+            return Poll::Ready(Err(this.timed_out()));
+        }
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                let filled = buf.filled();
+                this.saw(filled.get(before..).unwrap_or_default());
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => {
+                if let Phase::Head {
+                    deadline, timer, ..
+                } = &mut this.phase
+                {
+                    let timer =
+                        timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(*deadline)));
+                    if timer.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Err(this.timed_out()));
+                    }
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl AsyncWrite for HeadDeadline {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        this.wrote(buf);
+        Pin::new(&mut this.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        if let Some(first) = bufs.iter().find(|b| !b.is_empty()) {
+            this.wrote(first);
+        }
+        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+impl HeadDeadline {
+    /// Follows the bytes about to be written: a final response ends the exchange.
+    fn wrote(&mut self, bytes: &[u8]) {
+        if !matches!(self.phase, Phase::Body) || bytes.is_empty() {
+            return;
+        }
+        // `HTTP/1.1 100 Continue`: the body is still to come.
+        let interim = bytes.starts_with(b"HTTP/1.") && bytes.get(9) == Some(&b'1');
+        if !interim {
+            self.phase = Phase::Idle;
+        }
+    }
+}
+
+// The rest of Pingora's `IO`: all the inner stream's.
+
+#[async_trait]
+impl Shutdown for HeadDeadline {
+    async fn shutdown(&mut self) {
+        self.inner.shutdown().await
+    }
+}
+
+impl UniqueID for HeadDeadline {
+    fn id(&self) -> UniqueIDType {
+        self.inner.id()
+    }
+}
+
+impl Ssl for HeadDeadline {
+    fn get_ssl(&self) -> Option<&TlsRef> {
+        self.inner.get_ssl()
+    }
+
+    fn get_ssl_digest(&self) -> Option<Arc<SslDigest>> {
+        self.inner.get_ssl_digest()
+    }
+
+    fn selected_alpn_proto(&self) -> Option<ALPN> {
+        self.inner.selected_alpn_proto()
+    }
+}
+
+impl GetTimingDigest for HeadDeadline {
+    fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
+        self.inner.get_timing_digest()
+    }
+
+    fn get_read_pending_time(&self) -> Duration {
+        self.inner.get_read_pending_time()
+    }
+
+    fn get_write_pending_time(&self) -> Duration {
+        self.inner.get_write_pending_time()
+    }
+}
+
+impl GetProxyDigest for HeadDeadline {
+    fn get_proxy_digest(&self) -> Option<Arc<ProxyDigest>> {
+        self.inner.get_proxy_digest()
+    }
+
+    fn set_proxy_digest(&mut self, digest: ProxyDigest) {
+        self.inner.set_proxy_digest(digest)
+    }
+}
+
+impl GetSocketDigest for HeadDeadline {
+    fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
+        self.inner.get_socket_digest()
+    }
+
+    fn set_socket_digest(&mut self, digest: SocketDigest) {
+        self.inner.set_socket_digest(digest)
+    }
+}
+
+#[async_trait]
+impl Peek for HeadDeadline {
+    async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
+        self.inner.try_peek(buf).await
+    }
+}
+
+impl fmt::Debug for HeadDeadline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let phase = match self.phase {
+            Phase::Idle => "idle",
+            Phase::Head { .. } => "head",
+            Phase::Body => "body",
+            Phase::Expired => "expired",
+        };
+        f.debug_struct("HeadDeadline")
+            .field("inner", &self.inner)
+            .field("timeout", &self.timeout)
+            .field("phase", &phase)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    enum Event {
+        Read(&'static [u8]),
+        Write(&'static [u8]),
+    }
+    use Event::{Read, Write};
+
+    fn phase_after(events: &[Event]) -> &'static str {
+        let inner: Stream = Box::new(std::io::Cursor::new(Vec::new()));
+        let counter = IntCounter::new("t", "t").unwrap();
+        let mut s = HeadDeadline::new(inner, Duration::from_secs(1), counter);
+        for event in events {
+            match event {
+                Read(bytes) => s.saw(bytes),
+                Write(bytes) => s.wrote(bytes),
+            }
+        }
+        match s.phase {
+            Phase::Idle => "idle",
+            Phase::Head { .. } => "head",
+            Phase::Body => "body",
+            Phase::Expired => "expired",
+        }
+    }
+
+    #[test]
+    fn the_phase_follows_the_exchange() {
+        const HEAD: &[u8] = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        let cases: &[(&str, &[Event], &str)] = &[
+            ("nothing read yet", &[], "idle"),
+            ("a whole head", &[Read(HEAD)], "body"),
+            (
+                "a head and its body",
+                &[Read(b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nab")],
+                "body",
+            ),
+            (
+                "half a head",
+                &[Read(b"GET / HTTP/1.1\r\nHost: a\r\n")],
+                "head",
+            ),
+            (
+                "a head a line at a time",
+                &[
+                    Read(b"GET / HTTP/1.1\r\n"),
+                    Read(b"Host: a\r\n"),
+                    Read(b"\r\n"),
+                ],
+                "body",
+            ),
+            (
+                "CRLFs split between reads",
+                &[
+                    Read(b"GET / HTTP/1.1\r\nHost: a\r"),
+                    Read(b"\n\r"),
+                    Read(b"\n"),
+                ],
+                "body",
+            ),
+            (
+                "a line split between reads",
+                &[Read(b"GET / HTTP/1.1\r\nHo"), Read(b"st: a\r\n")],
+                "head",
+            ),
+            ("bare LFs", &[Read(b"GET / HTTP/1.1\nHost: a\n\n")], "body"),
+            (
+                "a blank line before the request line",
+                &[Read(b"\r\n")],
+                "head",
+            ),
+            ("then the head", &[Read(b"\r\n"), Read(HEAD)], "body"),
+            (
+                "a 100 Continue",
+                &[Read(HEAD), Write(b"HTTP/1.1 100 Continue\r\n\r\n")],
+                "body",
+            ),
+            (
+                "a 101 Switching Protocols",
+                &[Read(HEAD), Write(b"HTTP/1.1 101 Switching Protocols\r\n")],
+                "body",
+            ),
+            (
+                "the response",
+                &[Read(HEAD), Write(b"HTTP/1.1 200 OK\r\n")],
+                "idle",
+            ),
+            (
+                "the next head",
+                &[
+                    Read(HEAD),
+                    Write(b"HTTP/1.1 200 OK\r\n"),
+                    Read(b"GET /2 HT"),
+                ],
+                "head",
+            ),
+            (
+                "a write between requests",
+                &[Write(b"HTTP/1.1 408 Request Timeout\r\n")],
+                "idle",
+            ),
+            ("an empty read", &[Read(b"")], "idle"),
+        ];
+        for (what, events, expected) in cases {
+            assert_eq!(phase_after(events), *expected, "{what}");
+        }
+    }
+}
