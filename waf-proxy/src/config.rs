@@ -288,7 +288,7 @@ pub enum SiteMode {
     DetectOnly,
 }
 
-/// Body limits.
+/// Size limits and client deadlines.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
@@ -305,6 +305,9 @@ pub struct Limits {
     /// is closed (slowloris).
     #[serde(default = "default_header_timeout_ms")]
     pub header_timeout_ms: u64,
+    /// Time a connection may wait for its first or next request (HTTP/1 and HTTP/2).
+    #[serde(default = "default_idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
     /// Time to read a body that is inspected; past it the request is answered 408.
     #[serde(default = "default_body_timeout_ms")]
     pub body_timeout_ms: u64,
@@ -317,6 +320,7 @@ impl Default for Limits {
             large_body: LargeBody::default(),
             max_header_bytes: default_max_header_bytes(),
             header_timeout_ms: default_header_timeout_ms(),
+            idle_timeout_ms: default_idle_timeout_ms(),
             body_timeout_ms: default_body_timeout_ms(),
         }
     }
@@ -365,6 +369,9 @@ fn default_max_header_bytes() -> usize {
 }
 fn default_header_timeout_ms() -> u64 {
     10_000
+}
+fn default_idle_timeout_ms() -> u64 {
+    60_000
 }
 fn default_body_timeout_ms() -> u64 {
     30_000
@@ -504,6 +511,10 @@ impl Config {
         ensure!(
             self.limits.max_header_bytes >= 1024,
             "limits.max_header_bytes: at least 1024"
+        );
+        ensure!(
+            (100..=60_000).contains(&self.limits.idle_timeout_ms),
+            "limits.idle_timeout_ms: 100 to 60000 (Pingora closes an idle HTTP/1 connection after 60 s anyway)"
         );
         for (key, ms) in [
             ("header_timeout_ms", self.limits.header_timeout_ms),
@@ -754,8 +765,12 @@ mod tests {
         assert_eq!(tls.certificates[0].hosts, ["a.test"]);
         assert_eq!(c.limits.max_header_bytes, 4096);
         assert_eq!(
-            (c.limits.header_timeout_ms, c.limits.body_timeout_ms),
-            (10_000, 30_000)
+            (
+                c.limits.header_timeout_ms,
+                c.limits.idle_timeout_ms,
+                c.limits.body_timeout_ms
+            ),
+            (10_000, 60_000, 30_000)
         );
         assert!(c.audit.all_requests);
         assert_eq!(c.log_format, LogFormat::Json);

@@ -619,9 +619,9 @@ fn slowloris_a_head_not_complete_within_the_header_timeout_loses_its_connection(
     assert_eq!(proxy.metric("waf_request_head_timeouts_total"), 1.0);
 
     // A head in two pieces within the deadline is served. So is the next request on the same
-    // connection after a pause longer than the deadline: between requests there is none (the
-    // keep-alive timeout closes idle connections). And a `100 Continue` does not end the
-    // exchange: the body after it is not taken for the next head.
+    // connection after a pause longer than the deadline: between requests the idle timeout
+    // (60 s here) applies instead. And a `100 Continue` does not end the exchange: the body
+    // after it is not taken for the next head.
     let mut s = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     s.write_all(b"GET /authorize?step=1 HTTP/1.1\r\nHost: login.")

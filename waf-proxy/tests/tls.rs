@@ -7,7 +7,8 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{curl_h2, https_get, Origin, Pki, Proxy, Setup};
+use common::{curl_h2, https_get, Origin, Pki, Proxy, Response, Setup};
+use openssl::ssl::{SslConnector, SslMethod};
 
 /// A proxy with an HTTPS listener serving `login.contoso.com` and `login.fabrikam.com`, each with
 /// its own certificate, both forwarded to `origin`.
@@ -225,7 +226,7 @@ fn slowloris_over_tls_loses_its_connection_too() {
     let port = proxy.tls_port.unwrap();
     let ca = pki.write_ca(proxy.dir.path());
 
-    let mut builder = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls()).unwrap();
+    let mut builder = SslConnector::builder(SslMethod::tls()).unwrap();
     builder.set_ca_file(&ca).unwrap();
     let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
     tcp.set_read_timeout(Some(Duration::from_millis(100)))
@@ -270,4 +271,66 @@ fn slowloris_over_tls_loses_its_connection_too() {
     );
     assert_eq!((status, version.as_str()), (200, "2"));
     assert_eq!(origin.seen().len(), 2);
+}
+
+/// How long `stream` stays open while the test sends nothing (at most 10 s): reads until the
+/// proxy closes it.
+fn open_for(stream: &mut impl Read) -> Duration {
+    let started = Instant::now();
+    let mut buf = [0u8; 1024];
+    loop {
+        assert!(started.elapsed() < Duration::from_secs(10), "still open");
+        match stream.read(&mut buf) {
+            Ok(0) => return started.elapsed(),
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => return started.elapsed(),
+        }
+    }
+}
+
+/// Idle connections are closed after `idle_timeout_ms`, over HTTP/1 and HTTP/2. Pingora kept
+/// an HTTP/2 connection that never sent a request open for good (seen open after 75 s).
+#[test]
+fn idle_connections_are_closed_after_the_idle_timeout() {
+    let pki = Pki::new();
+    let origin = Origin::start();
+    let proxy = two_domain_proxy_with_limits(&origin, &pki, "  idle_timeout_ms: 1000\n");
+    let ca = pki.write_ca(proxy.dir.path());
+    let idle = Duration::from_millis(900)..Duration::from_secs(5);
+
+    // HTTP/1: a connection that never sends a request, and one idle after its first.
+    let mut s = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let open = open_for(&mut s);
+    assert!(idle.contains(&open), "{open:?}");
+    let mut s = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /authorize HTTP/1.1\r\nHost: login.contoso.com\r\n\r\n")
+        .unwrap();
+    let r = Response::read_from(&mut s);
+    assert_eq!(r.status, 200, "{}", r.raw);
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let open = open_for(&mut s);
+    assert!(idle.contains(&open), "{open:?}");
+
+    // HTTP/2 over TLS: the client preface and its settings, then nothing.
+    let mut builder = SslConnector::builder(SslMethod::tls()).unwrap();
+    builder.set_ca_file(&ca).unwrap();
+    builder.set_alpn_protos(b"\x02h2").unwrap();
+    let tcp = TcpStream::connect(("127.0.0.1", proxy.tls_port.unwrap())).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut s = builder
+        .build()
+        .connect("login.contoso.com", tcp)
+        .expect("TLS handshake");
+    assert_eq!(s.ssl().selected_alpn_protocol(), Some(&b"h2"[..]));
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .unwrap();
+    let open = open_for(&mut s);
+    assert!(idle.contains(&open), "{open:?}");
+    assert_eq!(origin.seen().len(), 1);
 }

@@ -420,6 +420,9 @@ fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.upgrade_sock != new.upgrade_sock {
         keys.push("upgrade_sock");
     }
+    if old.limits.idle_timeout_ms != new.limits.idle_timeout_ms {
+        keys.push("limits.idle_timeout_ms");
+    }
     if old.shutdown_grace_seconds != new.shutdown_grace_seconds {
         keys.push("shutdown_grace_seconds");
     }

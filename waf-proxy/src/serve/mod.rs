@@ -15,7 +15,7 @@ mod admin;
 mod audit;
 mod background;
 mod block_page;
-mod head_deadline;
+mod deadlines;
 mod live;
 mod metrics;
 mod proxy;
@@ -97,10 +97,17 @@ pub fn run(args: &Args) -> anyhow::Result<std::process::ExitCode> {
         metrics: metrics.clone(),
         audit: audit.clone(),
     };
-    // Pingora's proxy, behind the request-head deadline it lacks (see `head_deadline`).
-    let proxy_app = head_deadline::HeadDeadlineApp::new(
-        pingora::proxy::http_proxy(&server.configuration, waf),
+    // Pingora's proxy, behind the deadlines on idle connections and request heads it lacks
+    // (see `deadlines`); its HTTP/2 connections get its own idle timeout.
+    let idle_timeout = std::time::Duration::from_millis(config.limits.idle_timeout_ms);
+    let mut proxy = pingora::proxy::http_proxy(&server.configuration, waf);
+    let mut options = pingora::apps::HttpServerOptions::default();
+    options.h2_idle_timeout = Some(idle_timeout);
+    proxy.server_options = Some(options);
+    let proxy_app = deadlines::ClientDeadlinesApp::new(
+        proxy,
         live.clone(),
+        idle_timeout,
         metrics.head_timeouts.clone(),
     );
     let mut service = Service::new("waf proxy".to_string(), proxy_app);

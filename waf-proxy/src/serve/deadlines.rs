@@ -1,4 +1,4 @@
-//! A deadline for each request head: the slowloris defence Pingora does not have.
+//! Deadlines on what clients send: an idle connection, a request head. Pingora has neither.
 //!
 //! A slowloris client opens a connection, sends part of a request head and then one more byte
 //! every few seconds, never the blank line that ends the head. Pingora 0.9 times out each *read*
@@ -6,33 +6,38 @@
 //! and a buffer for as long as it likes; a few thousand of them hold every file descriptor the
 //! proxy has, and the sign-in page is down. nginx bounds the whole head
 //! (`client_header_timeout`); Pingora cannot, because the head is read inside its HTTP/1
-//! session before any hook of ours runs (cloudflare/pingora#447).
+//! session before any hook of ours runs (cloudflare/pingora#447). An HTTP/2 client need not
+//! even trickle: Pingora keeps an HTTP/2 connection that never sends a request open forever.
 //!
-//! So the deadline is kept one layer down, on the connection's byte stream:
-//! [`HeadDeadlineApp`] wraps the proxy's [`ServerApp`] and hands it every HTTP/1 connection
-//! (plain or TLS, after the handshake) inside a [`HeadDeadline`] stream. The stream follows the
-//! HTTP/1 exchange from the bytes that pass through it:
+//! So the deadlines are kept one layer down, on the connection's byte stream:
+//! [`ClientDeadlinesApp`] wraps the proxy's [`ServerApp`] and hands it every HTTP/1 connection
+//! (plain or TLS, after the handshake) inside a [`DeadlineStream`], which follows the HTTP/1
+//! exchange from the bytes that pass through it:
 //!
-//! * **Idle**: between requests. No deadline here: Pingora's keep-alive timeout closes a
-//!   connection that sends nothing.
-//! * **Head**: from the first byte of a request until the blank line that ends its head. Every
-//!   read here fails with [`TimedOut`](std::io::ErrorKind::TimedOut) once `limits.header_timeout_ms`
-//!   has passed since that first byte; Pingora then drops the connection without an answer, as
-//!   nginx does.
+//! * **Idle**: before the first request and between requests. Once `limits.idle_timeout_ms`
+//!   has passed since the connection was accepted or its last response was written, a read
+//!   ends the stream, as if the client had closed it; Pingora closes the connection.
+//! * **Head**: from the first byte of a request until the blank line that ends its head. Once
+//!   `limits.header_timeout_ms` has passed since that first byte, every read fails with
+//!   [`TimedOut`](std::io::ErrorKind::TimedOut); Pingora then drops the connection without an
+//!   answer, as nginx does.
 //! * **Body**: after the head. The body, when there is one, is read under its own deadline
 //!   (`limits.body_timeout_ms`, in the proxy). The first response written that is not an
-//!   interim `1xx` (a `100 Continue` comes before the body) ends the exchange: the next bytes
-//!   read start the next head.
+//!   interim `1xx` (a `100 Continue` comes before the body) ends the exchange: the connection
+//!   is idle again.
 //!
 //! This follows the wire rather than parsing it, and can only err towards guarding less: a
 //! head that ends in a way the HTTP parser refuses ends the deadline too (the parser then
 //! answers 400), and a response sent while the request body is still arriving (an upstream
 //! that answers early) lets the rest of that body start a deadline that the next head would
-//! have had anyway. HTTP/2 connections are not wrapped: their frames are not HTTP/1 heads.
+//! have had anyway. HTTP/2 connections are not wrapped (their frames are not HTTP/1 heads):
+//! Pingora's own `h2_idle_timeout` closes them once no request is in flight for
+//! `limits.idle_timeout_ms`, which also covers a request whose headers never end, since
+//! Pingora sees no request until they do.
 //!
-//! A head that arrives in the read that started it, which is nearly every head, costs one
-//! clock read and a scan for the blank line; a timer is armed only when a head has to be
-//! waited for.
+//! A head that arrives in the read that started it, which is nearly every head, costs a clock
+//! read and a scan for the blank line; one timer per connection is reset when a read has to
+//! wait.
 
 use std::fmt;
 use std::future::Future;
@@ -57,27 +62,30 @@ use tokio::time::{Instant, Sleep};
 
 use super::live::Live;
 
-/// A [`ServerApp`] that gives `inner` each HTTP/1 connection inside a [`HeadDeadline`].
-pub struct HeadDeadlineApp<A> {
+/// A [`ServerApp`] that gives `inner` each HTTP/1 connection inside a [`DeadlineStream`].
+pub struct ClientDeadlinesApp<A> {
     inner: Arc<A>,
-    /// The limits in force: the deadline of a connection is the one of its start.
+    /// The limits in force: a connection's head deadline is the one of its start.
     live: Arc<Live>,
+    /// `limits.idle_timeout_ms`, read at start (as the HTTP/2 one is).
+    idle_timeout: Duration,
     /// `waf_request_head_timeouts_total`.
     expired: IntCounter,
 }
 
-impl<A> HeadDeadlineApp<A> {
-    pub fn new(inner: A, live: Arc<Live>, expired: IntCounter) -> Self {
-        HeadDeadlineApp {
+impl<A> ClientDeadlinesApp<A> {
+    pub fn new(inner: A, live: Arc<Live>, idle_timeout: Duration, expired: IntCounter) -> Self {
+        ClientDeadlinesApp {
             inner: Arc::new(inner),
             live,
+            idle_timeout,
             expired,
         }
     }
 }
 
 #[async_trait]
-impl<A: ServerApp + Send + Sync + 'static> ServerApp for HeadDeadlineApp<A> {
+impl<A: ServerApp + Send + Sync + 'static> ServerApp for ClientDeadlinesApp<A> {
     async fn process_new(
         self: &Arc<Self>,
         stream: Stream,
@@ -86,8 +94,15 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for HeadDeadlineApp<A> {
         let stream: Stream = if stream.selected_alpn_proto() == Some(ALPN::H2) {
             stream
         } else {
-            let timeout = Duration::from_millis(self.live.load().limits.header_timeout_ms);
-            Box::new(HeadDeadline::new(stream, timeout, self.expired.clone()))
+            let head_timeout = Duration::from_millis(self.live.load().limits.header_timeout_ms);
+            Box::new(DeadlineStream::new(
+                stream,
+                Deadlines {
+                    idle: self.idle_timeout,
+                    head: head_timeout,
+                },
+                self.expired.clone(),
+            ))
         };
         self.inner.process_new(stream, shutdown).await
     }
@@ -97,13 +112,20 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for HeadDeadlineApp<A> {
     }
 }
 
+/// How long a connection may stay idle, and take to send a request head.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadlines {
+    pub idle: Duration,
+    pub head: Duration,
+}
+
 /// Where a connection is in its HTTP/1 exchange (see the module's documentation).
 enum Phase {
-    Idle,
+    Idle {
+        until: Instant,
+    },
     Head {
-        deadline: Instant,
-        /// Armed when a read of the head has to wait.
-        timer: Option<Pin<Box<Sleep>>>,
+        until: Instant,
         /// Whether the current line has a byte other than `\r`.
         line_started: bool,
         /// Whether a line of this head had one: a blank line before the request line (which
@@ -115,32 +137,47 @@ enum Phase {
     Expired,
 }
 
-/// A connection's byte stream with a deadline on each request head.
-pub struct HeadDeadline {
+/// A connection's byte stream with deadlines on idleness and on each request head.
+pub struct DeadlineStream {
     inner: Stream,
-    timeout: Duration,
+    deadlines: Deadlines,
     phase: Phase,
+    /// The connection's one timer, set to the deadline of a read that has to wait.
+    timer: Option<Pin<Box<Sleep>>>,
     expired: IntCounter,
 }
 
-impl HeadDeadline {
-    pub fn new(inner: Stream, timeout: Duration, expired: IntCounter) -> Self {
-        HeadDeadline {
+impl DeadlineStream {
+    pub fn new(inner: Stream, deadlines: Deadlines, expired: IntCounter) -> Self {
+        DeadlineStream {
             inner,
-            timeout,
-            phase: Phase::Idle,
+            deadlines,
+            phase: Phase::Idle {
+                until: Instant::now() + deadlines.idle,
+            },
+            timer: None,
             expired,
         }
+    }
+
+    /// Whether `until` has passed; otherwise the timer wakes the task then.
+    fn passed(&mut self, until: Instant, cx: &mut Context<'_>) -> bool {
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(until)));
+        if timer.deadline() != until {
+            timer.as_mut().reset(until);
+        }
+        timer.as_mut().poll(cx).is_ready()
     }
 
     /// Follows the bytes just read: a new head starts, or the blank line ends it.
     fn saw(&mut self, bytes: &[u8]) {
         let mut rest = bytes;
         while !rest.is_empty() {
-            if let Phase::Idle = self.phase {
+            if let Phase::Idle { .. } = self.phase {
                 self.phase = Phase::Head {
-                    deadline: Instant::now() + self.timeout,
-                    timer: None,
+                    until: Instant::now() + self.deadlines.head,
                     line_started: false,
                     lines: false,
                 };
@@ -185,27 +222,29 @@ impl HeadDeadline {
             .unwrap_or_default();
         tracing::info!(
             peer = %peer,
-            timeout_ms = self.timeout.as_millis() as u64,
+            timeout_ms = self.deadlines.head.as_millis() as u64,
             "request head not complete in time: connection closed"
         );
         error
     }
 }
 
-impl AsyncRead for HeadDeadline {
+impl AsyncRead for DeadlineStream {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        let expired = match &this.phase {
-            Phase::Head { deadline, .. } => Instant::now() >= *deadline,
-            Phase::Expired => true,
-            Phase::Idle | Phase::Body => false,
-        };
-        if expired {
-            return Poll::Ready(Err(this.timed_out()));
+        let now = Instant::now();
+        match this.phase {
+            Phase::Expired => return Poll::Ready(Err(this.timed_out())),
+            Phase::Head { until, .. } if now >= until => {
+                return Poll::Ready(Err(this.timed_out()));
+            }
+            // The end of the stream: Pingora takes it for a client that closed the connection.
+            Phase::Idle { until } if now >= until => return Poll::Ready(Ok(())),
+            _ => {}
         }
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
@@ -216,23 +255,22 @@ impl AsyncRead for HeadDeadline {
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => {
-                if let Phase::Head {
-                    deadline, timer, ..
-                } = &mut this.phase
-                {
-                    let timer =
-                        timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(*deadline)));
-                    if timer.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(Err(this.timed_out()));
-                    }
+                let (until, head) = match this.phase {
+                    Phase::Head { until, .. } => (until, true),
+                    Phase::Idle { until } => (until, false),
+                    Phase::Body | Phase::Expired => return Poll::Pending,
+                };
+                match (this.passed(until, cx), head) {
+                    (false, _) => Poll::Pending,
+                    (true, true) => Poll::Ready(Err(this.timed_out())),
+                    (true, false) => Poll::Ready(Ok(())),
                 }
-                Poll::Pending
             }
         }
     }
 }
 
-impl AsyncWrite for HeadDeadline {
+impl AsyncWrite for DeadlineStream {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -268,7 +306,7 @@ impl AsyncWrite for HeadDeadline {
     }
 }
 
-impl HeadDeadline {
+impl DeadlineStream {
     /// Follows the bytes about to be written: a final response ends the exchange.
     fn wrote(&mut self, bytes: &[u8]) {
         if !matches!(self.phase, Phase::Body) || bytes.is_empty() {
@@ -277,7 +315,9 @@ impl HeadDeadline {
         // `HTTP/1.1 100 Continue`: the body is still to come.
         let interim = bytes.starts_with(b"HTTP/1.") && bytes.get(9) == Some(&b'1');
         if !interim {
-            self.phase = Phase::Idle;
+            self.phase = Phase::Idle {
+                until: Instant::now() + self.deadlines.idle,
+            };
         }
     }
 }
@@ -285,19 +325,19 @@ impl HeadDeadline {
 // The rest of Pingora's `IO`: all the inner stream's.
 
 #[async_trait]
-impl Shutdown for HeadDeadline {
+impl Shutdown for DeadlineStream {
     async fn shutdown(&mut self) {
         self.inner.shutdown().await
     }
 }
 
-impl UniqueID for HeadDeadline {
+impl UniqueID for DeadlineStream {
     fn id(&self) -> UniqueIDType {
         self.inner.id()
     }
 }
 
-impl Ssl for HeadDeadline {
+impl Ssl for DeadlineStream {
     fn get_ssl(&self) -> Option<&TlsRef> {
         self.inner.get_ssl()
     }
@@ -311,7 +351,7 @@ impl Ssl for HeadDeadline {
     }
 }
 
-impl GetTimingDigest for HeadDeadline {
+impl GetTimingDigest for DeadlineStream {
     fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
         self.inner.get_timing_digest()
     }
@@ -325,7 +365,7 @@ impl GetTimingDigest for HeadDeadline {
     }
 }
 
-impl GetProxyDigest for HeadDeadline {
+impl GetProxyDigest for DeadlineStream {
     fn get_proxy_digest(&self) -> Option<Arc<ProxyDigest>> {
         self.inner.get_proxy_digest()
     }
@@ -335,7 +375,7 @@ impl GetProxyDigest for HeadDeadline {
     }
 }
 
-impl GetSocketDigest for HeadDeadline {
+impl GetSocketDigest for DeadlineStream {
     fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
         self.inner.get_socket_digest()
     }
@@ -346,23 +386,23 @@ impl GetSocketDigest for HeadDeadline {
 }
 
 #[async_trait]
-impl Peek for HeadDeadline {
+impl Peek for DeadlineStream {
     async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
         self.inner.try_peek(buf).await
     }
 }
 
-impl fmt::Debug for HeadDeadline {
+impl fmt::Debug for DeadlineStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let phase = match self.phase {
-            Phase::Idle => "idle",
+            Phase::Idle { .. } => "idle",
             Phase::Head { .. } => "head",
             Phase::Body => "body",
             Phase::Expired => "expired",
         };
-        f.debug_struct("HeadDeadline")
+        f.debug_struct("DeadlineStream")
             .field("inner", &self.inner)
-            .field("timeout", &self.timeout)
+            .field("deadlines", &self.deadlines)
             .field("phase", &phase)
             .finish()
     }
@@ -381,7 +421,11 @@ mod tests {
     fn phase_after(events: &[Event]) -> &'static str {
         let inner: Stream = Box::new(std::io::Cursor::new(Vec::new()));
         let counter = IntCounter::new("t", "t").unwrap();
-        let mut s = HeadDeadline::new(inner, Duration::from_secs(1), counter);
+        let deadlines = Deadlines {
+            idle: Duration::from_secs(1),
+            head: Duration::from_secs(1),
+        };
+        let mut s = DeadlineStream::new(inner, deadlines, counter);
         for event in events {
             match event {
                 Read(bytes) => s.saw(bytes),
@@ -389,7 +433,7 @@ mod tests {
             }
         }
         match s.phase {
-            Phase::Idle => "idle",
+            Phase::Idle { .. } => "idle",
             Phase::Head { .. } => "head",
             Phase::Body => "body",
             Phase::Expired => "expired",
