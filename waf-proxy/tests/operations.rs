@@ -615,3 +615,61 @@ fn an_edited_config_adds_a_site_and_says_what_needs_a_restart() {
     assert_eq!(v["restart_needed"][0], "threads", "{}", r.body);
     assert_eq!(v["sites"][1]["site"], "new.contoso.com");
 }
+
+/// The "Max open files" soft and hard limits of a process.
+fn open_files_limits(pid: &str) -> (u64, u64) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let numbers: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    (numbers[0], numbers[1])
+}
+
+/// The soft limit on open files a shell or a systemd unit hands out (1024) let the proxy hold
+/// about a thousand connections; it now raises it to the hard limit at start, and warns when
+/// even that is low.
+#[test]
+fn the_open_files_limit_is_raised_to_the_hard_limit_at_start() {
+    let origin = Origin::start();
+    // This test's own hard limit may be lower than 8192: an unprivileged process cannot go
+    // above it.
+    let hard = open_files_limits("self").1.min(8192);
+    let nofile = format!("--nofile=256:{hard}");
+    let proxy = Proxy::start(
+        &origin,
+        Setup {
+            launcher: &["prlimit", &nofile, "--"],
+            ..Setup::default()
+        },
+    );
+    assert_eq!(
+        open_files_limits(&proxy.child.id().to_string()),
+        (hard, hard)
+    );
+    assert!(
+        proxy.log().contains(&format!("open_files={hard}")),
+        "{}",
+        proxy.log()
+    );
+    assert_eq!(proxy.get("login.contoso.com", "/", "").status, 200);
+
+    let low = Proxy::start(
+        &origin,
+        Setup {
+            launcher: &["prlimit", "--nofile=256:1024", "--"],
+            ..Setup::default()
+        },
+    );
+    assert_eq!(open_files_limits(&low.child.id().to_string()), (1024, 1024));
+    assert!(
+        low.log()
+            .contains("the open-files limit allows only about this many connections"),
+        "{}",
+        low.log()
+    );
+}

@@ -62,6 +62,7 @@ pub fn run(args: &Args) -> anyhow::Result<std::process::ExitCode> {
     if args.config.is_none() {
         tracing::info!("no --config: using the built-in default configuration");
     }
+    let open_files = raise_open_files_limit();
     let metrics = Arc::new(metrics::Metrics::new().context("registering metrics")?);
     let live = Arc::new(live::Live::start(
         config.clone(),
@@ -149,9 +150,47 @@ pub fn run(args: &Args) -> anyhow::Result<std::process::ExitCode> {
         tls = %config.tls.as_ref().map(|t| t.listen.as_str()).unwrap_or("off"),
         admin = %config.admin,
         sites = config.sites.len(),
+        open_files,
         "waf serving"
     );
     server.run_forever()
+}
+
+/// Below this many open files, a warning at start: each client connection takes one, and so
+/// does each pooled upstream connection.
+const FEW_OPEN_FILES: u64 = 4096;
+
+/// Raises the process's soft limit on open files to its hard limit, and returns the limit.
+///
+/// Every client connection is a file descriptor, and the soft limit a shell or a systemd unit
+/// hands out by default is 1024: a thousand clients, or one client opening a thousand
+/// connections, and the proxy could accept no more. The hard limit (524288 under systemd, by
+/// default) is what the administrator allows; the soft one is only a default, which nginx
+/// raises too when told (`worker_rlimit_nofile`). A limit that stays low is logged.
+fn raise_open_files_limit() -> u64 {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return 0;
+    };
+    let limit = if soft < hard {
+        match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => hard,
+            Err(e) => {
+                tracing::warn!(soft, hard, "could not raise the open-files limit: {e}");
+                soft
+            }
+        }
+    } else {
+        soft
+    };
+    if limit < FEW_OPEN_FILES {
+        tracing::warn!(
+            limit,
+            "the open-files limit allows only about this many connections: raise it \
+             (`LimitNOFILE=` in a systemd unit, `ulimit -Hn` in a shell)"
+        );
+    }
+    limit
 }
 
 /// `waf serve --check`: loads everything `run` loads before it listens, and says what it found.

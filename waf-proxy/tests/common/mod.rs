@@ -272,6 +272,9 @@ pub struct Setup<'a> {
     pub tls: bool,
     /// More `limits:` keys, as YAML lines indented by two spaces.
     pub limits_extra: String,
+    /// A command that runs `waf` (and `exec`s it, so that the pid is the proxy's), such as
+    /// `prlimit --nofile=256:8192 --`; none by default.
+    pub launcher: &'a [&'a str],
 }
 
 impl Default for Setup<'_> {
@@ -287,6 +290,7 @@ impl Default for Setup<'_> {
             extra_top: String::new(),
             tls: false,
             limits_extra: String::new(),
+            launcher: &[],
         }
     }
 }
@@ -381,7 +385,15 @@ impl Proxy {
         let path = dir.path().join("waf.yaml");
         std::fs::write(&path, config).unwrap();
         let log = std::fs::File::create(dir.path().join("waf.log")).unwrap();
-        Command::new(env!("CARGO_BIN_EXE_waf"))
+        let mut command = match s.launcher.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(env!("CARGO_BIN_EXE_waf"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_waf")),
+        };
+        command
             .args(["serve", "--config"])
             .arg(&path)
             .stdin(Stdio::null())
