@@ -650,6 +650,49 @@ fn slowloris_a_head_not_complete_within_the_header_timeout_loses_its_connection(
     assert_eq!(proxy.metric("waf_request_head_timeouts_total"), 1.0);
 }
 
+/// A response that takes longer to send than the idle timeout (a slow upstream, a slow link)
+/// arrives whole: a connection is idle from its last write, not from its response's first.
+#[test]
+fn a_response_slower_than_the_idle_timeout_arrives_whole() {
+    // An upstream that sends its 12-byte body a byte every 200 ms: 2.4 s.
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream_port = upstream.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let (mut c, _) = upstream.accept().unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && c.read_exact(&mut byte).is_ok() {
+            head.push(byte[0]);
+        }
+        let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n");
+        for b in b"slow, whole!" {
+            std::thread::sleep(Duration::from_millis(200));
+            let _ = c.write_all(&[*b]);
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    });
+    let origin = Origin::start();
+    let proxy = Proxy::start(
+        &origin,
+        Setup {
+            limits_extra: "  idle_timeout_ms: 1000\n".into(),
+            extra_sites: format!(
+                "  - hosts: [slow.contoso.com]\n    upstream: {{address: \"127.0.0.1:{upstream_port}\"}}\n"
+            ),
+            ..Setup::default()
+        },
+    );
+    let mut s = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /download HTTP/1.1\r\nHost: slow.contoso.com\r\n\r\n")
+        .unwrap();
+    let started = Instant::now();
+    let r = Response::read_from(&mut s);
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(r.body, "slow, whole!");
+    assert!(started.elapsed() > Duration::from_secs(2));
+}
+
 /// The body's counterpart: a body trickled in is answered 408 once `body_timeout_ms` has
 /// passed, and never forwarded.
 #[test]

@@ -15,8 +15,9 @@
 //! exchange from the bytes that pass through it:
 //!
 //! * **Idle**: before the first request and between requests. Once `limits.idle_timeout_ms`
-//!   has passed since the connection was accepted or its last response was written, a read
-//!   ends the stream, as if the client had closed it; Pingora closes the connection.
+//!   has passed since the connection was accepted or since anything was last written to it
+//!   (the response goes on being written after its first bytes), a read ends the stream, as
+//!   if the client had closed it; Pingora closes the connection.
 //! * **Head**: from the first byte of a request until the blank line that ends its head. Once
 //!   `limits.header_timeout_ms` has passed since that first byte, every read fails with
 //!   [`TimedOut`](std::io::ErrorKind::TimedOut); Pingora then drops the connection without an
@@ -308,17 +309,29 @@ impl AsyncWrite for DeadlineStream {
 
 impl DeadlineStream {
     /// Follows the bytes about to be written: a final response ends the exchange.
+    ///
+    /// A connection is idle from its last write: the response goes on after its first write,
+    /// and Pingora reads from the client meanwhile (to see it leave). A response that takes
+    /// longer than the idle timeout to send, a download on a slow link, must not read as a
+    /// client gone idle.
     fn wrote(&mut self, bytes: &[u8]) {
-        if !matches!(self.phase, Phase::Body) || bytes.is_empty() {
+        if bytes.is_empty() {
             return;
         }
-        // `HTTP/1.1 100 Continue`: the body is still to come.
-        let interim = bytes.starts_with(b"HTTP/1.") && bytes.get(9) == Some(&b'1');
-        if !interim {
-            self.phase = Phase::Idle {
-                until: Instant::now() + self.deadlines.idle,
-            };
+        match self.phase {
+            Phase::Body => {
+                // `HTTP/1.1 100 Continue`: the body is still to come.
+                let interim = bytes.starts_with(b"HTTP/1.") && bytes.get(9) == Some(&b'1');
+                if interim {
+                    return;
+                }
+            }
+            Phase::Idle { .. } => {}
+            Phase::Head { .. } | Phase::Expired => return,
         }
+        self.phase = Phase::Idle {
+            until: Instant::now() + self.deadlines.idle,
+        };
     }
 }
 
