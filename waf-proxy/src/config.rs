@@ -305,6 +305,9 @@ pub struct Limits {
     /// is closed (slowloris).
     #[serde(default = "default_header_timeout_ms")]
     pub header_timeout_ms: u64,
+    /// Most connections one client address holds at once; 0: no cap.
+    #[serde(default)]
+    pub max_connections_per_client: u32,
     /// Time a connection may wait for its first or next request (HTTP/1 and HTTP/2).
     #[serde(default = "default_idle_timeout_ms")]
     pub idle_timeout_ms: u64,
@@ -321,6 +324,7 @@ impl Default for Limits {
             max_header_bytes: default_max_header_bytes(),
             header_timeout_ms: default_header_timeout_ms(),
             idle_timeout_ms: default_idle_timeout_ms(),
+            max_connections_per_client: 0,
             body_timeout_ms: default_body_timeout_ms(),
         }
     }
@@ -511,6 +515,10 @@ impl Config {
         ensure!(
             self.limits.max_header_bytes >= 1024,
             "limits.max_header_bytes: at least 1024"
+        );
+        ensure!(
+            self.limits.max_connections_per_client <= 1_000_000,
+            "limits.max_connections_per_client: 0 (no cap) to 1000000"
         );
         ensure!(
             (100..=60_000).contains(&self.limits.idle_timeout_ms),

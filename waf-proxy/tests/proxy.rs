@@ -650,6 +650,66 @@ fn slowloris_a_head_not_complete_within_the_header_timeout_loses_its_connection(
     assert_eq!(proxy.metric("waf_request_head_timeouts_total"), 1.0);
 }
 
+/// One address opening connections by the thousand holds the file descriptors everyone else
+/// needs; `max_connections_per_client` caps what one client holds at once.
+#[test]
+fn connections_over_max_connections_per_client_are_closed_unread() {
+    let origin = Origin::start();
+    let setup = |trusted| Setup {
+        trusted,
+        limits_extra: "  max_connections_per_client: 2\n".into(),
+        ..Setup::default()
+    };
+    let proxy = Proxy::start(&origin, setup("[]"));
+    let connect = || {
+        let s = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s
+    };
+    let wait_for_open = |n: f64| {
+        let started = Instant::now();
+        while proxy.metric("waf_client_connections") != n {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{}",
+                proxy.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let get = |s: &mut TcpStream| {
+        s.write_all(b"GET /authorize HTTP/1.1\r\nHost: login.contoso.com\r\n\r\n")
+            .unwrap();
+        Response::read_from(s).status
+    };
+    let mut a = connect();
+    let b = connect();
+    wait_for_open(2.0);
+    // A third is closed at once, before anything is read from it.
+    let mut c = connect();
+    let mut buf = [0u8; 64];
+    assert!(matches!(c.read(&mut buf), Ok(0) | Err(_)));
+    assert_eq!(proxy.metric("waf_connections_refused_total"), 1.0);
+    // The two it holds still serve; when one closes, the client may open another.
+    assert_eq!(get(&mut a), 200);
+    drop(b);
+    wait_for_open(1.0);
+    let mut d = connect();
+    assert_eq!(get(&mut d), 200);
+    assert_eq!(origin.seen().len(), 2);
+
+    // A trusted proxy in front carries everyone's connections: it is never capped.
+    let behind_cdn = Proxy::start(&origin, setup("[127.0.0.0/8]"));
+    let mut held: Vec<TcpStream> = (0..4)
+        .map(|_| TcpStream::connect(("127.0.0.1", behind_cdn.port)).unwrap())
+        .collect();
+    for s in &mut held {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        assert_eq!(get(s), 200);
+    }
+    assert_eq!(behind_cdn.metric("waf_connections_refused_total"), 0.0);
+}
+
 /// A response that takes longer to send than the idle timeout (a slow upstream, a slow link)
 /// arrives whole: a connection is idle from its last write, not from its response's first.
 #[test]

@@ -10,9 +10,9 @@
 //! even trickle: Pingora keeps an HTTP/2 connection that never sends a request open forever.
 //!
 //! So the deadlines are kept one layer down, on the connection's byte stream:
-//! [`ClientDeadlinesApp`] wraps the proxy's [`ServerApp`] and hands it every HTTP/1 connection
-//! (plain or TLS, after the handshake) inside a [`DeadlineStream`], which follows the HTTP/1
-//! exchange from the bytes that pass through it:
+//! [`ConnectionsApp`](super::connections::ConnectionsApp) hands the proxy every HTTP/1
+//! connection (plain or TLS, after the handshake) inside a [`DeadlineStream`], which follows
+//! the HTTP/1 exchange from the bytes that pass through it:
 //!
 //! * **Idle**: before the first request and between requests. Once `limits.idle_timeout_ms`
 //!   has passed since the connection was accepted or since anything was last written to it
@@ -49,69 +49,15 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use pingora::apps::ServerApp;
 use pingora::protocols::raw_connect::ProxyDigest;
 use pingora::protocols::tls::{SslDigest, TlsRef};
 use pingora::protocols::{
     GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream,
     TimingDigest, UniqueID, UniqueIDType, ALPN,
 };
-use pingora::server::ShutdownWatch;
 use prometheus::IntCounter;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
-
-use super::live::Live;
-
-/// A [`ServerApp`] that gives `inner` each HTTP/1 connection inside a [`DeadlineStream`].
-pub struct ClientDeadlinesApp<A> {
-    inner: Arc<A>,
-    /// The limits in force: a connection's head deadline is the one of its start.
-    live: Arc<Live>,
-    /// `limits.idle_timeout_ms`, read at start (as the HTTP/2 one is).
-    idle_timeout: Duration,
-    /// `waf_request_head_timeouts_total`.
-    expired: IntCounter,
-}
-
-impl<A> ClientDeadlinesApp<A> {
-    pub fn new(inner: A, live: Arc<Live>, idle_timeout: Duration, expired: IntCounter) -> Self {
-        ClientDeadlinesApp {
-            inner: Arc::new(inner),
-            live,
-            idle_timeout,
-            expired,
-        }
-    }
-}
-
-#[async_trait]
-impl<A: ServerApp + Send + Sync + 'static> ServerApp for ClientDeadlinesApp<A> {
-    async fn process_new(
-        self: &Arc<Self>,
-        stream: Stream,
-        shutdown: &ShutdownWatch,
-    ) -> Option<Stream> {
-        let stream: Stream = if stream.selected_alpn_proto() == Some(ALPN::H2) {
-            stream
-        } else {
-            let head_timeout = Duration::from_millis(self.live.load().limits.header_timeout_ms);
-            Box::new(DeadlineStream::new(
-                stream,
-                Deadlines {
-                    idle: self.idle_timeout,
-                    head: head_timeout,
-                },
-                self.expired.clone(),
-            ))
-        };
-        self.inner.process_new(stream, shutdown).await
-    }
-
-    async fn cleanup(&self) {
-        self.inner.cleanup().await
-    }
-}
 
 /// How long a connection may stay idle, and take to send a request head.
 #[derive(Debug, Clone, Copy)]

@@ -28,6 +28,8 @@ pub struct Metrics {
     /// Upstream connection or protocol failures by site.
     pub upstream_errors: IntCounterVec,
     pub head_timeouts: IntCounter,
+    pub client_connections: IntGauge,
+    pub connections_refused: IntCounter,
     /// Requests over a rate limit, by site and limit (answered 429, or only logged in
     /// detect-only mode).
     pub rate_limited: IntCounterVec,
@@ -92,6 +94,16 @@ impl Metrics {
             "HTTP/1 connections closed because a request head was not complete within limits.header_timeout_ms.",
         )?;
         registry.register(Box::new(head_timeouts.clone()))?;
+        let client_connections = IntGauge::new(
+            "waf_client_connections",
+            "Open client connections (after the TLS handshake), every protocol.",
+        )?;
+        registry.register(Box::new(client_connections.clone()))?;
+        let connections_refused = IntCounter::new(
+            "waf_connections_refused_total",
+            "Client connections closed unread because their client held limits.max_connections_per_client already.",
+        )?;
+        registry.register(Box::new(connections_refused.clone()))?;
         let rate_limited = counter(
             "waf_rate_limited_total",
             "Requests over a rate limit, by site and limit.",
@@ -150,6 +162,8 @@ impl Metrics {
             rule_evaluations,
             upstream_errors,
             head_timeouts,
+            client_connections,
+            connections_refused,
             rate_limited,
             rate_limit_uncounted,
             rate_limit_clients,

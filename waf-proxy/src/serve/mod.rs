@@ -15,6 +15,7 @@ mod admin;
 mod audit;
 mod background;
 mod block_page;
+mod connections;
 mod deadlines;
 mod live;
 mod metrics;
@@ -98,18 +99,23 @@ pub fn run(args: &Args) -> anyhow::Result<std::process::ExitCode> {
         metrics: metrics.clone(),
         audit: audit.clone(),
     };
-    // Pingora's proxy, behind the deadlines on idle connections and request heads it lacks
-    // (see `deadlines`); its HTTP/2 connections get its own idle timeout.
+    // Pingora's proxy, behind what it lacks: a cap on connections per client, and deadlines on
+    // idle connections and request heads (see `connections` and `deadlines`); its HTTP/2
+    // connections get its own idle timeout.
     let idle_timeout = std::time::Duration::from_millis(config.limits.idle_timeout_ms);
     let mut proxy = pingora::proxy::http_proxy(&server.configuration, waf);
     let mut options = pingora::apps::HttpServerOptions::default();
     options.h2_idle_timeout = Some(idle_timeout);
     proxy.server_options = Some(options);
-    let proxy_app = deadlines::ClientDeadlinesApp::new(
+    let proxy_app = connections::ConnectionsApp::new(
         proxy,
         live.clone(),
         idle_timeout,
-        metrics.head_timeouts.clone(),
+        connections::ConnectionMetrics {
+            head_timeouts: metrics.head_timeouts.clone(),
+            open: metrics.client_connections.clone(),
+            refused: metrics.connections_refused.clone(),
+        },
     );
     let mut service = Service::new("waf proxy".to_string(), proxy_app);
     service.add_tcp(&config.listen);
