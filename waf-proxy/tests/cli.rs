@@ -440,6 +440,7 @@ fn a_closed_stdout_is_not_a_panic() {
 fn serve_check_loads_everything_prints_the_sites_and_exits() {
     let config = format!(
         "listen: \"127.0.0.1:1\"\n\
+         limits: {{header_timeout_ms: 5000, max_connections_per_client: 50}}\n\
          sites:\n\
          \x20 - hosts: [login.contoso.com]\n\
          \x20   upstream: {{address: \"contoso.ciamlogin.com:443\", tls: true}}\n\
@@ -469,6 +470,14 @@ fn serve_check_loads_everything_prints_the_sites_and_exits() {
     );
     assert!(
         text.starts_with(&format!("{config}: ok: listen 127.0.0.1:1, tls off")),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "  limits: bodies up to 65536 bytes inspected (larger: rejected), heads up to 32768 \
+             bytes within 5000 ms, bodies within 30000 ms, idle connections closed after 60000 ms, \
+             connections per client: 50, open files: "
+        ),
         "{text}"
     );
     assert!(text.contains("  login.contoso.com: "), "{text}");

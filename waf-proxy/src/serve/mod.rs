@@ -31,7 +31,7 @@ use pingora::server::configuration::{Opt, ServerConf};
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
-use crate::config::{Config, LogFormat, SiteMode};
+use crate::config::{Config, LargeBody, LogFormat, SiteMode};
 
 /// Arguments of `waf serve`.
 #[derive(clap::Args)]
@@ -173,6 +173,13 @@ const FEW_OPEN_FILES: u64 = 4096;
 /// connections, and the proxy could accept no more. The hard limit (524288 under systemd, by
 /// default) is what the administrator allows; the soft one is only a default, which nginx
 /// raises too when told (`worker_rlimit_nofile`). A limit that stays low is logged.
+/// The most open files the process may have: what [`raise_open_files_limit`] raises to.
+fn open_files_hard_limit() -> Option<u64> {
+    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .ok()
+        .map(|(_, hard)| hard)
+}
+
 fn raise_open_files_limit() -> u64 {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
@@ -217,6 +224,26 @@ fn check(
         config.tls.as_ref().map_or("off", |t| t.listen.as_str()),
         config.admin,
         snapshot.sites.len()
+    );
+    let l = &config.limits;
+    println!(
+        "  limits: bodies up to {} bytes inspected (larger: {}), heads up to {} bytes within {} ms, \
+         bodies within {} ms, idle connections closed after {} ms, connections per client: {}, \
+         open files: {}",
+        l.max_body_inspect,
+        match l.large_body {
+            LargeBody::Reject => "rejected",
+            LargeBody::Pass => "forwarded uninspected",
+        },
+        l.max_header_bytes,
+        l.header_timeout_ms,
+        l.body_timeout_ms,
+        l.idle_timeout_ms,
+        match l.max_connections_per_client {
+            0 => "no cap".to_string(),
+            n => n.to_string(),
+        },
+        open_files_hard_limit().map_or("unknown".to_string(), |n| n.to_string()),
     );
     for site in &snapshot.sites {
         let s = &site.site;
