@@ -73,11 +73,9 @@ enum Phase {
     },
     Head {
         until: Instant,
-        /// Whether the current line has a byte other than `\r`.
+        /// Whether the current line has a byte other than `\r`. A head starts with one (the
+        /// blank lines before it are skipped), so the first line with none ends it.
         line_started: bool,
-        /// Whether a line of this head had one: a blank line before the request line (which
-        /// HTTP/1.1 allows) does not end the head.
-        lines: bool,
     },
     Body,
     /// The deadline passed: every read fails.
@@ -123,18 +121,18 @@ impl DeadlineStream {
         let mut rest = bytes;
         while !rest.is_empty() {
             if let Phase::Idle { .. } = self.phase {
+                // Blank lines between requests (the CRLF some clients send after a body) are
+                // not a head: the connection stays idle, under the idle deadline.
+                let Some(start) = rest.iter().position(|&b| b != b'\r' && b != b'\n') else {
+                    return;
+                };
+                rest = rest.get(start..).unwrap_or_default();
                 self.phase = Phase::Head {
                     until: Instant::now() + self.deadlines.head,
                     line_started: false,
-                    lines: false,
                 };
             }
-            let Phase::Head {
-                line_started,
-                lines,
-                ..
-            } = &mut self.phase
-            else {
+            let Phase::Head { line_started, .. } = &mut self.phase else {
                 return;
             };
             let Some(newline) = rest.iter().position(|&b| b == b'\n') else {
@@ -142,13 +140,11 @@ impl DeadlineStream {
                 return;
             };
             let (line, after) = rest.split_at(newline);
-            let started = *line_started || line.iter().any(|&b| b != b'\r');
-            if !started && *lines {
+            if !*line_started && line.iter().all(|&b| b == b'\r') {
                 // The blank line: the head is complete.
                 self.phase = Phase::Body;
                 return;
             }
-            *lines |= started;
             *line_started = false;
             rest = after.get(1..).unwrap_or_default();
         }
@@ -442,6 +438,11 @@ mod tests {
             (
                 "a blank line before the request line",
                 &[Read(b"\r\n")],
+                "idle",
+            ),
+            (
+                "a request line after a blank line",
+                &[Read(b"\r\nGET / HT")],
                 "head",
             ),
             ("then the head", &[Read(b"\r\n"), Read(HEAD)], "body"),
