@@ -481,4 +481,54 @@ mod tests {
             assert_eq!(phase_after(events), *expected, "{what}");
         }
     }
+
+    fn phase_of(s: &DeadlineStream) -> &'static str {
+        match s.phase {
+            Phase::Idle { .. } => "idle",
+            Phase::Head { .. } => "head",
+            Phase::Body => "body",
+            Phase::Expired => "expired",
+        }
+    }
+
+    proptest::proptest! {
+        /// However a head is cut into reads, it is a head until its blank line arrives, and
+        /// then the body.
+        #[test]
+        fn a_head_ends_at_its_blank_line_however_it_is_read(
+            lines in proptest::collection::vec("[A-Za-z-]{1,12}: [ -~]{0,24}", 0..8),
+            crlf in proptest::bool::ANY,
+            cuts in proptest::collection::vec(0usize..400, 0..6),
+        ) {
+            let eol = if crlf { "\r\n" } else { "\n" };
+            let mut head = format!("POST /SelfAsserted HTTP/1.1{eol}");
+            for line in &lines {
+                head.push_str(line);
+                head.push_str(eol);
+            }
+            head.push_str(eol);
+            let head = head.into_bytes();
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % head.len()).collect();
+            cuts.push(head.len());
+            cuts.sort_unstable();
+            cuts.dedup();
+            let inner: Stream = Box::new(std::io::Cursor::new(Vec::new()));
+            let deadlines = Deadlines {
+                idle: Duration::from_secs(1),
+                head: Duration::from_secs(1),
+            };
+            let mut s = DeadlineStream::new(inner, deadlines, IntCounter::new("t", "t").unwrap());
+            let mut from = 0;
+            for cut in cuts {
+                s.saw(&head[from..cut]);
+                let expected = match (cut, from) {
+                    (c, _) if c == head.len() => "body",
+                    (0, _) => "idle",
+                    _ => "head",
+                };
+                proptest::prop_assert_eq!(phase_of(&s), expected, "after {} bytes", cut);
+                from = cut;
+            }
+        }
+    }
 }
