@@ -501,15 +501,7 @@ fn detect_only_forwards_requests_over_the_rate_limit_and_logs_them() {
     // The sweeper (every 5 s) publishes how many clients the limit counts: the one client,
     // whose budget is still short.
     let gauge = format!("waf_rate_limit_clients{{limit=\"sign-in\",{site}}}");
-    let started = std::time::Instant::now();
-    while proxy.metric(&gauge) != 1.0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "{}",
-            proxy.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    proxy.wait_until(Duration::from_secs(15), || proxy.metric(&gauge) == 1.0);
 }
 
 #[test]
@@ -560,15 +552,9 @@ fn a_rate_limit_counting_max_clients_lets_new_clients_through_uncounted() {
     );
     // The sweep (every 5 s) finds the limit full, publishes its two clients and says so.
     let gauge = format!("waf_rate_limit_clients{{limit=\"sign-in\",{site}}}");
-    let started = std::time::Instant::now();
-    while proxy.metric(&gauge) != 2.0 || !proxy.log().contains("rate limit full") {
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "{}",
-            proxy.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    proxy.wait_until(Duration::from_secs(15), || {
+        proxy.metric(&gauge) == 2.0 && proxy.log().contains("rate limit full")
+    });
 }
 
 /// Slowloris: a head sent a byte at a time that never ends. Pingora times out each read of a
@@ -667,15 +653,9 @@ fn connections_over_max_connections_per_client_are_closed_unread() {
         s
     };
     let wait_for_open = |n: f64| {
-        let started = Instant::now();
-        while proxy.metric("waf_client_connections") != n {
-            assert!(
-                started.elapsed() < Duration::from_secs(5),
-                "{}",
-                proxy.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        proxy.wait_until(Duration::from_secs(5), || {
+            proxy.metric("waf_client_connections") == n
+        })
     };
     let get = |s: &mut TcpStream| {
         s.write_all(b"GET /authorize HTTP/1.1\r\nHost: login.contoso.com\r\n\r\n")

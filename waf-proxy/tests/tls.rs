@@ -5,10 +5,11 @@ mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{curl_h2, https_get, Origin, Pki, Proxy, Response, Setup};
-use openssl::ssl::{SslConnector, SslMethod};
+use openssl::ssl::{SslConnector, SslMethod, SslStream};
 
 /// A proxy with an HTTPS listener serving `login.contoso.com` and `login.fabrikam.com`, each with
 /// its own certificate, both forwarded to `origin`.
@@ -216,6 +217,23 @@ fn tls_to_the_origin_sends_sni_and_verifies_against_the_configured_ca() {
     assert!(plain.seen().is_empty());
 }
 
+/// A TLS connection to `login.contoso.com` on `port`, offering `alpn` (wire format), whose
+/// reads give up after 100 ms.
+fn tls_connect(port: u16, ca: &Path, alpn: Option<&[u8]>) -> SslStream<TcpStream> {
+    let mut builder = SslConnector::builder(SslMethod::tls()).unwrap();
+    builder.set_ca_file(ca).unwrap();
+    if let Some(alpn) = alpn {
+        builder.set_alpn_protos(alpn).unwrap();
+    }
+    let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    builder
+        .build()
+        .connect("login.contoso.com", tcp)
+        .expect("TLS handshake")
+}
+
 /// Slowloris over TLS: the head deadline holds behind the handshake too, and HTTP/2 (which the
 /// deadline leaves alone) is still served.
 #[test]
@@ -226,15 +244,7 @@ fn slowloris_over_tls_loses_its_connection_too() {
     let port = proxy.tls_port.unwrap();
     let ca = pki.write_ca(proxy.dir.path());
 
-    let mut builder = SslConnector::builder(SslMethod::tls()).unwrap();
-    builder.set_ca_file(&ca).unwrap();
-    let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
-    let mut s = builder
-        .build()
-        .connect("login.contoso.com", tcp)
-        .expect("TLS handshake");
+    let mut s = tls_connect(port, &ca, None);
     s.write_all(b"GET /authorize HTTP/1.1\r\nHost: login.contoso.com\r\n")
         .unwrap();
     let started = Instant::now();
@@ -317,16 +327,7 @@ fn idle_connections_are_closed_after_the_idle_timeout() {
     assert!(idle.contains(&open), "{open:?}");
 
     // HTTP/2 over TLS: the client preface and its settings, then nothing.
-    let mut builder = SslConnector::builder(SslMethod::tls()).unwrap();
-    builder.set_ca_file(&ca).unwrap();
-    builder.set_alpn_protos(b"\x02h2").unwrap();
-    let tcp = TcpStream::connect(("127.0.0.1", proxy.tls_port.unwrap())).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
-    let mut s = builder
-        .build()
-        .connect("login.contoso.com", tcp)
-        .expect("TLS handshake");
+    let mut s = tls_connect(proxy.tls_port.unwrap(), &ca, Some(b"\x02h2"));
     assert_eq!(s.ssl().selected_alpn_protocol(), Some(&b"h2"[..]));
     s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
         .unwrap();

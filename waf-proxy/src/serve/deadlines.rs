@@ -373,26 +373,25 @@ mod tests {
     }
     use Event::{Read, Write};
 
-    fn phase_after(events: &[Event]) -> &'static str {
+    /// A stream over nothing: these tests feed its phase tracking directly.
+    fn stream() -> DeadlineStream {
         let inner: Stream = Box::new(std::io::Cursor::new(Vec::new()));
-        let counter = IntCounter::new("t", "t").unwrap();
         let deadlines = Deadlines {
             idle: Duration::from_secs(1),
             head: Duration::from_secs(1),
         };
-        let mut s = DeadlineStream::new(inner, deadlines, counter);
+        DeadlineStream::new(inner, deadlines, IntCounter::new("t", "t").unwrap())
+    }
+
+    fn phase_after(events: &[Event]) -> &'static str {
+        let mut s = stream();
         for event in events {
             match event {
                 Read(bytes) => s.saw(bytes),
                 Write(bytes) => s.wrote(bytes),
             }
         }
-        match s.phase {
-            Phase::Idle { .. } => "idle",
-            Phase::Head { .. } => "head",
-            Phase::Body => "body",
-            Phase::Expired => "expired",
-        }
+        phase_of(&s)
     }
 
     #[test]
@@ -512,12 +511,7 @@ mod tests {
             cuts.push(head.len());
             cuts.sort_unstable();
             cuts.dedup();
-            let inner: Stream = Box::new(std::io::Cursor::new(Vec::new()));
-            let deadlines = Deadlines {
-                idle: Duration::from_secs(1),
-                head: Duration::from_secs(1),
-            };
-            let mut s = DeadlineStream::new(inner, deadlines, IntCounter::new("t", "t").unwrap());
+            let mut s = stream();
             let mut from = 0;
             for cut in cuts {
                 s.saw(&head[from..cut]);

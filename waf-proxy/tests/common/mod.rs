@@ -489,6 +489,16 @@ impl Proxy {
         read_log(&self.dir)
     }
 
+    /// Waits up to `within` for `done` to hold (a metric the sweeper publishes, a connection
+    /// the proxy has accepted); panics with the proxy's log when it never does.
+    pub fn wait_until(&self, within: Duration, mut done: impl FnMut() -> bool) {
+        let started = Instant::now();
+        while !done() {
+            assert!(started.elapsed() < within, "{}", self.log());
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Sends raw bytes on a fresh connection and reads the answer until the connection closes.
     pub fn send(&self, raw: &[u8]) -> Response {
         Proxy::client_only(self.port).send(raw)
