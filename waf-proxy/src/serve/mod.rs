@@ -166,13 +166,6 @@ pub fn run(args: &Args) -> anyhow::Result<std::process::ExitCode> {
 /// does each pooled upstream connection.
 const FEW_OPEN_FILES: u64 = 4096;
 
-/// Raises the process's soft limit on open files to its hard limit, and returns the limit.
-///
-/// Every client connection is a file descriptor, and the soft limit a shell or a systemd unit
-/// hands out by default is 1024: a thousand clients, or one client opening a thousand
-/// connections, and the proxy could accept no more. The hard limit (524288 under systemd, by
-/// default) is what the administrator allows; the soft one is only a default, which nginx
-/// raises too when told (`worker_rlimit_nofile`). A limit that stays low is logged.
 /// The most open files the process may have: what [`raise_open_files_limit`] raises to.
 fn open_files_hard_limit() -> Option<u64> {
     nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
@@ -180,6 +173,13 @@ fn open_files_hard_limit() -> Option<u64> {
         .map(|(_, hard)| hard)
 }
 
+/// Raises the process's soft limit on open files to its hard limit, and returns the limit.
+///
+/// Every client connection is a file descriptor, and the soft limit a shell or a systemd unit
+/// hands out by default is 1024: a thousand clients, or one client opening a thousand
+/// connections, and the proxy could accept no more. The hard limit (524288 under systemd, by
+/// default) is what the administrator allows; the soft one is only a default, which nginx
+/// raises too when told (`worker_rlimit_nofile`). A limit that stays low is logged.
 fn raise_open_files_limit() -> u64 {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
