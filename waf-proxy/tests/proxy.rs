@@ -557,6 +557,51 @@ fn a_rate_limit_counting_max_clients_lets_new_clients_through_uncounted() {
     });
 }
 
+/// Request smuggling: framing the proxy and the upstream could read differently. A WAF that
+/// reads one body while the upstream reads another, or a second request hidden in the first,
+/// is bypassed. Pingora's HTTP/1 parser does the refusing; this holds it to that across
+/// upgrades.
+#[test]
+fn ambiguous_framing_is_refused_and_never_reaches_the_origin() {
+    let origin = Origin::start();
+    let proxy = Proxy::start(&origin, Setup::default());
+    let head = "POST /login HTTP/1.1\r\nHost: login.contoso.com\r\nConnection: close\r\n";
+    let refused = [
+        ("two Content-Lengths", "Content-Length: 4\r\nContent-Length: 40\r\n\r\nabcd"),
+        ("a Content-Length list", "Content-Length: 4, 4\r\n\r\nabcd"),
+        ("a signed Content-Length", "Content-Length: +4\r\n\r\nabcd"),
+        ("an unknown coding", "Transfer-Encoding: xchunked\r\n\r\n4\r\nabcd\r\n0\r\n\r\n"),
+        ("chunked not last", "Transfer-Encoding: chunked, identity\r\n\r\n4\r\nabcd\r\n0\r\n\r\n"),
+        (
+            "Transfer-Encoding twice",
+            "Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n4\r\nabcd\r\n0\r\n\r\n",
+        ),
+        ("a space before the colon", "Transfer-Encoding : chunked\r\n\r\n4\r\nabcd\r\n0\r\n\r\n"),
+        ("a folded header", "Transfer-Encoding:\r\n chunked\r\n\r\n4\r\nabcd\r\n0\r\n\r\n"),
+        ("a bare LF after a chunk size", "Transfer-Encoding: chunked\r\n\r\n4;x\nabcd\r\n0\r\n\r\n"),
+    ];
+    for (what, rest) in refused {
+        let r = proxy.send(format!("{head}{rest}").as_bytes());
+        assert_eq!(r.status, 400, "{what}: {}", r.raw);
+    }
+    assert!(origin.seen().is_empty(), "{:?}", origin.seen());
+
+    // Content-Length beside chunked: the chunked body is the one read, inspected and
+    // forwarded, without the Content-Length, and what follows it is not a second request.
+    let r = proxy.send(
+        format!(
+            "{head}Content-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n\
+             4\r\nabcd\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: login.contoso.com\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let seen = origin.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].body, b"abcd");
+    assert_ne!(seen[0].header("content-length"), Some("100"));
+}
+
 /// Slowloris: a head sent a byte at a time that never ends. Pingora times out each read of a
 /// head, not the head, so such a connection stayed open for as long as the bytes kept coming.
 #[test]
