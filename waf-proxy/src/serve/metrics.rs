@@ -27,12 +27,16 @@ pub struct Metrics {
     pub rule_evaluations: IntCounterVec,
     /// Upstream connection or protocol failures by site.
     pub upstream_errors: IntCounterVec,
+    /// HTTP/1 connections closed because a request head did not end in time.
     pub head_timeouts: IntCounter,
+    /// Open client connections, every protocol.
     pub client_connections: IntGauge,
+    /// Connections closed unread: their client held `max_connections_per_client` already.
     pub connections_refused: IntCounter,
     /// Requests over a rate limit, by site and limit (answered 429, or only logged in
     /// detect-only mode).
     pub rate_limited: IntCounterVec,
+    /// Requests a full rate limit let through uncounted, by site and limit.
     pub rate_limit_uncounted: IntCounterVec,
     /// Clients each rate limit counts at its last sweep, by site and limit.
     pub rate_limit_clients: IntGaugeVec,
