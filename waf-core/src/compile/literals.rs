@@ -49,8 +49,10 @@ pub(crate) fn gate_literals(op: &Operator) -> Option<Vec<Vec<u8>>> {
         }
         Some(vec![lit.to_ascii_lowercase()])
     };
+    if let Some(pattern) = op.linear_regex() {
+        return regex_literals(&pattern);
+    }
     match op {
-        Operator::Rx(pattern) => regex_literals(pattern),
         Operator::Pm(phrases) => {
             if phrases.iter().any(Vec::is_empty) {
                 return None;

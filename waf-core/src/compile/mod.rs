@@ -473,13 +473,11 @@ impl Program {
                 // its chain node, whoever targets them, and keep the node from being untouched
                 // by any value: a node that only lowercases would transform and test every
                 // value of the request. It runs on its own targets' values instead.
-                let matches_empty = matches!(
-                    &cond.operator,
-                    crate::operator::Operator::Rx(pattern) if literals::may_match_empty(pattern)
-                );
+                let linear = cond.operator.linear_regex();
+                let matches_empty = linear.as_deref().is_some_and(literals::may_match_empty);
                 let mut residual = false;
                 let byte_gated = byte_gate(&cond.operator).filter(|_| !dynamic);
-                let gate = match (literals::gate_literals(&cond.operator), &cond.operator) {
+                let gate = match (literals::gate_literals(&cond.operator), linear.as_deref()) {
                     (Some(lits), _) if !dynamic => {
                         let id = gated;
                         gated += 1;
@@ -496,9 +494,7 @@ impl Program {
                         }
                         Some(id)
                     }
-                    (None, crate::operator::Operator::Rx(pattern))
-                        if !dynamic && !named && !matches_empty =>
-                    {
+                    (None, Some(pattern)) if !dynamic && !named && !matches_empty => {
                         residual = true;
                         let id = gated;
                         gated += 1;
@@ -530,7 +526,7 @@ impl Program {
                                     residual_patterns
                                         .entry(node)
                                         .or_default()
-                                        .push((pattern.clone(), id));
+                                        .push((pattern.to_string(), id));
                                 }
                             }
                         }
@@ -588,13 +584,11 @@ impl Program {
                     residual,
                     byte_gate: gate.is_some() && byte_gated.is_some(),
                     needs_byte: injection_gate(&cond.operator),
-                    regex_bytes: match &cond.operator {
-                        crate::operator::Operator::Rx(pattern) if !dynamic && !residual => {
-                            literals::residual_gate(pattern)
-                                .filter(|g| g.literals.is_empty())
-                                .map(|g| g.bytes)
-                                .filter(|b| *b != literals::ByteSet::default())
-                        }
+                    regex_bytes: match linear.as_deref() {
+                        Some(pattern) if !dynamic && !residual => literals::residual_gate(pattern)
+                            .filter(|g| g.literals.is_empty())
+                            .map(|g| g.bytes)
+                            .filter(|b| *b != literals::ByteSet::default()),
                         _ => None,
                     },
                     key: cond_keys,
@@ -809,10 +803,10 @@ impl Program {
             .zip(&self.conds)
             .flat_map(|(rule, conds)| {
                 conds.iter().enumerate().filter_map(move |(i, c)| {
-                    let is_regex = matches!(
-                        rule.conditions.get(i).map(|c| &c.operator),
-                        Some(crate::operator::Operator::Rx(_))
-                    );
+                    let is_regex = rule
+                        .conditions
+                        .get(i)
+                        .is_some_and(|c| c.operator.linear_regex().is_some());
                     (is_regex && (c.residual || c.gate.is_none())).then_some((rule.id, i))
                 })
             })
@@ -858,11 +852,9 @@ impl Program {
         let index = self.plan.rules.iter().position(|r| r.id == rule)?;
         let plan = self.conds.get(index)?.get(cond)?;
         let condition = self.plan.rules[index].conditions.get(cond)?;
-        let crate::operator::Operator::Rx(pattern) = &condition.operator else {
-            return None;
-        };
+        let pattern = condition.operator.linear_regex()?;
         Some(match (plan.residual, plan.gate) {
-            (true, _) => match literals::residual_gate(pattern) {
+            (true, _) => match literals::residual_gate(&pattern) {
                 Some(gate) => ResidualGate::Gate {
                     bytes: gate.bytes.bytes().collect(),
                     literals: gate.literals,

@@ -19,6 +19,7 @@
 //! assert!(m.matches(b"7", &mut |_| None).is_some());
 //! ```
 
+pub mod backtrack;
 pub mod injection;
 pub mod ip;
 pub mod validate;
@@ -44,6 +45,13 @@ pub enum Operator {
     /// `^%{tx.allowed_request_content_type_charset}$`. A pattern that does not compile never
     /// matches.
     RxMacro(Macro),
+    /// A regular expression in ModSecurity's PCRE syntax that needs backtracking: lookaround,
+    /// backreferences, atomic groups, possessive quantifiers. It runs on a
+    /// [bounded backtracking matcher](backtrack) behind a linear-time prefilter. The SecLang
+    /// front end uses it for the CRS patterns [`Rx`](Operator::Rx) cannot hold; the YAML rule
+    /// language does not offer it, so that a rule file never holds a pattern whose cost
+    /// depends on a step limit.
+    RxBacktracking(String),
     /// Any of these phrases, case-insensitively (ModSecurity's `@pm`).
     Pm(Vec<Vec<u8>>),
     /// Contains the text (case-sensitive).
@@ -91,7 +99,7 @@ impl Operator {
     /// ModSecurity's name for the operator, such as `rx` or `pm`.
     pub fn name(&self) -> &'static str {
         match self {
-            Operator::Rx(_) | Operator::RxMacro(_) => "rx",
+            Operator::Rx(_) | Operator::RxMacro(_) | Operator::RxBacktracking(_) => "rx",
             Operator::Pm(_) => "pm",
             Operator::Contains(_) => "contains",
             Operator::ContainsWord(_) => "containsWord",
@@ -114,13 +122,26 @@ impl Operator {
             Operator::NoMatch => "noMatch",
         }
     }
+
+    /// The linear-time regex (Rust syntax) that matches every value this operator matches: an
+    /// [`Rx`](Operator::Rx)'s pattern, an [`RxBacktracking`](Operator::RxBacktracking)'s
+    /// relaxed one. The compiler gates and groups both alike; the operator confirms.
+    pub(crate) fn linear_regex(&self) -> Option<Cow<'_, str>> {
+        match self {
+            Operator::Rx(pattern) => Some(Cow::Borrowed(pattern)),
+            Operator::RxBacktracking(pcre) => crate::rules::seclang::pcre_to_relaxed(pcre)
+                .ok()
+                .map(Cow::Owned),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for Operator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "@{}", self.name())?;
         match self {
-            Operator::Rx(p) => write!(f, " {p}"),
+            Operator::Rx(p) | Operator::RxBacktracking(p) => write!(f, " {p}"),
             Operator::Pm(list) => write!(f, " ({} phrases)", list.len()),
             Operator::RxMacro(m)
             | Operator::Contains(m)
@@ -227,6 +248,7 @@ pub struct Matcher {
 enum MatcherKind {
     Rx(Regex),
     RxMacro(Macro, RegexCache),
+    RxBacktracking(Box<backtrack::Backtracking>),
     Pm(AhoCorasick),
     Text(TextOp, Macro),
     Numeric(NumOp, Macro),
@@ -408,6 +430,9 @@ impl Matcher {
         let kind = match op {
             Operator::Rx(p) => MatcherKind::Rx(build_regex(p)?),
             Operator::RxMacro(m) => MatcherKind::RxMacro(m.clone(), RegexCache::default()),
+            Operator::RxBacktracking(p) => {
+                MatcherKind::RxBacktracking(Box::new(backtrack::Backtracking::new(p)?))
+            }
             Operator::Pm(phrases) => MatcherKind::Pm(
                 AhoCorasick::builder()
                     .ascii_case_insensitive(true)
@@ -499,6 +524,7 @@ impl Matcher {
                 regex_match(&re, value, capture)
             }
             MatcherKind::Rx(re) => regex_match(re, value, capture),
+            MatcherKind::RxBacktracking(m) => m.find(value, capture),
             MatcherKind::Pm(ac) => {
                 let m = ac.find(value)?;
                 let hit = value.get(m.range()).unwrap_or_default();

@@ -47,8 +47,10 @@
 //!
 //! - a target from a collection the engine does not have (`IP:...`, `GEO`...) or an XPath
 //!   other than `XML:/*` and `XML://@*` is left out of the rule;
-//! - an operator that needs the network or backtracking (`@rbl`, `@geoLookup`, a regex with a
-//!   backreference or lookaround) never matches;
+//! - an operator that needs the network (`@rbl`, `@geoLookup`) never matches; nor does a
+//!   regex that neither the linear engine nor the [bounded backtracking
+//!   matcher](crate::operator::backtrack) can run (a named backreference, say), while a
+//!   possessive quantifier only the linear engine takes is read as greedy;
 //! - an action that needs persistent storage or a program (`initcol`, `expirevar`, `exec`) is
 //!   ignored;
 //! - rules of the response and logging phases (3, 4, 5) are left out, since the proxy does not
@@ -73,6 +75,17 @@ mod pcre;
 /// their regex when the rule runs.
 pub(crate) fn pcre_to_rust(pattern: &str) -> Result<String, String> {
     pcre::to_rust(pattern).map(|r| r.pattern)
+}
+
+/// Rewrites a PCRE pattern into a linear-time regex matching at least where it matches: the
+/// prefilter of [`Operator::RxBacktracking`].
+pub(crate) fn pcre_to_relaxed(pattern: &str) -> Result<String, String> {
+    pcre::to_relaxed(pattern)
+}
+
+/// Rewrites a PCRE pattern for the backtracking matcher of [`Operator::RxBacktracking`].
+pub(crate) fn pcre_to_backtracking(pattern: &str) -> Result<String, String> {
+    pcre::to_backtracking(pattern)
 }
 
 use std::path::{Path, PathBuf};
@@ -812,19 +825,34 @@ impl Loader {
         let op = match name.as_str() {
             "rx" if arg.contains("%{") => Operator::RxMacro(Macro::parse(arg)),
             "rx" => match pcre::to_rust(arg) {
-                Ok(rewritten) => {
+                Ok(rewritten) if !rewritten.loosened => {
                     crate::operator::build_regex(&rewritten.pattern)
                         .map_err(|e| format!("@rx does not compile: {e}"))?;
-                    if rewritten.loosened {
-                        notes.push(
-                            "@rx has a possessive quantifier, read as greedy: the rule may match more than in ModSecurity"
-                                .to_string(),
-                        );
-                    }
                     Operator::Rx(rewritten.pattern)
                 }
-                Err(why) => {
-                    return never(notes, format!("@rx never matches here: {why}"));
+                // Lookaround, backreferences, possessive quantifiers: the backtracking
+                // matcher runs them as PCRE does, behind a linear prefilter. Should it
+                // refuse one, a possessive pattern is read as greedy (matching more, never
+                // less), and the others never match; either way the rule is reported.
+                linear => {
+                    let backtracking = Operator::RxBacktracking(arg.to_string());
+                    match (crate::operator::Matcher::new(&backtracking), linear) {
+                        (Ok(_), _) => backtracking,
+                        (Err(e), Ok(rewritten)) => {
+                            crate::operator::build_regex(&rewritten.pattern)
+                                .map_err(|e| format!("@rx does not compile: {e}"))?;
+                            notes.push(format!(
+                                "@rx has a possessive quantifier, read as greedy (the backtracking matcher refused it: {e}): the rule may match more than in ModSecurity"
+                            ));
+                            Operator::Rx(rewritten.pattern)
+                        }
+                        (Err(e), Err(why)) => {
+                            return never(
+                                notes,
+                                format!("@rx never matches here: {why}, and the backtracking matcher refused it: {e}"),
+                            );
+                        }
+                    }
                 }
             },
             "pm" => Operator::Pm(

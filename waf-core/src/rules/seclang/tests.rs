@@ -71,7 +71,7 @@ fn what_cannot_work_here_is_noted_with_file_line_and_rule() {
         "SecRequestBodyLimit 13107200\n\
          SecRule ARGS|XML:/*|GEO:COUNTRY_CODE \"@rx a\" \"id:1,pass\"\n\
          SecRule REMOTE_ADDR \"@rbl sbl-xbl.spamhaus.org\" \"id:2,pass\"\n\
-         SecRule ARGS \"@rx (a)\\1\" \"id:3,pass\"\n\
+         SecRule ARGS \"@rx (?<n>a)\\k<n>\" \"id:3,pass\"\n\
          SecAction \"id:4,initcol:global=global,pass\"\n\
          SecRule RESPONSE_BODY \"@rx x\" \"id:5,phase:4,pass\"\n",
     )
@@ -103,6 +103,31 @@ fn what_cannot_work_here_is_noted_with_file_line_and_rule() {
     assert_eq!(rule(&set, 2).conditions[0].operator, Operator::NoMatch);
     assert_eq!(rule(&set, 3).conditions[0].operator, Operator::NoMatch);
     assert!(set.rules().all(|r| r.id != 5));
+}
+
+/// Lookaround, backreferences and possessive quantifiers (CRS 920120, 942130, 942260) go to
+/// the bounded backtracking matcher, without a note: they take effect as written.
+#[test]
+fn patterns_that_need_backtracking_load_for_the_backtracking_matcher() {
+    let (set, notes) = load(
+        "SecRule ARGS \"@rx (?<!&amp);\" \"id:1,pass\"\n\
+         SecRule ARGS \"@rx (\\w+)=\\1\" \"id:2,pass\"\n\
+         SecRule ARGS \"@rx a*+b\" \"id:3,pass\"\n\
+         SecRule ARGS \"@rx a*b\" \"id:4,pass\"\n",
+    )
+    .unwrap();
+    assert!(notes.is_empty(), "{notes:?}");
+    for (id, pcre) in [(1, "(?<!&amp);"), (2, r"(\w+)=\1"), (3, "a*+b")] {
+        assert_eq!(
+            rule(&set, id).conditions[0].operator,
+            Operator::RxBacktracking(pcre.into()),
+            "rule {id}"
+        );
+    }
+    assert_eq!(
+        rule(&set, 4).conditions[0].operator,
+        Operator::Rx("a*b".into())
+    );
 }
 
 #[test]
