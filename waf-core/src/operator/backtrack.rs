@@ -87,22 +87,26 @@ impl Backtracking {
             return None;
         }
         // An `Err` is the step limit reached: no match, as in ModSecurity.
+        if !capture {
+            // Without the capture slots: most calls, and all negated ones (CRS 920600 on
+            // every `Accept` header).
+            let whole = self.pattern.find(value).ok()??;
+            return Some(Evidence {
+                fragment: whole.as_bytes().to_vec(),
+                captures: Vec::new(),
+            });
+        }
         let caps = self.pattern.captures(value).ok()??;
         let whole = caps.get(0)?;
-        let captures = if capture {
-            (0..caps.len().min(10))
+        Some(Evidence {
+            fragment: whole.as_bytes().to_vec(),
+            captures: (0..caps.len().min(10))
                 .map(|i| {
                     caps.get(i)
                         .map(|m| m.as_bytes().to_vec())
                         .unwrap_or_default()
                 })
-                .collect()
-        } else {
-            Vec::new()
-        };
-        Some(Evidence {
-            fragment: whole.as_bytes().to_vec(),
-            captures,
+                .collect(),
         })
     }
 }
