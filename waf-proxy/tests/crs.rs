@@ -38,6 +38,10 @@ fn crs_loaded_through_the_proxy_blocks_the_obvious_attacks() {
         "/?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E",
         "/?file=../../../../etc/passwd",
         "/?x=${jndi:ldap://evil.example/a}",
+        // A trailing newline: ModSecurity's `@rx` is multi-line, so `$` still holds (930110,
+        // 931120); these passed until the SecLang front end gave its regexes the same flags.
+        "/?file=..%0A",
+        "/?url=http://evil.example/x%3F%0A",
     ] {
         let r = proxy.get("login.contoso.com", attack, ua);
         assert_eq!(r.status, 403, "{attack}: {}", r.raw);

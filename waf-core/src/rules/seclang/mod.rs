@@ -822,9 +822,14 @@ impl Loader {
             };
             std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))
         };
+        // ModSecurity 3 compiles every `@rx` with PCRE_DOTALL and PCRE_MULTILINE: `.` matches a
+        // newline, `^` and `$` match at every line's start and end. Without them, a newline
+        // hid an attack from the CRS's anchored patterns: `..%0A` passed 930110 and
+        // `http://evil/x?%0A` passed 931120, which ModSecurity blocks.
+        let rx = format!("(?sm){arg}");
         let op = match name.as_str() {
-            "rx" if arg.contains("%{") => Operator::RxMacro(Macro::parse(arg)),
-            "rx" => match pcre::to_rust(arg) {
+            "rx" if arg.contains("%{") => Operator::RxMacro(Macro::parse(&rx)),
+            "rx" => match pcre::to_rust(&rx) {
                 Ok(rewritten) if !rewritten.loosened => {
                     crate::operator::build_regex(&rewritten.pattern)
                         .map_err(|e| format!("@rx does not compile: {e}"))?;
@@ -835,7 +840,7 @@ impl Loader {
                 // refuse one, a possessive pattern is read as greedy (matching more, never
                 // less), and the others never match; either way the rule is reported.
                 linear => {
-                    let backtracking = Operator::RxBacktracking(arg.to_string());
+                    let backtracking = Operator::RxBacktracking(rx.clone());
                     match (crate::operator::Matcher::new(&backtracking), linear) {
                         (Ok(_), _) => backtracking,
                         (Err(e), Ok(rewritten)) => {

@@ -120,14 +120,56 @@ fn patterns_that_need_backtracking_load_for_the_backtracking_matcher() {
     for (id, pcre) in [(1, "(?<!&amp);"), (2, r"(\w+)=\1"), (3, "a*+b")] {
         assert_eq!(
             rule(&set, id).conditions[0].operator,
-            Operator::RxBacktracking(pcre.into()),
+            Operator::RxBacktracking(format!("(?sm){pcre}")),
             "rule {id}"
         );
     }
     assert_eq!(
         rule(&set, 4).conditions[0].operator,
-        Operator::Rx("a*b".into())
+        Operator::Rx("(?sm)a*b".into())
     );
+}
+
+/// ModSecurity 3 compiles `@rx` with PCRE_DOTALL and PCRE_MULTILINE. Without them a newline
+/// hid an attack from anchored CRS patterns: `..%0A` passed 930110's `(?:^|[\\/])\.\.(?:[\\/]|$)`
+/// and `http://evil/x?%0A` passed 931120's `\?+$`, both blocked by ModSecurity.
+#[test]
+fn a_newline_does_not_hide_a_value_from_anchored_patterns() {
+    let (set, _) = load(concat!(
+        r#"SecRule ARGS "@rx (?:^|[\\\\/])\\.\\.(?:[\\\\/]|$)" "id:1,phase:2,deny""#,
+        "\n",
+        r#"SecRule ARGS "@rx ^https?.*?\\?+$" "id:2,phase:2,deny""#,
+        "\n",
+        r#"SecRule ARGS "@rx (?<!x)^y$" "id:3,phase:2,deny""#,
+        "\n",
+    ))
+    .unwrap();
+    let program = crate::compile(&set).unwrap();
+    let matched = |query: &str| {
+        let request = crate::Request::builder()
+            .uri(format!("/?a={query}"))
+            .build();
+        let verdict = program.inspect(&request);
+        verdict
+            .matches
+            .iter()
+            .map(|m| m.rule_id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(matched("..%0A"), vec![1]);
+    assert_eq!(matched("y%0A.."), vec![1]);
+    assert_eq!(matched("http://evil/x%3F%0A"), vec![2]);
+    assert_eq!(
+        matched("http://evil/%0Ax%3F"),
+        vec![2],
+        "`.` matches a newline"
+    );
+    assert_eq!(
+        matched("z%0Ay%0Az"),
+        vec![3],
+        "the backtracking matcher too"
+    );
+    assert_eq!(matched("a..b"), Vec::<u32>::new());
 }
 
 #[test]
