@@ -95,7 +95,31 @@ type LogCallback = unsafe extern "C" fn(*mut c_void, *const c_void);
 /// Takes ModSecurity's log lines and drops them. Without a callback it writes each matched
 /// rule to stderr; nginx's connector writes them to its error log, which the load test's
 /// clean requests never reach either.
-unsafe extern "C" fn discard_log(_data: *mut c_void, _message: *const c_void) {}
+/// ModSecurity's log callback: each rule that matches and logs (every CRS rule but the setup
+/// ones) sends a line holding `[id "942100"]`. The transaction's callback data is a
+/// `Vec<u32>` to collect those ids into, or null to discard the line.
+unsafe extern "C" fn collect_rule_ids(data: *mut c_void, message: *const c_void) {
+    if data.is_null() || message.is_null() {
+        return;
+    }
+    // SAFETY: `data` is the `&mut Vec<u32>` that `ModSecurity::run` passed to this
+    // transaction, alive and not otherwise borrowed while ModSecurity runs it; `message` is a
+    // NUL-terminated string ModSecurity owns for the call.
+    let (ids, line) = unsafe {
+        (
+            &mut *(data as *mut Vec<u32>),
+            CStr::from_ptr(message as *const c_char),
+        )
+    };
+    for piece in line.to_string_lossy().split("[id \"").skip(1) {
+        let digits: String = piece.chars().take_while(char::is_ascii_digit).collect();
+        if let Ok(id) = digits.parse() {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+    }
+}
 
 unsafe extern "C" {
     /// The C library's `free`, for the strings ModSecurity allocates and hands over.
@@ -150,7 +174,7 @@ impl ModSecurity {
                 let loaded = if engine.is_null() || rules.is_null() {
                     -1
                 } else {
-                    (api.set_log_cb)(engine, discard_log);
+                    (api.set_log_cb)(engine, collect_rule_ids);
                     (api.rules_add_file)(rules, file.as_ptr(), &mut error)
                 };
                 let message = if error.is_null() {
@@ -189,6 +213,32 @@ impl ModSecurity {
     /// the request passes, and an error for a request the C API cannot take (a NUL byte in
     /// its method, URI or protocol).
     pub fn inspect(&self, request: &Request) -> Result<Option<u16>, Error> {
+        self.run(request, std::ptr::null_mut())
+    }
+
+    /// Like [`inspect`](Self::inspect), and also the ids of the rules that matched, in the
+    /// order ModSecurity logged them: to compare its judgement with ours rule by rule.
+    ///
+    /// ```no_run
+    /// use waf_benches::modsecurity::ModSecurity;
+    ///
+    /// let peer = ModSecurity::with_crs(1).unwrap();
+    /// let request = waf_core::Request::builder()
+    ///     .uri("/?q=%3Cscript%3Ealert(1)%3C/script%3E")
+    ///     .header("Host", "login.contoso.com")
+    ///     .build();
+    /// let (status, rules) = peer.inspect_rules(&request).unwrap();
+    /// assert_eq!(status, Some(403));
+    /// assert!(rules.contains(&941100) && rules.contains(&949110));
+    /// ```
+    pub fn inspect_rules(&self, request: &Request) -> Result<(Option<u16>, Vec<u32>), Error> {
+        let mut rules: Vec<u32> = Vec::new();
+        let status = self.run(request, &mut rules as *mut Vec<u32> as *mut c_void)?;
+        Ok((status, rules))
+    }
+
+    /// One transaction; `log` is the log callback's data (see [`collect_rule_ids`]).
+    fn run(&self, request: &Request, log: *mut c_void) -> Result<Option<u16>, Error> {
         let text = |what: &str, b: &[u8]| {
             CString::new(b).map_err(|_| Error(format!("a NUL byte in the request's {what}")))
         };
@@ -211,7 +261,7 @@ impl ModSecurity {
         // before returning; every pointer passed is valid for the call, and ModSecurity copies
         // what it keeps.
         unsafe {
-            let t = (api.new_transaction)(self.engine, self.rules, std::ptr::null_mut());
+            let t = (api.new_transaction)(self.engine, self.rules, log);
             if t.is_null() {
                 return Err(Error("msc_new_transaction failed".into()));
             }
