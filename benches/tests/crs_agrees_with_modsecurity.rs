@@ -1,8 +1,9 @@
 //! Our engine running the CRS 3.3.4, against ModSecurity 3 running it (the benchmarks' peer, in
-//! process), rule by rule: every GET of the CRS's own attack tests (930–944), as written and
-//! with a newline, a CR LF or a NUL byte added, tabs for spaces, and upper case. Both must
-//! match the same rules, but for the differences listed in [`KNOWN`], each a choice or a
-//! limit documented in docs/crs-compat.md.
+//! process), rule by rule: the query strings and one-line form bodies of the CRS's own attack
+//! tests (930–944), as written and with a newline, a CR LF or a NUL byte added, tabs for
+//! spaces, and upper case, at paranoia levels 1 and 4. Both must match the same rules, but
+//! for the differences listed in [`KNOWN`], each a choice or a limit documented in
+//! docs/crs-compat.md.
 //!
 //! This test found the newline bug: ModSecurity compiles `@rx` multi-line and dot-all, and a
 //! value ending in `%0A` passed 930110 and 931120 here while ModSecurity blocked it.
@@ -36,7 +37,7 @@ struct Known {
     rule: u32,
     /// Which engine matches it: `true` for ModSecurity alone.
     theirs: bool,
-    /// The requests (by URI) where the difference is expected.
+    /// The requests where the difference is expected, by their varied query or body.
     applies: fn(&str) -> bool,
     why: &'static str,
 }
@@ -46,49 +47,50 @@ const KNOWN: &[Known] = &[
     Known {
         rule: 920220,
         theirs: true,
-        applies: |uri| uri.contains("%25"),
+        applies: |input| input.contains("%25"),
         why: "ModSecurity 3 url-decodes REQUEST_URI, so an encoded `%` (`%25`) looks like an invalid escape to it",
     },
     Known {
         rule: 942440,
         theirs: false,
-        applies: |uri| uri.contains("%00"),
+        applies: |input| input.contains("%00"),
         why: "ModSecurity stops reading a value at a NUL byte; we read past it, so an attack cannot hide behind one",
     },
     Known {
         rule: 942110,
         theirs: true,
-        applies: |uri| uri.contains("%00"),
+        applies: |input| input.contains("%00"),
         why: "the same NUL byte: ModSecurity's value ends before it, at the quote its pattern anchors on",
     },
     Known {
         rule: 932200,
         theirs: true,
-        applies: |uri| uri.to_ascii_lowercase().contains("%5c"),
+        applies: |input| input.contains('\\') || input.to_ascii_lowercase().contains("%5c"),
         why: "`\\\\` inside a quoted rule is one backslash to Apache's configuration parser, which we follow, and two to ModSecurity 3's",
     },
     Known {
         rule: 920460,
         theirs: false,
-        applies: |uri| uri.to_ascii_lowercase().contains("%5c"),
+        applies: |input| input.contains('\\') || input.to_ascii_lowercase().contains("%5c"),
         why: "the same backslash reading",
     },
     Known {
         rule: 941330,
         theirs: false,
-        applies: |uri| uri.to_ascii_lowercase().contains("\\u0076"),
+        applies: |input| input.to_ascii_lowercase().contains("\\u0076"),
         why: "its own CRS test (941330-1) expects the match; ModSecurity 3 misses it",
     },
     Known {
         rule: 942130,
         theirs: true,
-        applies: |uri| uri.len() > 200,
+        applies: |input| input.len() > 200,
         why: "a long value runs out of the backtracking matcher's 1,000 steps before its tautology",
     },
 ];
 
-/// The `uri:` of every GET stage of the attack tests, as the YAML spells it unquoted.
-fn attack_uris(corpus: &Path) -> Vec<String> {
+/// The values of `key` (`uri` or `data`) in the stages of the attack tests, unquoted as the
+/// YAML spells them, one line each.
+fn attack_inputs(corpus: &Path, key: &str) -> Vec<String> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(corpus)
         .unwrap_or_else(|e| panic!("{}: {e}", corpus.display()))
         .filter_map(|d| d.ok().map(|d| d.path()))
@@ -101,12 +103,13 @@ fn attack_uris(corpus: &Path) -> Vec<String> {
         .filter_map(|d| d.ok().map(|d| d.path()))
         .collect();
     files.sort();
-    let mut uris: Vec<String> = files
+    let prefix = format!("{key}:");
+    let mut inputs: Vec<String> = files
         .iter()
         .flat_map(|f| {
             let text = std::fs::read_to_string(f).unwrap_or_default();
             text.lines()
-                .filter_map(|l| l.trim().strip_prefix("uri:"))
+                .filter_map(|l| l.trim().strip_prefix(prefix.as_str()))
                 .map(|u| {
                     let u = u.trim();
                     match u.strip_prefix('"').and_then(|u| u.strip_suffix('"')) {
@@ -117,42 +120,87 @@ fn attack_uris(corpus: &Path) -> Vec<String> {
                 })
                 .collect::<Vec<_>>()
         })
-        .filter(|u| u.contains('?') && !u.contains(' '))
+        // One-line values only: a `|` or `>` block, or a list, starts on the next line.
+        .filter(|u| !u.is_empty() && !u.contains(' ') && !matches!(u.as_str(), "|" | ">" | "|-"))
         .collect();
-    uris.sort();
-    uris.dedup();
-    uris
+    inputs.sort();
+    inputs.dedup();
+    inputs
 }
 
-fn get(uri: &str) -> Request {
-    Request::builder()
-        .uri(uri)
-        .header("Host", "login.contoso.com")
-        .header(
-            "User-Agent",
-            "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0",
-        )
-        .header("Accept", "text/html")
-        .build()
+/// A request of a test: its query string, or its form body.
+enum Probe {
+    Get(String),
+    Post(String),
+}
+
+impl Probe {
+    /// What the variants change and [`Known::applies`] reads: the URI or the body.
+    fn input(&self) -> &str {
+        match self {
+            Probe::Get(uri) => uri,
+            Probe::Post(body) => body,
+        }
+    }
+
+    fn varied(&self, vary: fn(&str) -> String) -> Probe {
+        match self {
+            Probe::Get(uri) => Probe::Get(vary(uri)),
+            Probe::Post(body) => Probe::Post(vary(body)),
+        }
+    }
+
+    fn request(&self) -> Request {
+        let builder = Request::builder()
+            .header("Host", "login.contoso.com")
+            .header(
+                "User-Agent",
+                "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0",
+            )
+            .header("Accept", "text/html");
+        match self {
+            Probe::Get(uri) => builder.uri(uri.as_str()).build(),
+            Probe::Post(body) => builder
+                .method("POST")
+                .uri("/")
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .header("Content-Length", body.len().to_string())
+                .body(body.as_str())
+                .build(),
+        }
+    }
 }
 
 #[test]
 fn the_crs_matches_the_rules_modsecurity_matches_on_its_attack_tests() {
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/crs-3.3.4/tests");
-    let uris = attack_uris(&corpus);
+    let uris = attack_inputs(&corpus, "uri");
+    let bodies = attack_inputs(&corpus, "data");
+    let probes: Vec<Probe> = uris
+        .into_iter()
+        .filter(|u| u.contains('?'))
+        .map(Probe::Get)
+        .chain(
+            bodies
+                .into_iter()
+                .filter(|b| b.contains('='))
+                .map(Probe::Post),
+        )
+        .collect();
+    let gets = probes.iter().filter(|p| matches!(p, Probe::Get(_))).count();
     assert!(
-        uris.len() > 300,
-        "only {} URIs in {}",
-        uris.len(),
+        gets > 300 && probes.len() - gets > 300,
+        "only {gets} queries and {} bodies in {}",
+        probes.len() - gets,
         corpus.display()
     );
     for paranoia in [1, 4] {
-        compare(&uris, paranoia);
+        compare(&probes, paranoia);
     }
 }
 
 /// Compares the two engines at one paranoia level.
-fn compare(uris: &[String], paranoia: u8) {
+fn compare(probes: &[Probe], paranoia: u8) {
     let peer = ModSecurity::with_crs(paranoia).unwrap_or_else(|e| panic!("{e}"));
     let ours = waf_core::compile(
         &Ruleset::Crs
@@ -168,10 +216,11 @@ fn compare(uris: &[String], paranoia: u8) {
     };
     let (mut compared, mut blocked, mut known) = (0, 0, 0);
     let mut unexplained = Vec::new();
-    for uri in uris {
+    for probe in probes {
         for (variant, vary) in VARIANTS {
-            let uri = vary(uri);
-            let request = get(&uri);
+            let probe = probe.varied(*vary);
+            let request = probe.request();
+            let input = probe.input();
             // A request the C API cannot take (a NUL in the URI) is not compared.
             let Ok((status, mut theirs)) = peer.inspect_rules(&request) else {
                 continue;
@@ -198,7 +247,7 @@ fn compare(uris: &[String], paranoia: u8) {
             for (rule, theirs_alone) in differences {
                 let expected = KNOWN
                     .iter()
-                    .any(|k| k.rule == rule && k.theirs == theirs_alone && (k.applies)(&uri));
+                    .any(|k| k.rule == rule && k.theirs == theirs_alone && (k.applies)(input));
                 if expected {
                     known += 1;
                 } else {
@@ -207,7 +256,13 @@ fn compare(uris: &[String], paranoia: u8) {
                     } else {
                         "we alone"
                     };
-                    unexplained.push(format!("{rule} matched by {who}: {variant}: {uri}"));
+                    let what = match probe {
+                        Probe::Get(_) => "GET",
+                        Probe::Post(_) => "POST body",
+                    };
+                    unexplained.push(format!(
+                        "{rule} matched by {who}: {variant}: {what} {input}"
+                    ));
                 }
             }
         }
