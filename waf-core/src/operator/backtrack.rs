@@ -15,14 +15,19 @@
 //! 2. **The backtracking search**, by `fancy-regex` in its ASCII bytes mode: `.` is any byte
 //!    but a newline, and `\w`, `\d`, `\s` and `\b` are ASCII, as in PCRE without its UTF flag.
 //! 3. **A step limit.** A backtracking search can take exponential time. Each search may
-//!    backtrack at most [`BACKTRACK_LIMIT`] times; a search that reaches it is taken as no
-//!    match, as ModSecurity takes a PCRE search that reaches its match limit.
+//!    backtrack at most `step_limit` times ([`BACKTRACK_LIMIT`] unless a SecLang file sets
+//!    `SecPcreMatchLimit`); a search that reaches it is taken as no match, as ModSecurity
+//!    takes a PCRE search that reaches its match limit.
 //!
 //! ```
 //! use waf_core::operator::{Matcher, Operator};
 //!
 //! // CRS 942130's idea in small: a word compared with itself.
-//! let m = Matcher::new(&Operator::RxBacktracking(r"\b(\w+)\s*=\s*\1\b".into())).unwrap();
+//! let m = Matcher::new(&Operator::RxBacktracking {
+//!     pattern: r"\b(\w+)\s*=\s*\1\b".into(),
+//!     step_limit: waf_core::operator::backtrack::BACKTRACK_LIMIT,
+//! })
+//! .unwrap();
 //! assert!(m.matches(b"x' or abc = abc --", &mut |_| None).is_some());
 //! assert!(m.matches(b"x' or abc = abd --", &mut |_| None).is_none());
 //! ```
@@ -32,25 +37,32 @@ use regex_automata::meta::Regex;
 use super::{build_regex, one_line, Evidence, OperatorError};
 use crate::rules::seclang::{pcre_to_backtracking, pcre_to_relaxed};
 
-/// Most times one search may backtrack before it is given up as no match.
+/// The default of the most times one search may backtrack before it is given up as no match;
+/// `SecPcreMatchLimit` in a SecLang file sets another for the rules after it.
 ///
 /// ModSecurity's recommended configuration sets its PCRE match limit to 1,000
 /// (`SecPcreMatchLimit`); this is the same order. On this project's benchmark machine one
-/// step costs about 30 ns, so a search costs at most about 30 µs beyond reading the value.
-/// A tautology in a short value matches in a few dozen steps; every word ahead of it costs a
-/// few more, so in a value of a few hundred bytes the limit can run out first (a 261-byte
-/// command injection of the CRS's tests needs 1,253 steps to reach its `png >p3`).
+/// step costs about 30 to 50 ns, so a search costs at most about 50 µs beyond reading the
+/// value. The search starts where the prefilter first matches, so the words ahead of the
+/// first plausible match cost nothing; a tautology matches in a few dozen steps after it.
+/// What the limit gives up on is a value with many plausible matches ahead of the real one:
+/// CRS 942130 misses `1=1` behind a dozen or more `a=b`, where ModSecurity, whose own
+/// default limit is far higher, does not.
 ///
 /// ```
 /// use waf_core::operator::backtrack::BACKTRACK_LIMIT;
 /// use waf_core::operator::{Matcher, Operator};
 ///
 /// assert_eq!(BACKTRACK_LIMIT, 1_000);
-/// let m = Matcher::new(&Operator::RxBacktracking(r"\(*?(\w+)\(*?=\1\b".into())).unwrap();
-/// assert!(m.matches(b"((a=a", &mut |_| None).is_some());
-/// // Each `(` opens a lazy run that the search retries at every position before it reaches
-/// // the `a=a`: many thousand steps, so the search is given up, as PCRE's would be.
-/// let padded = format!("{}a=a", "((((x ".repeat(2_000));
+/// let m = Matcher::new(&Operator::RxBacktracking {
+///     pattern: r"\b(\w+)=\1\b".into(),
+///     step_limit: BACKTRACK_LIMIT,
+/// })
+/// .unwrap();
+/// assert!(m.matches(b"x a=a", &mut |_| None).is_some());
+/// // Each `a=b` is a comparison to try and give up: many thousand steps before the `c=c`,
+/// // so the search is given up, as PCRE's would be.
+/// let padded = format!("{}c=c", "a=b ".repeat(2_000));
 /// assert!(m.matches(padded.as_bytes(), &mut |_| None).is_none());
 /// ```
 pub const BACKTRACK_LIMIT: usize = 1_000;
@@ -66,13 +78,13 @@ pub(crate) struct Backtracking {
 
 impl Backtracking {
     /// Compiles a PCRE pattern.
-    pub(crate) fn new(pcre: &str) -> Result<Backtracking, OperatorError> {
+    pub(crate) fn new(pcre: &str, step_limit: usize) -> Result<Backtracking, OperatorError> {
         let relaxed = pcre_to_relaxed(pcre).map_err(OperatorError)?;
         let prefilter = build_regex(&relaxed)?;
         let bytes = pcre_to_backtracking(pcre).map_err(OperatorError)?;
         let pattern = fancy_regex::RegexBuilder::new(&bytes)
             .bytes_mode(fancy_regex::BytesMode::Ascii)
-            .backtrack_limit(BACKTRACK_LIMIT)
+            .backtrack_limit(step_limit)
             .build()
             .map_err(|e| {
                 OperatorError(format!(
@@ -85,20 +97,22 @@ impl Backtracking {
 
     /// The first match in `value`, with capture groups 0–9 when `capture`.
     pub(crate) fn find(&self, value: &[u8], capture: bool) -> Option<Evidence> {
-        if !self.prefilter.is_match(value) {
-            return None;
-        }
+        // Every match of the pattern is a match of the relaxed one, so the pattern's leftmost
+        // match starts no earlier than the relaxed one's: the search starts there (seeing the
+        // bytes before it, for `\b` and lookbehind). The steps of the limit then go to the
+        // part of the value that can match, not to the words ahead of it.
+        let from = self.prefilter.find(value)?.start();
         // An `Err` is the step limit reached: no match, as in ModSecurity.
         if !capture {
             // Without the capture slots: most calls, and all negated ones (CRS 920600 on
             // every `Accept` header).
-            let whole = self.pattern.find(value).ok()??;
+            let whole = self.pattern.find_from_pos(value, from).ok()??;
             return Some(Evidence {
                 fragment: whole.as_bytes().to_vec(),
                 captures: Vec::new(),
             });
         }
-        let caps = self.pattern.captures(value).ok()??;
+        let caps = self.pattern.captures_from_pos(value, from).ok()??;
         let whole = caps.get(0)?;
         Some(Evidence {
             fragment: whole.as_bytes().to_vec(),
@@ -147,7 +161,8 @@ mod tests {
             (r"(?>a+)b", b"aab", Some(b"aab")),
         ];
         for &(pattern, value, want) in rows {
-            let m = Backtracking::new(pattern).unwrap_or_else(|e| panic!("{pattern}: {e}"));
+            let m = Backtracking::new(pattern, BACKTRACK_LIMIT)
+                .unwrap_or_else(|e| panic!("{pattern}: {e}"));
             let got = m.find(value, false).map(|e| e.fragment);
             assert_eq!(got.as_deref(), want, "{pattern} on {value:?}");
         }
@@ -155,7 +170,7 @@ mod tests {
 
     #[test]
     fn captures_are_bytes() {
-        let m = Backtracking::new(r"(\w+)=\1(x)?").unwrap();
+        let m = Backtracking::new(r"(\w+)=\1(x)?", BACKTRACK_LIMIT).unwrap();
         let e = m.find(b"\xff ab=ab", true).unwrap();
         assert_eq!(
             e.captures,
@@ -210,7 +225,7 @@ mod tests {
             let pattern = if caseless { format!("(?i){pattern}") } else { pattern };
             // Patterns fancy-regex refuses (a reference to a group that does not exist, a
             // lookbehind of unbounded length) never reach a value.
-            let Ok(m) = Backtracking::new(&pattern) else { return Ok(()) };
+            let Ok(m) = Backtracking::new(&pattern, BACKTRACK_LIMIT) else { return Ok(()) };
             if m.pattern.is_match(value.as_bytes()).unwrap_or(false) {
                 prop_assert!(m.prefilter.is_match(value.as_bytes()), "{} on {:?}", pattern, value);
             }
@@ -230,7 +245,7 @@ mod tests {
             (r"(?>a|ab)c", "ac"),
             (r"a++b", "aab"),
         ] {
-            let m = Backtracking::new(pattern).unwrap();
+            let m = Backtracking::new(pattern, BACKTRACK_LIMIT).unwrap();
             assert!(m.pattern.is_match(value).unwrap(), "{pattern} on {value}");
             assert!(
                 m.prefilter.is_match(value),

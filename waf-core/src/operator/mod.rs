@@ -47,11 +47,18 @@ pub enum Operator {
     RxMacro(Macro),
     /// A regular expression in ModSecurity's PCRE syntax that needs backtracking: lookaround,
     /// backreferences, atomic groups, possessive quantifiers. It runs on a
-    /// [bounded backtracking matcher](backtrack) behind a linear-time prefilter. The SecLang
-    /// front end uses it for the CRS patterns [`Rx`](Operator::Rx) cannot hold; the YAML rule
-    /// language does not offer it, so that a rule file never holds a pattern whose cost
-    /// depends on a step limit.
-    RxBacktracking(String),
+    /// [bounded backtracking matcher](backtrack) behind a linear-time prefilter, and a search
+    /// that backtracks more than `step_limit` times is no match (ModSecurity's
+    /// `SecPcreMatchLimit`; [`BACKTRACK_LIMIT`](backtrack::BACKTRACK_LIMIT) by default). The
+    /// SecLang front end uses it for the CRS patterns [`Rx`](Operator::Rx) cannot hold; the
+    /// YAML rule language does not offer it, so that a rule file never holds a pattern whose
+    /// cost depends on a step limit.
+    RxBacktracking {
+        /// The pattern, in PCRE syntax.
+        pattern: String,
+        /// Most backtracking steps of one search.
+        step_limit: usize,
+    },
     /// Any of these phrases, case-insensitively (ModSecurity's `@pm`).
     Pm(Vec<Vec<u8>>),
     /// Contains the text (case-sensitive).
@@ -99,7 +106,7 @@ impl Operator {
     /// ModSecurity's name for the operator, such as `rx` or `pm`.
     pub fn name(&self) -> &'static str {
         match self {
-            Operator::Rx(_) | Operator::RxMacro(_) | Operator::RxBacktracking(_) => "rx",
+            Operator::Rx(_) | Operator::RxMacro(_) | Operator::RxBacktracking { .. } => "rx",
             Operator::Pm(_) => "pm",
             Operator::Contains(_) => "contains",
             Operator::ContainsWord(_) => "containsWord",
@@ -129,9 +136,11 @@ impl Operator {
     pub(crate) fn linear_regex(&self) -> Option<Cow<'_, str>> {
         match self {
             Operator::Rx(pattern) => Some(Cow::Borrowed(pattern)),
-            Operator::RxBacktracking(pcre) => crate::rules::seclang::pcre_to_relaxed(pcre)
-                .ok()
-                .map(Cow::Owned),
+            Operator::RxBacktracking { pattern, .. } => {
+                crate::rules::seclang::pcre_to_relaxed(pattern)
+                    .ok()
+                    .map(Cow::Owned)
+            }
             _ => None,
         }
     }
@@ -141,7 +150,7 @@ impl fmt::Display for Operator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "@{}", self.name())?;
         match self {
-            Operator::Rx(p) | Operator::RxBacktracking(p) => write!(f, " {p}"),
+            Operator::Rx(p) | Operator::RxBacktracking { pattern: p, .. } => write!(f, " {p}"),
             Operator::Pm(list) => write!(f, " ({} phrases)", list.len()),
             Operator::RxMacro(m)
             | Operator::Contains(m)
@@ -430,9 +439,13 @@ impl Matcher {
         let kind = match op {
             Operator::Rx(p) => MatcherKind::Rx(build_regex(p)?),
             Operator::RxMacro(m) => MatcherKind::RxMacro(m.clone(), RegexCache::default()),
-            Operator::RxBacktracking(p) => {
-                MatcherKind::RxBacktracking(Box::new(backtrack::Backtracking::new(p)?))
-            }
+            Operator::RxBacktracking {
+                pattern,
+                step_limit,
+            } => MatcherKind::RxBacktracking(Box::new(backtrack::Backtracking::new(
+                pattern,
+                *step_limit,
+            )?)),
             Operator::Pm(phrases) => MatcherKind::Pm(
                 AhoCorasick::builder()
                     .ascii_case_insensitive(true)

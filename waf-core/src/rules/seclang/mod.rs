@@ -206,7 +206,6 @@ const SERVER_DIRECTIVES: &[&str] = &[
     "SecCookieFormat",
     "SecUnicodeMapFile",
     "SecStatusEngine",
-    "SecPcreMatchLimit",
     "SecPcreMatchLimitRecursion",
     "SecTmpSaveUploadedFiles",
     "SecHttpBlKey",
@@ -255,6 +254,8 @@ pub struct Loader {
     pending: Option<Pending>,
     notes: Vec<Error>,
     depth: usize,
+    /// `SecPcreMatchLimit`, for the backtracking patterns loaded after it; `None` until set.
+    step_limit: Option<usize>,
 }
 
 impl Loader {
@@ -399,6 +400,19 @@ impl Loader {
                 "detectiononly" => Mode::DetectOnly,
                 other => return Err(fail(format!("unknown SecRuleEngine `{other}`"))),
             };
+            return Ok(());
+        }
+        if is("SecPcreMatchLimit") {
+            // The step limit of the patterns that need backtracking (see
+            // `operator::backtrack`), as in ModSecurity: per search, and no match beyond.
+            let limit = arg(0)?
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=100_000_000).contains(n))
+                .ok_or_else(|| {
+                    fail("SecPcreMatchLimit takes a number of steps, 1 to 100000000".to_string())
+                })?;
+            self.step_limit = Some(limit);
             return Ok(());
         }
         if is("SecComponentSignature") {
@@ -840,7 +854,12 @@ impl Loader {
                 // refuse one, a possessive pattern is read as greedy (matching more, never
                 // less), and the others never match; either way the rule is reported.
                 linear => {
-                    let backtracking = Operator::RxBacktracking(rx.clone());
+                    let backtracking = Operator::RxBacktracking {
+                        pattern: rx.clone(),
+                        step_limit: self
+                            .step_limit
+                            .unwrap_or(crate::operator::backtrack::BACKTRACK_LIMIT),
+                    };
                     match (crate::operator::Matcher::new(&backtracking), linear) {
                         (Ok(_), _) => backtracking,
                         (Err(e), Ok(rewritten)) => {

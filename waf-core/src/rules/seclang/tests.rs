@@ -120,7 +120,10 @@ fn patterns_that_need_backtracking_load_for_the_backtracking_matcher() {
     for (id, pcre) in [(1, "(?<!&amp);"), (2, r"(\w+)=\1"), (3, "a*+b")] {
         assert_eq!(
             rule(&set, id).conditions[0].operator,
-            Operator::RxBacktracking(format!("(?sm){pcre}")),
+            Operator::RxBacktracking {
+                pattern: format!("(?sm){pcre}"),
+                step_limit: crate::operator::backtrack::BACKTRACK_LIMIT,
+            },
             "rule {id}"
         );
     }
@@ -128,6 +131,32 @@ fn patterns_that_need_backtracking_load_for_the_backtracking_matcher() {
         rule(&set, 4).conditions[0].operator,
         Operator::Rx("(?sm)a*b".into())
     );
+}
+
+/// `SecPcreMatchLimit` sets the step limit of the backtracking patterns after it, as it sets
+/// PCRE's match limit in ModSecurity; a limit that is not a number is an error at its line.
+#[test]
+fn sec_pcre_match_limit_sets_the_step_limit_of_later_backtracking_patterns() {
+    let (set, notes) = load(
+        "SecRule ARGS \"@rx (\\w+)=\\1\" \"id:1,pass\"\n\
+         SecPcreMatchLimit 50000\n\
+         SecRule ARGS \"@rx (\\w+)=\\1\" \"id:2,pass\"\n",
+    )
+    .unwrap();
+    assert!(notes.is_empty(), "{notes:?}");
+    let limit = |id| match &rule(&set, id).conditions[0].operator {
+        Operator::RxBacktracking { step_limit, .. } => *step_limit,
+        other => panic!("rule {id}: {other}"),
+    };
+    assert_eq!(limit(1), crate::operator::backtrack::BACKTRACK_LIMIT);
+    assert_eq!(limit(2), 50_000);
+    for bad in ["SecPcreMatchLimit lots\n", "SecPcreMatchLimit 0\n"] {
+        let e = load(bad).unwrap_err().to_string();
+        assert!(
+            e.starts_with("t.conf:1:1: SecPcreMatchLimit takes a number"),
+            "{e}"
+        );
+    }
 }
 
 /// ModSecurity 3 compiles `@rx` with PCRE_DOTALL and PCRE_MULTILINE. Without them a newline
