@@ -229,6 +229,12 @@ mod tests {
             if m.pattern.is_match(value.as_bytes()).unwrap_or(false) {
                 prop_assert!(m.prefilter.is_match(value.as_bytes()), "{} on {:?}", pattern, value);
             }
+            // And starting the search at the prefilter's first match finds the match a
+            // search from the start finds.
+            if let Ok(direct) = m.pattern.find(value.as_bytes()) {
+                let found = m.find(value.as_bytes(), false).map(|e| e.fragment);
+                prop_assert_eq!(found, direct.map(|d| d.as_bytes().to_vec()), "{} on {:?}", pattern, value);
+            }
         }
     }
 
