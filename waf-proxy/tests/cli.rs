@@ -124,6 +124,23 @@ fn check_reports_duplicate_ids_and_lists_residual_regexes() {
         "{text}"
     );
     assert!(text.contains("2 residual regexes"), "{text}");
+
+    // A SecLang lookbehind runs on the backtracking matcher: listed, and counted.
+    let dir = Scratch::new(
+        "backtracking",
+        &[(
+            "a.conf",
+            "SecPcreMatchLimit 5000\nSecRule ARGS \"@rx (?<!&amp);\" \"id:10,phase:2,deny\"\n",
+        )],
+    );
+    let out = waf(&["rules", "check", "--verbose", dir.path()], None);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("a.conf:2:1: rule 10: condition 1: backtracking regex (lookaround, backreference or possessive quantifier; at most 5000 steps a search)"),
+        "{text}"
+    );
+    assert!(text.contains(", 1 backtracking regexes, 0 notes"), "{text}");
 }
 
 #[test]

@@ -13,7 +13,8 @@ pub struct Args {
     /// Rule files or folders (`*.yaml`, `*.yml` and SecLang `*.conf` files inside).
     #[arg(required = true)]
     paths: Vec<PathBuf>,
-    /// List the residual regexes: those with no literal to gate them, which run on every value.
+    /// List the residual regexes (those with no literal to gate them, which run on every
+    /// value) and the backtracking ones (SecLang patterns only PCRE can run).
     #[arg(short, long)]
     verbose: bool,
 }
@@ -87,9 +88,34 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                     )?;
                 }
             }
+            // SecLang patterns only PCRE can run: they cost a bounded backtracking search on
+            // the values their prefilter opens, which the author should know of.
+            let mut backtracking = 0;
+            for rule in set.rules() {
+                for (i, cond) in rule.conditions.iter().enumerate() {
+                    if let waf_core::operator::Operator::RxBacktracking { step_limit, .. } =
+                        &cond.operator
+                    {
+                        backtracking += 1;
+                        if args.verbose {
+                            writeln!(
+                                out,
+                                "{}: rule {}: condition {}: backtracking regex (lookaround, backreference or possessive quantifier; at most {step_limit} steps a search)",
+                                rule.source,
+                                rule.id,
+                                i + 1
+                            )?;
+                        }
+                    }
+                }
+            }
+            let backtracking = match backtracking {
+                0 => String::new(),
+                n => format!(", {n} backtracking regexes"),
+            };
             writeln!(
                 out,
-                "ok: {} rules, {} conditions gated by literals, {} residual regexes, {} notes",
+                "ok: {} rules, {} conditions gated by literals, {} residual regexes{backtracking}, {} notes",
                 program.rule_count(),
                 program.gated_condition_count(),
                 residual.len(),
