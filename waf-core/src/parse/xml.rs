@@ -39,8 +39,24 @@ pub fn xml_values(body: &[u8]) -> XmlValues {
     reader.config_mut().check_end_names = true;
     let mut depth = 0usize;
     let mut seen_root = false;
+    // A document has one root element, and nothing but comments, processing instructions and
+    // whitespace around it. What an application reads out of anything else is anyone's guess,
+    // so it makes the document malformed, as it does for libxml2 ("Extra content at the end
+    // of the document"): otherwise `<a/><script>…` would hide its second half from the rules.
     loop {
         match reader.read_event() {
+            Ok(Event::Start(_) | Event::Empty(_)) if depth == 0 && seen_root => {
+                out.error = Some(outside_root(seen_root));
+                break;
+            }
+            Ok(Event::Text(t)) if depth == 0 && !t.iter().all(u8::is_ascii_whitespace) => {
+                out.error = Some(outside_root(seen_root));
+                break;
+            }
+            Ok(Event::GeneralRef(_) | Event::CData(_)) if depth == 0 => {
+                out.error = Some(outside_root(seen_root));
+                break;
+            }
             Ok(Event::Start(e)) => {
                 depth += 1;
                 seen_root = true;
@@ -74,6 +90,14 @@ pub fn xml_values(body: &[u8]) -> XmlValues {
         }
     }
     out
+}
+
+fn outside_root(seen_root: bool) -> String {
+    if seen_root {
+        "XML document has content after its root element".into()
+    } else {
+        "XML document has text before its root element".into()
+    }
 }
 
 fn push_attributes(e: &quick_xml::events::BytesStart<'_>, out: &mut XmlValues) {
@@ -171,6 +195,15 @@ mod tests {
     }
 
     #[test]
+    fn comments_instructions_and_whitespace_may_surround_the_root() {
+        let v = xml_values(
+            b"<?xml version=\"1.0\"?>\r\n<!-- before -->\n<a>x</a>\r\n<!-- after --><?pi x?>\n",
+        );
+        assert_eq!(v.error, None);
+        assert_eq!(v.text, b"x");
+    }
+
+    #[test]
     fn malformed_documents_are_reported_without_panicking() {
         for body in [
             &b""[..],
@@ -179,6 +212,12 @@ mod tests {
             b"not xml",
             b"<a x='1></a>",
             b"\xff\xfe<",
+            b"<a>x</a><script>alert(1)</script>",
+            b"<a/><b/>",
+            b"<a>x</a>' or 1=1--",
+            b"' or 1=1--<a>x</a>",
+            b"<a>x</a>&amp;",
+            b"<a>x</a><![CDATA[y]]>",
         ] {
             let v = xml_values(body);
             assert!(v.error.is_some(), "{:?}", String::from_utf8_lossy(body));
