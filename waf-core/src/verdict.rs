@@ -51,6 +51,10 @@ pub struct Verdict {
     pub scores: BTreeMap<String, i64>,
     /// Every logged rule that matched, in evaluation order.
     pub matches: Vec<RuleMatch>,
+    /// Why the body could not be parsed as its declared type, when it could not
+    /// (`REQBODY_ERROR_MSG`). With [`InvalidBody::Block`](crate::rules::InvalidBody::Block)
+    /// that alone blocks the request with 400, before the rules that read the body run.
+    pub body_error: Option<String>,
 }
 
 impl Verdict {

@@ -25,8 +25,8 @@ use crate::error::{Error, ErrorKind};
 use crate::operator::{expand, expand_borrowed, Evidence, Matcher};
 use crate::request::Request;
 use crate::rules::{
-    Collection, Ctl, Disruptive, Effect, Exclusion, Flow, Item, MacroPart, Mode, Phase, Rule,
-    RuleRef, RuleSet, Selector, SetOp, Settings,
+    Collection, Ctl, Disruptive, Effect, Exclusion, Flow, InvalidBody, Item, MacroPart, Mode,
+    Phase, Rule, RuleRef, RuleSet, Selector, SetOp, Settings,
 };
 use crate::transform::Transform;
 use crate::verdict::{Action, MatchedValue, RuleMatch, Verdict};
@@ -582,6 +582,12 @@ pub(crate) fn run_observed<E: Evaluate, O: Observe>(
             let since = observer.mark();
             state.data.parse_body(&settings.parse_limits);
             observer.body_parsed(since);
+            if let Some(error) = state.data.body_error() {
+                state.verdict.body_error = Some(error.to_string());
+                if settings.invalid_body == InvalidBody::Block && reject_invalid_body(&mut state) {
+                    break 'phases;
+                }
+            }
         }
         let mut i = range.start;
         while i < range.end {
@@ -1104,6 +1110,19 @@ fn lookup<'s>(
     }
 }
 
+/// A body its processor could not read blocks the request with 400, as ModSecurity's
+/// recommended rule 200002 does at the start of its body phase: the rules about to run would
+/// see only what parsing recovered of it. Returns whether evaluation stops here (not in
+/// detection only, where the rules still run, to show what they make of it).
+fn reject_invalid_body(state: &mut TxState<'_>) -> bool {
+    if !state.decided {
+        state.verdict.action = Action::Block { status: 400 };
+        state.verdict.decided_by = None;
+        state.decided = true;
+    }
+    state.mode == Mode::Block
+}
+
 /// Runs a matching rule's effects, records it and applies its action. Returns whether
 /// evaluation stops here.
 fn act(plan: &Plan, i: usize, state: &mut TxState<'_>) -> bool {
@@ -1293,4 +1312,82 @@ fn shown(settings: &Settings, value: &[u8], sensitive: bool) -> String {
         s.push('…');
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::rules::{InvalidBody, Mode};
+    use crate::{compile, Action, Request, RuleSet};
+
+    /// A header rule and a body rule, both of which match the request below.
+    fn rules() -> RuleSet {
+        RuleSet::from_yaml_str(
+            "rules:\n\
+             \x20 - id: 1\n    phase: headers\n    severity: notice\n    targets: [request_headers:user-agent]\n    match: {contains: curl}\n\
+             \x20 - id: 2\n    targets: [request_body]\n    match: {contains: UNION}\n",
+            "t.yaml",
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn json_that_is_a_form() -> Request {
+        Request::builder()
+            .method("POST")
+            .header("User-Agent", "curl/8.5")
+            .header("Content-Type", "application/json")
+            .body("q=' UNION SELECT 1--")
+            .build()
+    }
+
+    #[test]
+    fn an_invalid_body_blocks_with_400_before_the_body_rules_run() {
+        let verdict = compile(&rules())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .inspect(&json_that_is_a_form());
+        assert_eq!(verdict.action, Action::Block { status: 400 });
+        assert_eq!(verdict.decided_by, None);
+        assert!(verdict.body_error.is_some());
+        let ids: Vec<u32> = verdict.matches.iter().map(|m| m.rule_id).collect();
+        assert_eq!(ids, [1], "the header rule ran, the body rule did not");
+    }
+
+    #[test]
+    fn in_detection_only_the_body_rules_still_run_on_an_invalid_body() {
+        let mut set = rules();
+        set.settings.mode = Mode::DetectOnly;
+        let verdict = compile(&set)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .inspect(&json_that_is_a_form());
+        assert_eq!(verdict.action, Action::Block { status: 400 });
+        assert!(!verdict.is_blocking());
+        let ids: Vec<u32> = verdict.matches.iter().map(|m| m.rule_id).collect();
+        assert_eq!(ids, [1, 2]);
+    }
+
+    #[test]
+    fn inspect_lets_the_rules_judge_an_invalid_body() {
+        let mut set = rules();
+        set.settings.invalid_body = InvalidBody::Inspect;
+        let verdict = compile(&set)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .inspect(&json_that_is_a_form());
+        assert_eq!(verdict.action, Action::Block { status: 403 });
+        assert_eq!(verdict.decided_by, Some(2));
+        assert!(verdict.body_error.is_some());
+    }
+
+    #[test]
+    fn a_valid_body_and_an_empty_one_carry_no_body_error() {
+        let program = compile(&rules()).unwrap_or_else(|e| panic!("{e}"));
+        for body in ["{\"q\": \"x\"}", ""] {
+            let request = Request::builder()
+                .method("POST")
+                .header("Content-Type", "application/json")
+                .body(body)
+                .build();
+            let verdict = program.inspect(&request);
+            assert_eq!(verdict.body_error, None, "{body}");
+            assert_eq!(verdict.action, Action::Pass, "{body}");
+        }
+    }
 }

@@ -86,6 +86,8 @@ pub(crate) struct RequestData<'r> {
     scalars: Vec<Option<usize>>,
     body_parsed: bool,
     head_urlencoded_error: bool,
+    /// Why the body processor failed, once the body is parsed.
+    body_error: Option<String>,
 }
 
 impl<'r> RequestData<'r> {
@@ -101,6 +103,7 @@ impl<'r> RequestData<'r> {
             scalars: Vec::new(),
             body_parsed: false,
             head_urlencoded_error: false,
+            body_error: None,
         };
         let mut basename = head
             .decoded_path
@@ -162,6 +165,12 @@ impl<'r> RequestData<'r> {
     }
 
     /// Parses the body and appends its fields. Idempotent.
+    /// Why the body could not be parsed as its declared type; `None` until
+    /// [`parse_body`](Self::parse_body) has run, or when it could.
+    pub(crate) fn body_error(&self) -> Option<&str> {
+        self.body_error.as_deref()
+    }
+
     pub(crate) fn parse_body(&mut self, limits: &ParseLimits) {
         if self.body_parsed {
             return;
@@ -180,6 +189,7 @@ impl<'r> RequestData<'r> {
             .issues
             .iter()
             .find(|i| i.kind == ParseIssueKind::BodyInvalid);
+        self.body_error = error.map(|e| e.message.clone());
         let urlencoded_error = self.head_urlencoded_error
             || body
                 .issues

@@ -38,7 +38,9 @@ pub use action::{
     ActionError, Ctl, Disruptive, Effect, Flow, IdRange, Macro, MacroPart, RuleRef, SetOp, SetVar,
 };
 pub use load::{rule_files, Language, Loader};
-pub use settings::{Exclusion, Mode, Scope, Settings, Severity, SeverityScores, TargetRemoval};
+pub use settings::{
+    Exclusion, InvalidBody, Mode, Scope, Settings, Severity, SeverityScores, TargetRemoval,
+};
 pub use target::{Collection, Selector, Target, TargetError};
 
 use crate::operator::Operator;

@@ -20,6 +20,46 @@ pub enum Mode {
     Off,
 }
 
+/// What becomes of a request whose body cannot be read as the type its `Content-Type` declares
+/// (invalid JSON or XML, a multipart body without its boundary): the rules cannot see into it,
+/// but the application behind may still read something out of it.
+///
+/// ```
+/// use waf_core::rules::{InvalidBody, RuleSet};
+/// use waf_core::{compile, Action, Request};
+///
+/// let mut set = RuleSet::from_yaml_str(
+///     "rules:\n  - id: 1\n    targets: [args]\n    match: detect_sqli\n",
+///     "inline.yaml",
+/// )
+/// .unwrap();
+/// assert_eq!(set.settings.invalid_body, InvalidBody::Block);
+/// let request = Request::builder()
+///     .method("POST")
+///     .header("Content-Type", "application/json")
+///     .body("' UNION SELECT password FROM users--")
+///     .build();
+/// let verdict = compile(&set).unwrap().inspect(&request);
+/// assert_eq!(verdict.action, Action::Block { status: 400 });
+/// assert!(verdict.body_error.is_some());
+///
+/// set.settings.invalid_body = InvalidBody::Inspect;
+/// let verdict = compile(&set).unwrap().inspect(&request);
+/// assert_eq!(verdict.action, Action::Pass);
+/// assert!(verdict.body_error.is_some());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum InvalidBody {
+    /// Block it with 400 before the body's rules run, as ModSecurity's recommended
+    /// configuration does (its rule 200002 on `REQBODY_ERROR`). Otherwise a body sent as
+    /// `application/json` but written as a form, say, is read by no rule at all.
+    #[default]
+    Block,
+    /// Run the rules on what parsing recovered, with `REQBODY_ERROR` set, and let them decide.
+    Inspect,
+}
+
 /// A rule's severity, as in ModSecurity (syslog levels).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
@@ -146,6 +186,8 @@ pub struct Settings {
     pub max_logged_value: usize,
     /// Bounds on request parsing.
     pub parse_limits: ParseLimits,
+    /// What a body that cannot be parsed as its declared type gets.
+    pub invalid_body: InvalidBody,
     /// Transaction variables set before the first rule runs (`tx.<name>`).
     pub tx_defaults: BTreeMap<String, String>,
     /// Record the matches of `log: false` (`nolog`) rules in the verdict too. Off by default:
@@ -182,6 +224,7 @@ impl Default for Settings {
             .to_vec(),
             max_logged_value: 120,
             parse_limits: ParseLimits::default(),
+            invalid_body: InvalidBody::Block,
             tx_defaults: BTreeMap::new(),
             record_unlogged: false,
         }

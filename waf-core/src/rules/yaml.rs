@@ -33,9 +33,9 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::{
-    Condition, Ctl, Disruptive, Effect, Exclusion, Flow, IdRange, Item, Macro, Mode, Phase, Rule,
-    RuleRef, RuleSet, RuleTests, Scope, SetVar, Severity, SeverityScores, SourceLocation, Target,
-    TargetRemoval, TestRequest,
+    Condition, Ctl, Disruptive, Effect, Exclusion, Flow, IdRange, InvalidBody, Item, Macro, Mode,
+    Phase, Rule, RuleRef, RuleSet, RuleTests, Scope, SetVar, Severity, SeverityScores,
+    SourceLocation, Target, TargetRemoval, TestRequest,
 };
 use crate::error::{Error, ErrorKind};
 use crate::operator::Operator;
@@ -65,6 +65,7 @@ struct SettingsDef {
     sensitive_names: Option<Vec<String>>,
     max_logged_value: Option<usize>,
     limits: Option<LimitsDef>,
+    invalid_body: Option<String>,
     #[serde(default)]
     tx: BTreeMap<String, Scalar>,
 }
@@ -404,6 +405,9 @@ impl Lowering<'_> {
         }
         if let Some(m) = def.max_logged_value {
             s.max_logged_value = m;
+        }
+        if let Some(b) = def.invalid_body {
+            s.invalid_body = parse_invalid_body(&b)?;
         }
         if let Some(l) = def.limits {
             let p = &mut s.parse_limits;
@@ -750,6 +754,15 @@ fn parse_mode(s: &str) -> Result<Mode, String> {
     }
 }
 
+/// `invalid_body` of the settings: `block` or `inspect`.
+pub(crate) fn parse_invalid_body(s: &str) -> Result<InvalidBody, String> {
+    match s {
+        "block" => Ok(InvalidBody::Block),
+        "inspect" => Ok(InvalidBody::Inspect),
+        other => Err(format!("unknown invalid_body `{other}` (block, inspect)")),
+    }
+}
+
 fn check_status(status: u16) -> Result<(), String> {
     if (400..=599).contains(&status) {
         Ok(())
@@ -764,6 +777,23 @@ mod tests {
 
     fn load(text: &str) -> Result<RuleSet, Error> {
         RuleSet::from_yaml_str(text, "t.yaml")
+    }
+
+    #[test]
+    fn invalid_body_is_a_setting() {
+        let set = load("settings:\n  invalid_body: inspect\nrules: []\n").unwrap();
+        assert_eq!(set.settings.invalid_body, InvalidBody::Inspect);
+        let set = load("settings:\n  invalid_body: block\nrules: []\n").unwrap();
+        assert_eq!(set.settings.invalid_body, InvalidBody::Block);
+        assert_eq!(
+            load("rules: []\n").unwrap().settings.invalid_body,
+            InvalidBody::Block
+        );
+        let err = load("settings:\n  invalid_body: pass\nrules: []\n").unwrap_err();
+        assert!(
+            err.to_string().contains("unknown invalid_body `pass`"),
+            "{err}"
+        );
     }
 
     #[test]
