@@ -139,6 +139,11 @@ pub struct Site {
     /// Block, or only detect and log.
     #[serde(default)]
     pub mode: SiteMode,
+    /// A body that cannot be parsed as its `Content-Type` says (invalid JSON or XML, a
+    /// multipart body without its boundary): `block` it with 400, or `inspect` what parsing
+    /// recovered of it (the ruleset's own setting when left out, `block` by default).
+    #[serde(default)]
+    pub invalid_body: Option<InvalidBody>,
     /// An HTML block-page template (`{{request_id}}`, `{{status}}`, `{{host}}`); a built-in
     /// page when left out.
     #[serde(default)]
@@ -288,6 +293,16 @@ pub enum SiteMode {
     DetectOnly,
 }
 
+/// What a site does with a body its declared type does not parse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvalidBody {
+    /// Answer 400, before the rules that read the body run.
+    Block,
+    /// Let the rules judge what parsing recovered.
+    Inspect,
+}
+
 /// Size limits and client deadlines.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -424,6 +439,7 @@ impl Config {
                 paranoia: None,
                 anomaly_threshold: None,
                 mode: SiteMode::Block,
+                invalid_body: None,
                 block_page: None,
                 profile_every: 0,
                 rate_limits: Vec::new(),

@@ -293,6 +293,19 @@ fn explain_reads_standard_input_and_passes_clean_requests() {
 }
 
 #[test]
+fn explain_says_a_body_that_does_not_parse_as_its_type_is_refused() {
+    let raw = "POST /login HTTP/1.1\r\nHost: login.contoso.com\r\n\
+               Content-Type: application/json\r\nContent-Length: 5\r\n\r\n{\"a\":";
+    let out = waf(&["explain", "--rules", "rules/", "-"], Some(raw.as_bytes()));
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.starts_with("verdict: block (400) because the body does not parse as its type ("),
+        "{text}"
+    );
+}
+
+#[test]
 fn explain_rejects_what_is_not_a_request() {
     let out = waf(
         &["explain", "--rules", "rules/", "-"],

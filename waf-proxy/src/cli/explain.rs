@@ -32,6 +32,13 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     write!(out, "verdict: {decision}")?;
     if let Some(id) = verdict.decided_by {
         write!(out, " by rule {id}")?;
+    } else if let Some(error) = &verdict.body_error {
+        if verdict.block_status() == Some(400) {
+            write!(
+                out,
+                " because the body does not parse as its type ({error})"
+            )?;
+        }
     }
     if !verdict.enforced {
         write!(out, " [detection only: not enforced]")?;
@@ -47,6 +54,12 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         verdict.anomaly_score,
         scores.join(", ")
     )?;
+    if let (Some(error), false) = (&verdict.body_error, verdict.block_status() == Some(400)) {
+        writeln!(
+            out,
+            "body: does not parse as its type ({error}); the rules saw what parsing recovered"
+        )?;
+    }
     for m in &verdict.matches {
         let severity = m.severity.map(|s| s.to_string()).unwrap_or_default();
         writeln!(out, "\nrule {} [{}] {}", m.rule_id, severity, m.message)?;

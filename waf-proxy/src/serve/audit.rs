@@ -135,6 +135,9 @@ pub struct AuditRecord<'a> {
     pub rules: Vec<AuditRule<'a>>,
     /// Whether the body was inspected, and why not when it was not.
     pub body: &'a str,
+    /// Why the body could not be parsed as its `Content-Type` says, when it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_error: Option<&'a str>,
     pub durations_ms: Durations,
     /// Why the proxy failed, when it did.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -25,7 +25,7 @@ use waf_core::Program;
 use super::block_page::BlockPage;
 use super::metrics::Metrics;
 use super::rate_limit::RateLimit;
-use crate::config::{normalize_host, Config, Limits, Site, SiteMode};
+use crate::config::{normalize_host, Config, InvalidBody, Limits, Site, SiteMode};
 
 /// One site, ready to serve.
 pub struct SiteRuntime {
@@ -246,10 +246,18 @@ fn compile_site(site: &Site, files: &[PathBuf]) -> anyhow::Result<(Program, Stri
     if site.mode == SiteMode::DetectOnly {
         set.settings.mode = Mode::DetectOnly;
     }
+    match site.invalid_body {
+        Some(InvalidBody::Block) => set.settings.invalid_body = waf_core::rules::InvalidBody::Block,
+        Some(InvalidBody::Inspect) => {
+            set.settings.invalid_body = waf_core::rules::InvalidBody::Inspect
+        }
+        None => {}
+    }
     (
         site.paranoia,
         site.anomaly_threshold,
         site.mode == SiteMode::DetectOnly,
+        site.invalid_body,
     )
         .hash(&mut hasher);
     let program = waf_core::compile(&set).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -535,6 +535,7 @@ impl ProxyHttp for Waf {
                 uri = %String::from_utf8_lossy(session.req_header().raw_path()),
                 score = verdict.anomaly_score,
                 rules = %rules.join(","),
+                body_error = verdict.body_error.as_deref().unwrap_or_default(),
                 "waf {}", ctx.action
             );
         }
@@ -722,6 +723,7 @@ impl ProxyHttp for Waf {
                 })
                 .unwrap_or_default(),
             body: ctx.body,
+            body_error: verdict.and_then(|v| v.body_error.as_deref()),
             durations_ms: Durations {
                 total: ms(ctx.started.elapsed()),
                 inspection: ms(ctx.inspection),
