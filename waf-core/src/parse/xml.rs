@@ -8,6 +8,8 @@
 //! `DOCTYPE` is expanded (entities a document declares stay as written), and a malformed
 //! document is reported, keeping what came before the fault.
 
+use std::borrow::Cow;
+
 use quick_xml::events::Event;
 use quick_xml::Reader;
 
@@ -35,6 +37,18 @@ pub struct XmlValues {
 /// ```
 pub fn xml_values(body: &[u8]) -> XmlValues {
     let mut out = XmlValues::default();
+    // XML 1.0 allows no control character but tab, LF and CR, not even escaped; libxml2
+    // refuses the document. quick-xml passes them through, and a NUL would let the text
+    // before it stand for the whole value in an application that reads C strings.
+    if let Some(&c) = body
+        .iter()
+        .find(|&&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'))
+    {
+        out.error = Some(format!(
+            "XML document holds the control character 0x{c:02X}"
+        ));
+        return out;
+    }
     let mut reader = Reader::from_reader(body);
     reader.config_mut().check_end_names = true;
     let mut depth = 0usize;
@@ -73,7 +87,9 @@ pub fn xml_values(body: &[u8]) -> XmlValues {
                 // stand for; a declared entity (`&xxe;`) stays as written, unexpanded.
                 out.text.extend_from_slice(&reference(&r));
             }
-            Ok(Event::CData(c)) if depth > 0 => out.text.extend_from_slice(&c),
+            Ok(Event::CData(c)) if depth > 0 => {
+                out.text.extend_from_slice(&normalize_line_ends(&c));
+            }
             Ok(Event::Eof) => {
                 if depth > 0 {
                     out.error = Some("XML document ends inside an element".into());
@@ -100,14 +116,41 @@ fn outside_root(seen_root: bool) -> String {
     }
 }
 
+/// An attribute value as an XML processor hands it over (3.3.3): line ends normalized, then
+/// each tab and line feed read as a space, then references replaced (so `&#10;` stays a line
+/// feed).
 fn push_attributes(e: &quick_xml::events::BytesStart<'_>, out: &mut XmlValues) {
     for attribute in e.attributes().with_checks(false).flatten() {
-        out.attributes.push(unescape_bytes(&attribute.value));
+        let spaced: Vec<u8> = normalize_line_ends(&attribute.value)
+            .iter()
+            .map(|&b| if matches!(b, b'\t' | b'\n') { b' ' } else { b })
+            .collect();
+        out.attributes.push(unescape_bytes(&spaced));
     }
 }
 
 fn unescape(t: &quick_xml::events::BytesText<'_>) -> Vec<u8> {
-    unescape_bytes(t)
+    unescape_bytes(&normalize_line_ends(t))
+}
+
+/// XML's end-of-line handling (2.11), which comes before parsing: CR LF and a lone CR are read
+/// as LF. libxml2 does it, so ModSecurity's `XML:/*` never holds a CR (but from `&#13;`), and
+/// a value ending in CR LF ends in a line feed, where a `$` pattern holds.
+fn normalize_line_ends(raw: &[u8]) -> Cow<'_, [u8]> {
+    if !raw.contains(&b'\r') {
+        return Cow::Borrowed(raw);
+    }
+    let mut out = Vec::with_capacity(raw.len());
+    let mut bytes = raw.iter().peekable();
+    while let Some(&b) = bytes.next() {
+        if b == b'\r' {
+            out.push(b'\n');
+            bytes.next_if_eq(&&b'\n');
+        } else {
+            out.push(b);
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// Replaces the five predefined entities and numeric references; anything else is kept.
@@ -167,6 +210,8 @@ fn number(digits: &[u8], radix: u32) -> Vec<u8> {
         .ok()
         .and_then(|d| u32::from_str_radix(d, radix).ok())
         .and_then(char::from_u32)
+        // `&#0;` and the other control characters XML forbids stay as written.
+        .filter(|&c| u32::from(c) >= 0x20 || matches!(c, '\t' | '\n' | '\r'))
         .map(|c| c.to_string().into_bytes())
         .unwrap_or_default()
 }
@@ -195,6 +240,19 @@ mod tests {
     }
 
     #[test]
+    fn line_ends_are_read_as_line_feeds_and_attribute_whitespace_as_spaces() {
+        let v = xml_values(b"<a b='1\r\n2\t3\r4&#10;5'>x\r\ny\rz&#13;<![CDATA[c\r\n]]></a>");
+        assert_eq!(v.text, b"x\ny\nz\rc\n");
+        assert_eq!(v.attributes, [b"1 2 3 4\n5".to_vec()]);
+    }
+
+    #[test]
+    fn a_reference_to_a_forbidden_character_stays_as_written() {
+        let v = xml_values(b"<a>x&#0;y&#x1;z&#9;</a>");
+        assert_eq!(v.text, b"x&#0;y&#x1;z\t");
+    }
+
+    #[test]
     fn comments_instructions_and_whitespace_may_surround_the_root() {
         let v = xml_values(
             b"<?xml version=\"1.0\"?>\r\n<!-- before -->\n<a>x</a>\r\n<!-- after --><?pi x?>\n",
@@ -218,6 +276,8 @@ mod tests {
             b"' or 1=1--<a>x</a>",
             b"<a>x</a>&amp;",
             b"<a>x</a><![CDATA[y]]>",
+            b"<a>x\0</a>",
+            b"<a b='\x01'/>",
         ] {
             let v = xml_values(body);
             assert!(v.error.is_some(), "{:?}", String::from_utf8_lossy(body));
