@@ -164,13 +164,13 @@ impl<'r> RequestData<'r> {
         data
     }
 
-    /// Parses the body and appends its fields. Idempotent.
     /// Why the body could not be parsed as its declared type; `None` until
     /// [`parse_body`](Self::parse_body) has run, or when it could.
     pub(crate) fn body_error(&self) -> Option<&str> {
         self.body_error.as_deref()
     }
 
+    /// Parses the body and appends its fields. Idempotent.
     pub(crate) fn parse_body(&mut self, limits: &ParseLimits) {
         if self.body_parsed {
             return;

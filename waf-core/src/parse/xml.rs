@@ -37,18 +37,6 @@ pub struct XmlValues {
 /// ```
 pub fn xml_values(body: &[u8]) -> XmlValues {
     let mut out = XmlValues::default();
-    // XML 1.0 allows no control character but tab, LF and CR, not even escaped; libxml2
-    // refuses the document. quick-xml passes them through, and a NUL would let the text
-    // before it stand for the whole value in an application that reads C strings.
-    if let Some(&c) = body
-        .iter()
-        .find(|&&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'))
-    {
-        out.error = Some(format!(
-            "XML document holds the control character 0x{c:02X}"
-        ));
-        return out;
-    }
     let mut reader = Reader::from_reader(body);
     reader.config_mut().check_end_names = true;
     let mut depth = 0usize;
@@ -104,6 +92,18 @@ pub fn xml_values(body: &[u8]) -> XmlValues {
                 break;
             }
         }
+    }
+    // XML 1.0 allows no control character but tab, LF and CR, not even escaped; libxml2
+    // refuses the document. quick-xml passes them through (and so the values keep them), but
+    // a NUL would let the text before it stand for the whole value in an application that
+    // reads C strings.
+    if let Some(&c) = body
+        .iter()
+        .find(|&&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'))
+    {
+        out.error = Some(format!(
+            "XML document holds the control character 0x{c:02X}"
+        ));
     }
     out
 }
@@ -244,6 +244,13 @@ mod tests {
         let v = xml_values(b"<a b='1\r\n2\t3\r4&#10;5'>x\r\ny\rz&#13;<![CDATA[c\r\n]]></a>");
         assert_eq!(v.text, b"x\ny\nz\rc\n");
         assert_eq!(v.attributes, [b"1 2 3 4\n5".to_vec()]);
+    }
+
+    #[test]
+    fn a_control_character_is_an_error_and_the_text_around_it_is_kept() {
+        let v = xml_values(b"<a>x\0' or 1=1--</a>");
+        assert!(v.error.is_some_and(|e| e.contains("0x00")));
+        assert_eq!(v.text, b"x\0' or 1=1--");
     }
 
     #[test]

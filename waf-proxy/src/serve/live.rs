@@ -246,12 +246,11 @@ fn compile_site(site: &Site, files: &[PathBuf]) -> anyhow::Result<(Program, Stri
     if site.mode == SiteMode::DetectOnly {
         set.settings.mode = Mode::DetectOnly;
     }
-    match site.invalid_body {
-        Some(InvalidBody::Block) => set.settings.invalid_body = waf_core::rules::InvalidBody::Block,
-        Some(InvalidBody::Inspect) => {
-            set.settings.invalid_body = waf_core::rules::InvalidBody::Inspect
-        }
-        None => {}
+    if let Some(policy) = site.invalid_body {
+        set.settings.invalid_body = match policy {
+            InvalidBody::Block => waf_core::rules::InvalidBody::Block,
+            InvalidBody::Inspect => waf_core::rules::InvalidBody::Inspect,
+        };
     }
     (
         site.paranoia,
