@@ -45,13 +45,17 @@ pub fn sample_request() -> &'static Request {
     })
 }
 
-/// What holds of every verdict: a decision (block or allow) names the rule that took it, and
-/// no rule is named when nothing was decided.
+/// What holds of every verdict: a decision (block or allow) names the rule that took it, but
+/// for the 400 of a body that does not parse as its type, which no rule takes; and no rule is
+/// named when nothing was decided.
 pub fn check_verdict(verdict: &waf_core::Verdict) {
+    let refused_body = verdict.body_error.is_some()
+        && verdict.action == waf_core::Action::Block { status: 400 }
+        && verdict.decided_by.is_none();
     let decided = !matches!(verdict.action, waf_core::Action::Pass);
     assert_eq!(
         decided,
-        verdict.decided_by.is_some(),
+        verdict.decided_by.is_some() || refused_body,
         "action {:?} decided by {:?}",
         verdict.action,
         verdict.decided_by
