@@ -516,7 +516,10 @@ fn serve_check_loads_everything_prints_the_sites_and_exits() {
         "{text}"
     );
     assert!(
-        text.contains("detect only, upstream contoso.ciamlogin.com:443"),
+        text.contains(
+            "detect only, bodies that do not parse as their type refused, \
+             upstream contoso.ciamlogin.com:443"
+        ),
         "{text}"
     );
     assert!(text.contains("rate limits: sign-in (3 per 60 s)"), "{text}");

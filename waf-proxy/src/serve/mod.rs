@@ -253,7 +253,8 @@ fn check(
             .map(|l| format!("{} ({} per {} s)", l.name, l.requests, l.per_seconds))
             .collect();
         println!(
-            "  {}: {} rule(s) at paranoia level {}, anomaly threshold {}, ruleset {}, {}, upstream {}{}",
+            "  {}: {} rule(s) at paranoia level {}, anomaly threshold {}, ruleset {}, {}, \
+             bodies that do not parse as their type {}, upstream {}{}",
             site.name,
             site.program.rule_count(),
             site.program.settings().paranoia,
@@ -262,6 +263,11 @@ fn check(
             match s.mode {
                 SiteMode::Block => "block",
                 SiteMode::DetectOnly => "detect only",
+            },
+            if site.program.settings().invalid_body == waf_core::rules::InvalidBody::Inspect {
+                "inspected"
+            } else {
+                "refused"
             },
             s.upstream.address.all().join(", "),
             if limits.is_empty() {
