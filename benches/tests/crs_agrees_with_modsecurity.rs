@@ -1,13 +1,15 @@
 //! Our engine running the CRS 3.3.4, against ModSecurity 3 running it (the benchmarks' peer, in
 //! process), rule by rule: the query strings and one-line form bodies of the CRS's own attack
-//! tests (930–944), and the queries' fields as cookies and inside a `Referer`; each as written
-//! and with a newline, a CR LF or a NUL byte added, tabs for spaces, and upper case, at
-//! paranoia levels 1 and 4. Both must match the same rules, but
-//! for the differences listed in [`KNOWN`], each a choice or a limit documented in
+//! tests (930–944), and the queries' fields as cookies, inside a `Referer`, and in JSON,
+//! multipart and XML bodies; each as written and with a newline, a CR LF or a NUL byte added,
+//! tabs for spaces, and upper case, at paranoia levels 1 and 4. Both must match the same rules,
+//! but for the differences listed in [`KNOWN`], each a choice or a limit documented in
 //! docs/crs-compat.md.
 //!
 //! This test found the newline bug: ModSecurity compiles `@rx` multi-line and dot-all, and a
-//! value ending in `%0A` passed 930110 and 931120 here while ModSecurity blocked it.
+//! value ending in `%0A` passed 930110 and 931120 here while ModSecurity blocked it. Its XML
+//! bodies found that our XML reader kept CR LF where libxml2 reads a line feed (942220), and
+//! let a NUL through where libxml2 refuses the document.
 //!
 //! Reproduce: `cargo test --release -p waf-benches --test crs_agrees_with_modsecurity`
 //! (`scripts/test.sh` installs `libmodsecurity3` and the CRS; the tests are read from
