@@ -405,6 +405,13 @@ fn a_body_that_does_not_parse_as_its_content_type_is_refused_with_400() {
         let r = post("login.contoso.com", content_type, "signInName=x&password=y");
         assert_eq!(r.status, 400, "{content_type}: {}", r.raw);
     }
+    // A compressed body (rule 120116): the rules would read it compressed.
+    let r = post(
+        "login.contoso.com",
+        "application/x-www-form-urlencoded\r\nContent-Encoding: gzip",
+        "\u{1f}\u{8b}\u{8}\0",
+    );
+    assert_eq!(r.status, 415, "{}", r.raw);
     assert!(origin.seen().is_empty(), "{:?}", origin.seen());
     // The same bodies parse as what they are: clean JSON and XML pass.
     let r = post(
