@@ -40,6 +40,10 @@ pub struct Config {
     /// SIGINT, or after handing its sockets to a new binary).
     #[serde(default = "default_shutdown_grace_seconds")]
     pub shutdown_grace_seconds: u64,
+    /// Seconds between the summary lines of client faults (failed TLS handshakes, request
+    /// heads cut short), which are counted rather than logged one by one; 0 logs each.
+    #[serde(default = "default_client_faults_log_seconds")]
+    pub client_faults_log_seconds: u64,
     /// The protected sites, matched by Host.
     #[serde(default)]
     pub sites: Vec<Site>,
@@ -371,6 +375,9 @@ fn default_audit_path() -> String {
 fn default_shutdown_grace_seconds() -> u64 {
     5
 }
+fn default_client_faults_log_seconds() -> u64 {
+    60
+}
 fn default_upgrade_sock() -> PathBuf {
     PathBuf::from("/tmp/waf_upgrade.sock")
 }
@@ -422,6 +429,7 @@ impl Config {
             watch: true,
             upgrade_sock: default_upgrade_sock(),
             shutdown_grace_seconds: default_shutdown_grace_seconds(),
+            client_faults_log_seconds: default_client_faults_log_seconds(),
             sites: vec![Site {
                 hosts: vec!["*".into()],
                 upstream: Upstream {
@@ -528,6 +536,10 @@ impl Config {
             }
         }
         ensure!((1..=64).contains(&self.threads), "threads: must be 1 to 64");
+        ensure!(
+            self.client_faults_log_seconds <= 86_400,
+            "client_faults_log_seconds: 0 (log each) to 86400 (a day)"
+        );
         ensure!(
             self.limits.max_header_bytes >= 1024,
             "limits.max_header_bytes: at least 1024"
@@ -746,6 +758,15 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("trusted_proxies"), "{e}");
+        let e = Config::parse(
+            "client_faults_log_seconds: 86401\nsites:\n  - hosts: [a]\n    upstream: {address: \"a:1\"}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("client_faults_log_seconds: 0 (log each) to 86400"),
+            "{e}"
+        );
         for (limit, error) in [
             (
                 "header_timeout_ms: 99",

@@ -19,6 +19,11 @@ fn two_domain_proxy(origin: &Origin, pki: &Pki) -> Proxy {
 
 /// [`two_domain_proxy`] with more `limits:` lines.
 fn two_domain_proxy_with_limits(origin: &Origin, pki: &Pki, limits_extra: &str) -> Proxy {
+    two_domain_proxy_with(origin, pki, limits_extra, "")
+}
+
+/// [`two_domain_proxy`] with more `limits:` lines and more top-level keys.
+fn two_domain_proxy_with(origin: &Origin, pki: &Pki, limits_extra: &str, top: &str) -> Proxy {
     let dir = tempfile::tempdir().unwrap();
     pki.issue_files(dir.path(), "contoso", &["login.contoso.com"]);
     pki.issue_files(
@@ -32,12 +37,14 @@ fn two_domain_proxy_with_limits(origin: &Origin, pki: &Pki, limits_extra: &str) 
         origin,
         Setup {
             tls: true,
-            extra_top: "tls:\n\
-                 \x20 listen: \"127.0.0.1:{tls_port}\"\n\
+            extra_top: format!(
+                "tls:\n\
+                 \x20 listen: \"127.0.0.1:{{tls_port}}\"\n\
                  \x20 certificates:\n\
-                 \x20   - {hosts: [login.contoso.com], cert: contoso.pem, key: contoso.key}\n\
-                 \x20   - {hosts: [login.fabrikam.com, \"*.fabrikam.net\"], cert: fabrikam.pem, key: fabrikam.key}\n"
-                .to_string(),
+                 \x20   - {{hosts: [login.contoso.com], cert: contoso.pem, key: contoso.key}}\n\
+                 \x20   - {{hosts: [login.fabrikam.com, \"*.fabrikam.net\"], cert: fabrikam.pem, key: fabrikam.key}}\n\
+                 {top}"
+            ),
             extra_sites: format!(
                 "  - hosts: [login.fabrikam.com, id.fabrikam.net]\n\
                  \x20   upstream: {{address: \"127.0.0.1:{op}\"}}\n\
@@ -281,6 +288,60 @@ fn slowloris_over_tls_loses_its_connection_too() {
     );
     assert_eq!((status, version.as_str()), (200, "2"));
     assert_eq!(origin.seen().len(), 2);
+}
+
+/// Port scanners, plain HTTP sent to the HTTPS port, clients that leave in the middle of a
+/// request head: Pingora logged each as an `ERROR` line, so a scan of a public sign-in domain
+/// flooded the log and paged whoever alerts on errors. They are counted, and summed up in one
+/// `INFO` line per `client_faults_log_seconds`.
+#[test]
+fn client_faults_are_counted_and_summed_up_not_logged_as_errors_one_by_one() {
+    let pki = Pki::new();
+    let origin = Origin::start();
+    let faults = |proxy: &Proxy| {
+        // Plain HTTP to the HTTPS port: the handshake fails.
+        let mut s = TcpStream::connect(("127.0.0.1", proxy.tls_port.unwrap())).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"GET /authorize HTTP/1.1\r\nHost: login.contoso.com\r\n\r\n")
+            .unwrap();
+        let _ = s.read_to_end(&mut Vec::new());
+        // Half a head, then gone.
+        let mut s = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+        s.write_all(b"GET /authorize HTTP/1.1\r\nHost: login.con")
+            .unwrap();
+        drop(s);
+        // The harness's own probe of the HTTPS port (a connection closed unspoken) is a failed
+        // handshake too.
+        proxy.wait_until(Duration::from_secs(10), || {
+            proxy.metric("waf_client_faults_total{kind=\"tls_handshake\"}") >= 2.0
+                && proxy.metric("waf_client_faults_total{kind=\"request_head\"}") == 1.0
+        });
+    };
+
+    let proxy = two_domain_proxy_with(&origin, &pki, "", "client_faults_log_seconds: 1\n");
+    faults(&proxy);
+    proxy.wait_until(Duration::from_secs(10), || {
+        proxy.log().contains("client faults")
+    });
+    let log = proxy.log();
+    let summary = log.lines().find(|l| l.contains("client faults")).unwrap();
+    assert!(summary.contains(" INFO "), "{summary}");
+    assert!(summary.contains(" TLS handshakes failed, 1 request head cut short; the last: "));
+    assert!(!log.contains(" ERROR "), "{log}");
+    let r = proxy
+        .send(b"GET /authorize HTTP/1.1\r\nHost: login.contoso.com\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 200, "{}", r.raw);
+
+    // With 0, each is logged as Pingora logs it, and still counted.
+    let proxy = two_domain_proxy_with(&origin, &pki, "", "client_faults_log_seconds: 0\n");
+    faults(&proxy);
+    proxy.wait_until(Duration::from_secs(10), || {
+        let log = proxy.log();
+        log.contains(" ERROR pingora_core::services::listening: Downstream handshake error")
+            && log.contains("http request")
+            && log.contains(" ERROR pingora_proxy: Fail to proxy: Downstream ConnectionClosed")
+    });
+    assert!(!proxy.log().contains("client faults"));
 }
 
 /// How long `stream` stays open while the test sends nothing (at most 10 s): reads until the

@@ -163,7 +163,9 @@ impl DeadlineStream {
             .get_socket_digest()
             .and_then(|d| d.peer_addr().map(|a| a.to_string()))
             .unwrap_or_default();
-        tracing::info!(
+        // Under a slowloris attack this happens by the thousand: the summary line of client
+        // faults (`client_faults`) counts them, and this one says which client.
+        tracing::debug!(
             peer = %peer,
             timeout_ms = self.deadlines.head.as_millis() as u64,
             "request head not complete in time: connection closed"

@@ -433,5 +433,8 @@ fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.shutdown_grace_seconds != new.shutdown_grace_seconds {
         keys.push("shutdown_grace_seconds");
     }
+    if old.client_faults_log_seconds != new.client_faults_log_seconds {
+        keys.push("client_faults_log_seconds");
+    }
     keys
 }

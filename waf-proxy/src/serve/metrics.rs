@@ -29,6 +29,8 @@ pub struct Metrics {
     pub upstream_errors: IntCounterVec,
     /// HTTP/1 connections closed because a request head did not end in time.
     pub head_timeouts: IntCounter,
+    /// TLS handshakes failed and request heads cut short, by kind (see `client_faults`).
+    pub client_faults: IntCounterVec,
     /// Open client connections, every protocol.
     pub client_connections: IntGauge,
     /// Connections closed unread: their client held `max_connections_per_client` already.
@@ -98,6 +100,11 @@ impl Metrics {
             "HTTP/1 connections closed because a request head was not complete within limits.header_timeout_ms.",
         )?;
         registry.register(Box::new(head_timeouts.clone()))?;
+        let client_faults = counter(
+            "waf_client_faults_total",
+            "Client faults Pingora would log as errors, by kind: tls_handshake (failed or timed out), request_head (the client left, or was cut off, in the middle of a request head).",
+            &["kind"],
+        )?;
         let client_connections = IntGauge::new(
             "waf_client_connections",
             "Open client connections (after the TLS handshake), every protocol.",
@@ -166,6 +173,7 @@ impl Metrics {
             rule_evaluations,
             upstream_errors,
             head_timeouts,
+            client_faults,
             client_connections,
             connections_refused,
             rate_limited,

@@ -15,6 +15,7 @@ mod admin;
 mod audit;
 mod background;
 mod block_page;
+mod client_faults;
 mod connections;
 mod deadlines;
 mod live;
@@ -25,6 +26,7 @@ mod tls;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use pingora::server::configuration::{Opt, ServerConf};
@@ -59,12 +61,15 @@ pub fn run(args: &Args) -> anyhow::Result<std::process::ExitCode> {
     if args.check {
         return check(&config, args.config.as_deref());
     }
-    init_tracing(config.log_format);
+    let metrics = Arc::new(metrics::Metrics::new().context("registering metrics")?);
+    let fault_summary_every = Duration::from_secs(config.client_faults_log_seconds);
+    let client_faults =
+        client_faults::ClientFaults::new(metrics.client_faults.clone(), fault_summary_every);
+    init_tracing(config.log_format, client_faults.clone());
     if args.config.is_none() {
         tracing::info!("no --config: using the built-in default configuration");
     }
     let open_files = raise_open_files_limit();
-    let metrics = Arc::new(metrics::Metrics::new().context("registering metrics")?);
     let live = Arc::new(live::Live::start(
         config.clone(),
         args.config.clone(),
@@ -145,6 +150,10 @@ pub fn run(args: &Args) -> anyhow::Result<std::process::ExitCode> {
     server.add_service(background_service(
         "health checks",
         background::HealthChecks { live: live.clone() },
+    ));
+    server.add_service(background_service(
+        "client fault summary",
+        client_faults.summary(fault_summary_every),
     ));
     server.add_service(background_service(
         "rate limit sweeper",
@@ -280,16 +289,29 @@ fn check(
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-fn init_tracing(format: LogFormat) {
+/// Log lines on stderr, in `format`, at the level `RUST_LOG` sets (`info` by default), with
+/// the `log` records of Pingora bridged in and its client faults left to `client_faults`.
+fn init_tracing(format: LogFormat, client_faults: client_faults::ClientFaults) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Human => builder
+    let human = (format == LogFormat::Human).then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .try_init(),
-        LogFormat::Json => builder.json().with_current_span(true).try_init(),
-    };
+    });
+    let json = (format == LogFormat::Json).then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .json()
+            .with_current_span(true)
+    });
+    // It fails only when a subscriber is set already, and that one then stays.
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(client_faults)
+        .with(human)
+        .with(json)
+        .try_init();
 }

@@ -1,0 +1,361 @@
+//! Client faults in the log: counted, and summed up once a minute, not an `ERROR` line each.
+//!
+//! Pingora logs two things clients do as errors, one line each:
+//!
+//! * a TLS handshake that fails or times out (`Downstream handshake error from …`): a port
+//!   scanner, a client speaking plain HTTP to the HTTPS port, a TLS version no one should still
+//!   offer;
+//! * a request head that ends before it is complete (`Fail to proxy: … while reading request
+//!   headers`): a client that leaves in the middle of one, or a slowloris connection that the
+//!   head deadline closes ([`deadlines`](super::deadlines)).
+//!
+//! Neither is the proxy's fault, neither is anything an operator can fix, and on a public
+//! sign-in domain both come by the thousand: a line each floods the log under a scan or a
+//! slowloris attack, and pages whoever alerts on `ERROR`. So [`ClientFaults`] keeps them out
+//! of the log and counts them instead, in `waf_client_faults_total{kind}`; [`Summary`] logs
+//! one `INFO` line per `client_faults_log_seconds` in which any occurred, with the count of
+//! each kind and the last one's message as a sample. With `client_faults_log_seconds: 0` they
+//! are counted and logged one by one, as Pingora logs them.
+//!
+//! The lines are recognised by their target and text. Pingora has a hook to quiet its proxy
+//! errors (`ProxyHttp::suppress_error_log`), but the handshake and the read of a request head
+//! happen before any hook runs. Should an upgrade of Pingora reword them, they are logged as
+//! before: nothing is lost but the quiet. They are counted from the log events, so a
+//! `RUST_LOG` that turns Pingora's errors off stops the count too.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use prometheus::IntCounterVec;
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_log::NormalizeEvent;
+use tracing_subscriber::layer::{Context, Layer};
+
+/// What a client did wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Its TLS handshake failed or timed out.
+    TlsHandshake,
+    /// It left, or was cut off by the head deadline, in the middle of a request head.
+    RequestHead,
+}
+
+impl Kind {
+    const ALL: [Kind; 2] = [Kind::TlsHandshake, Kind::RequestHead];
+
+    /// The `kind` label of `waf_client_faults_total`.
+    fn label(self) -> &'static str {
+        match self {
+            Kind::TlsHandshake => "tls_handshake",
+            Kind::RequestHead => "request_head",
+        }
+    }
+
+    /// How the summary line words a count of them.
+    fn describe(self, n: u64) -> String {
+        match (self, n) {
+            (Kind::TlsHandshake, 1) => "1 TLS handshake failed".into(),
+            (Kind::TlsHandshake, n) => format!("{n} TLS handshakes failed"),
+            (Kind::RequestHead, 1) => "1 request head cut short".into(),
+            (Kind::RequestHead, n) => format!("{n} request heads cut short"),
+        }
+    }
+
+    /// The client fault a Pingora `ERROR` line reports, if it reports one.
+    fn of(target: &str, message: &str) -> Option<Kind> {
+        if target.starts_with("pingora_core::services::listening")
+            && message.starts_with("Downstream handshake ")
+        {
+            Some(Kind::TlsHandshake)
+        } else if target.starts_with("pingora_proxy")
+            && message.starts_with("Fail to proxy: ")
+            && message.contains("while reading request headers")
+        {
+            Some(Kind::RequestHead)
+        } else {
+            None
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Kind::TlsHandshake => 0,
+            Kind::RequestHead => 1,
+        }
+    }
+}
+
+/// The counts since the last summary line, shared by the [`ClientFaults`] layer and the
+/// [`Summary`] service.
+struct Tally {
+    since_summary: [AtomicU64; 2],
+    /// The message of the last fault, as a sample for the summary.
+    last: Mutex<String>,
+    metric: IntCounterVec,
+    /// Keep the lines out of the log (`client_faults_log_seconds` > 0).
+    quiet: bool,
+}
+
+/// A tracing layer that counts Pingora's client-fault `ERROR` lines and, unless told to log
+/// each, keeps them out of the log (see the module's documentation).
+#[derive(Clone)]
+pub struct ClientFaults {
+    tally: Arc<Tally>,
+}
+
+impl ClientFaults {
+    /// Counts into `metric` (labelled `kind`); `log_every` of zero logs each fault as Pingora
+    /// does, anything else leaves them to [`ClientFaults::summary`].
+    pub fn new(metric: IntCounterVec, log_every: Duration) -> ClientFaults {
+        ClientFaults {
+            tally: Arc::new(Tally {
+                since_summary: [AtomicU64::new(0), AtomicU64::new(0)],
+                last: Mutex::new(String::new()),
+                metric,
+                quiet: !log_every.is_zero(),
+            }),
+        }
+    }
+
+    /// The background service that logs the summary line every `every`.
+    pub fn summary(&self, every: Duration) -> Summary {
+        Summary {
+            tally: self.tally.clone(),
+            every,
+        }
+    }
+
+    fn count(&self, kind: Kind, message: String) {
+        self.tally.metric.with_label_values(&[kind.label()]).inc();
+        if let Some(n) = self.tally.since_summary.get(kind.index()) {
+            n.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Ok(mut last) = self.tally.last.lock() {
+            *last = message;
+        }
+    }
+}
+
+/// The text of an event's `message` field (a `log` record's text, once bridged).
+#[derive(Default)]
+struct Message(String);
+
+impl Visit for Message {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.0 = value.to_string();
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() == "message" {
+            self.0 = format!("{value:?}");
+        }
+    }
+}
+
+impl<S: Subscriber> Layer<S> for ClientFaults {
+    fn event_enabled(&self, event: &Event<'_>, _ctx: Context<'_, S>) -> bool {
+        // Every event passes here: the test that lets nearly all of them by must stay cheap.
+        if *event.metadata().level() != Level::ERROR {
+            return true;
+        }
+        // A `log` record's event has the bridge's metadata (target `log`); its own is in its
+        // fields.
+        let normalized = event.normalized_metadata();
+        let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
+        if !meta.target().starts_with("pingora") {
+            return true;
+        }
+        let mut message = Message::default();
+        event.record(&mut message);
+        match Kind::of(meta.target(), &message.0) {
+            Some(kind) => {
+                self.count(kind, message.0);
+                !self.tally.quiet
+            }
+            None => true,
+        }
+    }
+}
+
+/// Logs, every so often, how many client faults the proxy kept out of the log.
+pub struct Summary {
+    tally: Arc<Tally>,
+    every: Duration,
+}
+
+impl Summary {
+    /// The summary of the faults counted since the last one, if there were any; the counts
+    /// start again from zero.
+    fn take(&self) -> Option<String> {
+        let counts: Vec<(Kind, u64)> = Kind::ALL
+            .iter()
+            .filter_map(|&kind| {
+                let n = self.tally.since_summary.get(kind.index())?;
+                Some((kind, n.swap(0, Ordering::Relaxed)))
+            })
+            .filter(|&(_, n)| n > 0)
+            .collect();
+        if counts.is_empty() {
+            return None;
+        }
+        let said: Vec<String> = counts.iter().map(|&(k, n)| k.describe(n)).collect();
+        let last = self
+            .tally
+            .last
+            .lock()
+            .map(|l| l.clone())
+            .unwrap_or_default();
+        Some(format!("{}; the last: {last}", said.join(", ")))
+    }
+}
+
+#[async_trait]
+impl BackgroundService for Summary {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        if self.every.is_zero() {
+            return;
+        }
+        let mut ticks = tokio::time::interval(self.every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await;
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = ticks.tick() => {
+                    if let Some(summary) = self.take() {
+                        tracing::info!(
+                            seconds = self.every.as_secs_f64(),
+                            "client faults (counted in waf_client_faults_total, not logged one \
+                             by one): {summary}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use prometheus::Opts;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    /// The lines Pingora 0.9 writes, as they reach the layer.
+    const PINGORA_LINES: &[(&str, &str, Option<Kind>)] = &[
+        (
+            "pingora_core::services::listening",
+            "Downstream handshake error from 127.0.0.1:50522: OpenSSL error: error:0A00009B:SSL routines:ssl3_get_record:http request",
+            Some(Kind::TlsHandshake),
+        ),
+        (
+            "pingora_core::services::listening",
+            "Downstream handshake timeout",
+            Some(Kind::TlsHandshake),
+        ),
+        (
+            "pingora_proxy",
+            "Fail to proxy: Downstream ReadError context: while reading request headers cause: request head not complete in time, downstream session type: HTTP/1.1",
+            Some(Kind::RequestHead),
+        ),
+        (
+            "pingora_proxy",
+            "Fail to proxy: Downstream ConnectionClosed context: while reading request headers, bytes already read: 17, downstream session type: HTTP/1.1",
+            Some(Kind::RequestHead),
+        ),
+        // The proxy's own failures stay in the log.
+        (
+            "pingora_proxy",
+            "Fail to proxy: Upstream ConnectRefused context: ..., status: 502, tries: 1",
+            None,
+        ),
+        ("pingora_core::services::listening", "Accept() failed", None),
+        ("waf::serve", "Downstream handshake error", None),
+    ];
+
+    #[test]
+    fn pingoras_client_fault_lines_are_recognised_and_no_others() {
+        for &(target, message, kind) in PINGORA_LINES {
+            assert_eq!(Kind::of(target, message), kind, "{target}: {message}");
+        }
+    }
+
+    fn faults(log_every: Duration) -> ClientFaults {
+        let metric = IntCounterVec::new(Opts::new("f", "f"), &["kind"]).unwrap();
+        ClientFaults::new(metric, log_every)
+    }
+
+    /// Sends `log` records, as Pingora writes them, through a subscriber holding the layer and
+    /// a layer that counts what it lets by; returns that count. Each line goes with an
+    /// unrelated `ERROR` event and an `INFO` record of the same target and text.
+    fn passed(faults: &ClientFaults, lines: &[(&str, &str)]) -> usize {
+        #[derive(Clone, Default)]
+        struct Seen(Arc<AtomicU64>);
+        impl<S: Subscriber> Layer<S> for Seen {
+            fn on_event(&self, _event: &Event<'_>, _ctx: Context<'_, S>) {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        // The bridge from `log` to the current subscriber; once per test process.
+        let _ = tracing_log::LogTracer::init();
+        let seen = Seen::default();
+        let subscriber = tracing_subscriber::registry()
+            .with(faults.clone())
+            .with(seen.clone());
+        tracing::subscriber::with_default(subscriber, || {
+            for &(target, message) in lines {
+                tracing::error!("unrelated");
+                log::error!(target: target, "{message}");
+                log::info!(target: target, "{message}");
+            }
+        });
+        seen.0.load(Ordering::Relaxed) as usize
+    }
+
+    #[test]
+    fn client_faults_are_counted_and_kept_out_of_the_log() {
+        let faults = faults(Duration::from_secs(60));
+        let lines: Vec<(&str, &str)> = PINGORA_LINES.iter().map(|&(t, m, _)| (t, m)).collect();
+        // Per line: the unrelated error and the INFO copy always pass, the line itself only
+        // when it is no client fault.
+        let others = PINGORA_LINES.iter().filter(|l| l.2.is_none()).count();
+        assert_eq!(passed(&faults, &lines), 2 * lines.len() + others);
+        let metric = &faults.tally.metric;
+        assert_eq!(metric.with_label_values(&["tls_handshake"]).get(), 2);
+        assert_eq!(metric.with_label_values(&["request_head"]).get(), 2);
+
+        let summary = faults.summary(Duration::from_secs(60));
+        let said = summary.take().unwrap();
+        assert!(
+            said.starts_with("2 TLS handshakes failed, 2 request heads cut short; the last: Fail to proxy: Downstream ConnectionClosed"),
+            "{said}"
+        );
+        assert_eq!(summary.take(), None, "the counts start again");
+        // The metric keeps counting from where it was.
+        assert_eq!(metric.with_label_values(&["request_head"]).get(), 2);
+    }
+
+    #[test]
+    fn with_no_summary_each_fault_is_counted_and_logged() {
+        let faults = faults(Duration::ZERO);
+        let lines: Vec<(&str, &str)> = PINGORA_LINES.iter().map(|&(t, m, _)| (t, m)).collect();
+        assert_eq!(passed(&faults, &lines), 3 * lines.len());
+        assert_eq!(
+            faults
+                .tally
+                .metric
+                .with_label_values(&["tls_handshake"])
+                .get(),
+            2
+        );
+    }
+}
