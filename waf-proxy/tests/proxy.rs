@@ -376,8 +376,17 @@ fn a_body_that_does_not_parse_as_its_content_type_is_refused_with_400() {
         )
     };
     // A form sent as JSON, with an attack a form field would show; an XML document with a
-    // second half after its root; a multipart body without its boundary. None parses.
+    // second half after its root; a multipart body without its boundary, and one with its
+    // boundary in the middle of a line. There the rules read one `password` field, which the
+    // injection rules leave alone, and a parser that does not anchor delimiters to lines finds
+    // a second field, `signInName`, with an SQL injection (this passed). None parses.
     let invalid = [
+        (
+            "multipart/form-data; boundary=XX",
+            "--XX\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\nx --XX\r\n\
+             Content-Disposition: form-data; name=\"signInName\"\r\n\r\n\
+             x' UNION SELECT password FROM users--\r\n--XX--\r\n",
+        ),
         (
             "application/json",
             "signInName=x%27%20UNION%20SELECT%20password%20FROM%20users--&password=x",
@@ -437,7 +446,7 @@ fn a_body_that_does_not_parse_as_its_content_type_is_refused_with_400() {
         .iter()
         .filter(|l| l["status"] == 400 && l["rules"].as_array().is_some_and(|r| r.is_empty()))
         .collect();
-    assert_eq!(refused.len(), 3, "{audit:?}");
+    assert_eq!(refused.len(), invalid.len(), "{audit:?}");
     for line in &refused {
         assert_eq!(line["action"], "blocked", "{line}");
         assert!(

@@ -14,7 +14,10 @@
 //!   parsed.
 //! - A line starting with `--boundary` is a delimiter (`--boundary--` the final one). Bytes after
 //!   it on the line make the body invalid, but the line is still taken as a delimiter, as most
-//!   applications would.
+//!   applications would. `--boundary` anywhere else in a line makes the body invalid too: a
+//!   parser that does not anchor delimiters to lines would split the body there.
+//! - Other lines starting with `--` are flagged ([`MultipartFlags::unmatched_boundary`]) and
+//!   nothing more: a signature (`-- `) or an SQL comment in a text field starts one.
 //! - Each part has header lines, a blank line, then data up to the line ending before the next
 //!   delimiter. `Content-Disposition: form-data; name="…"` names the part; with a `filename`
 //!   parameter (even empty) the part is a file: its name and file name go to
@@ -723,7 +726,12 @@ impl Parser<'_, '_> {
     ) {
         let Some(after_dashes) = content.strip_prefix(b"--") else {
             if delimiter.find(content).is_some() {
+                // A parser that looks for the delimiter anywhere, not at the start of a line,
+                // splits the body here, and reads a part the rules never saw. No client sends
+                // it: the boundary is chosen to be found nowhere in the content.
                 self.flags.unmatched_boundary = true;
+                self.sink
+                    .invalid("multipart: boundary in the middle of a line");
             }
             return;
         };
@@ -1269,7 +1277,8 @@ mod tests {
         let part = "Content-Disposition: form-data; name=\"a\"\r\n\r\n";
         let cases: &[(&str, &str, bool, bool)] = &[
             // (content type, data line, unmatched, invalid)
-            (CT, "X--0000", true, false),
+            (CT, "X--0000", true, true),
+            (CT, "name=\"a\"; x=\"--0000\"", true, true),
             (CT, "--0001", true, false),
             (CT, "--00000", false, true),
             (CT, "-- 0000", false, true),
