@@ -39,8 +39,9 @@ pub struct Waf {
 /// What one request carries through the phases.
 pub struct Ctx {
     request_id: String,
-    /// Every log event of the request hangs off this span, which carries the request id.
-    span: tracing::Span,
+    /// Every log event of the request hangs off this span, which carries the request id; see
+    /// [`Ctx::span`].
+    span: OnceLock<tracing::Span>,
     started: Instant,
     /// The rules and sites this request is judged by, fixed when it started.
     snapshot: Option<Arc<Snapshot>>,
@@ -141,7 +142,7 @@ async fn refuse(
     title: &str,
     text: &str,
 ) -> Result<bool> {
-    tracing::info!(parent: &ctx.span, status, "{text}");
+    tracing::info!(parent: ctx.span(), status, "{text}");
     ctx.action = action;
     let json = prefers_json(header_str(session.req_header(), "accept"));
     let page = Page::refusal(json, status, title, text, &ctx.request_id);
@@ -280,7 +281,7 @@ impl Waf {
                 return refuse_too_large(session, ctx).await.map(Err);
             }
             ctx.body = "over the inspection limit: forwarded uninspected";
-            tracing::info!(parent: &ctx.span, "Content-Length over the inspection limit: forwarded uninspected");
+            tracing::info!(parent: ctx.span(), "Content-Length over the inspection limit: forwarded uninspected");
             return Ok(Ok(None));
         }
         let is_h1 = req.version != pingora::http::Version::HTTP_2;
@@ -341,7 +342,7 @@ impl Waf {
             return refuse_too_large(session, ctx).await.map(Err);
         }
         ctx.body = "over the inspection limit: forwarded uninspected";
-        tracing::info!(parent: &ctx.span, "body over the inspection limit: forwarded uninspected");
+        tracing::info!(parent: ctx.span(), "body over the inspection limit: forwarded uninspected");
         Ok(Ok(None))
     }
 }
@@ -349,7 +350,7 @@ impl Waf {
 /// Answers a request over a rate limit: 429 with `Retry-After`; `Ok(true)`: the request is done.
 async fn limited(session: &mut Session, ctx: &mut Ctx, retry_after: u64) -> Result<bool> {
     let limit = ctx.rate_limit.as_deref().unwrap_or_default();
-    tracing::info!(parent: &ctx.span, limit, retry_after, "over a rate limit");
+    tracing::info!(parent: ctx.span(), limit, retry_after, "over a rate limit");
     ctx.action = "limited";
     let json = prefers_json(header_str(session.req_header(), "accept"));
     let text = format!("Too many requests from your address. Try again in {retry_after} s.");
@@ -372,6 +373,16 @@ async fn refuse_too_large(session: &mut Session, ctx: &mut Ctx) -> Result<bool> 
     .await
 }
 
+impl Ctx {
+    /// The request's span, made when the request first logs something. Most requests log
+    /// nothing, and the log layer formats a span's fields when it is made: about 1% of the
+    /// proxy's time per request when every request made one.
+    fn span(&self) -> &tracing::Span {
+        self.span
+            .get_or_init(|| tracing::info_span!("request", id = %self.request_id))
+    }
+}
+
 #[async_trait]
 impl ProxyHttp for Waf {
     type CTX = Ctx;
@@ -379,7 +390,7 @@ impl ProxyHttp for Waf {
     fn new_ctx(&self) -> Ctx {
         let request_id = request_id();
         Ctx {
-            span: tracing::info_span!("request", id = %request_id),
+            span: OnceLock::new(),
             request_id,
             started: Instant::now(),
             snapshot: None,
@@ -420,7 +431,7 @@ impl ProxyHttp for Waf {
 
         let Some(site) = snapshot.site_for(&ctx.host) else {
             let host = ctx.host.clone();
-            tracing::info!(parent: &ctx.span, host = %host, "no site for this Host");
+            tracing::info!(parent: ctx.span(), host = %host, "no site for this Host");
             return refuse(
                 session,
                 ctx,
@@ -528,7 +539,7 @@ impl ProxyHttp for Waf {
                 })
                 .collect();
             tracing::warn!(
-                parent: &ctx.span,
+                parent: ctx.span(),
                 site = %site.name,
                 client = %ctx.client.map(|c| c.to_string()).unwrap_or_default(),
                 method = %session.req_header().method,
@@ -670,7 +681,7 @@ impl ProxyHttp for Waf {
                 .upstream_errors
                 .with_label_values(&[site_name])
                 .inc();
-            tracing::warn!(parent: &ctx.span, site = site_name, "upstream failed: {}", e.map(|e| e.to_string()).unwrap_or_default());
+            tracing::warn!(parent: ctx.span(), site = site_name, "upstream failed: {}", e.map(|e| e.to_string()).unwrap_or_default());
         }
         self.metrics
             .requests
