@@ -597,9 +597,11 @@ fn an_edited_config_adds_a_site_and_says_what_needs_a_restart() {
     .replace("threads: 1", "threads: 2");
     replace_file(&proxy.config_path(), &edited);
     let started = Instant::now();
+    // The reload follows the edit within a second on a quiet machine; on a busy one (two
+    // release tests beside it) this took over two.
     while proxy.get("new.contoso.com", "/", "").status != 200 {
         assert!(
-            started.elapsed() < Duration::from_secs(2),
+            started.elapsed() < Duration::from_secs(10),
             "{}",
             proxy.log()
         );
