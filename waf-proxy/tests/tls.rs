@@ -337,11 +337,83 @@ fn client_faults_are_counted_and_summed_up_not_logged_as_errors_one_by_one() {
     faults(&proxy);
     proxy.wait_until(Duration::from_secs(10), || {
         let log = proxy.log();
-        log.contains(" ERROR pingora_core::services::listening: Downstream handshake error")
+        log.contains(" ERROR waf::serve::client_faults: TLS handshake with 127.0.0.1:")
             && log.contains("http request")
             && log.contains(" ERROR pingora_proxy: Fail to proxy: Downstream ConnectionClosed")
     });
     assert!(!proxy.log().contains("client faults"));
+}
+
+/// A client that connected to the HTTPS port and sent nothing, or a `ClientHello` a byte at a
+/// time, held its connection for the 60 s Pingora gives a handshake, past every deadline and
+/// cap of ours and uncounted (seen: closed after 60.0 s with both deadlines at 2 s). The
+/// handshake is now the proxy's: it runs once the connection is counted and capped, and has
+/// `header_timeout_ms` to finish.
+#[test]
+fn a_silent_or_trickling_tls_client_loses_its_connection_after_the_header_timeout() {
+    let pki = Pki::new();
+    let origin = Origin::start();
+    let proxy = two_domain_proxy_with_limits(
+        &origin,
+        &pki,
+        "  header_timeout_ms: 1000\n  max_connections_per_client: 2\n",
+    );
+    let port = proxy.tls_port.unwrap();
+    let ca = pki.write_ca(proxy.dir.path());
+    // The harness's probe of the port is gone before this starts.
+    proxy.wait_until(Duration::from_secs(10), || {
+        proxy.metric("waf_client_connections") == 0.0
+    });
+    let connect = || {
+        let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        s
+    };
+    let mut silent = connect();
+    let mut trickling = connect();
+    let started = Instant::now();
+    // The first bytes of a TLS handshake record, one every 100 ms.
+    let record_start = [
+        0x16u8, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
+    ];
+    let trickle = std::thread::spawn(move || {
+        for b in record_start {
+            if trickling.write_all(&[b]).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        open_for(&mut trickling)
+    });
+    // Both are counted, and so held to the cap: a third from the same address is refused.
+    proxy.wait_until(Duration::from_secs(5), || {
+        proxy.metric("waf_client_connections") == 2.0
+    });
+    let mut third = connect();
+    third
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    assert!(matches!(third.read(&mut [0u8; 8]), Ok(0) | Err(_)));
+    assert_eq!(proxy.metric("waf_connections_refused_total"), 1.0);
+
+    // Both are closed at the deadline, not after 60 s (`open_for` gives up at 10).
+    open_for(&mut silent);
+    let silent_for = started.elapsed();
+    trickle.join().unwrap();
+    let trickling_for = started.elapsed();
+    assert!(
+        silent_for >= Duration::from_millis(900) && silent_for < Duration::from_secs(5),
+        "{silent_for:?}"
+    );
+    assert!(trickling_for < Duration::from_secs(5), "{trickling_for:?}");
+    proxy.wait_until(Duration::from_secs(5), || {
+        proxy.metric("waf_client_faults_total{kind=\"tls_handshake\"}") >= 2.0
+            && proxy.metric("waf_client_connections") == 0.0
+    });
+    // A client that completes its handshake is served.
+    let (r, _) = https_get(port, "login.contoso.com", &ca, "/authorize?client_id=1");
+    assert_eq!(r.status, 200, "{}", r.raw);
 }
 
 /// How long `stream` stays open while the test sends nothing (at most 10 s): reads until the

@@ -131,6 +131,15 @@ impl ClientFaults {
         }
     }
 
+    /// Counts a TLS handshake that failed or timed out in our own listener, and logs it as an
+    /// `ERROR` line when each fault is logged.
+    pub fn handshake_failed(&self, message: String) {
+        if !self.tally.quiet {
+            tracing::error!("{message}");
+        }
+        self.count(Kind::TlsHandshake, message);
+    }
+
     fn count(&self, kind: Kind, message: String) {
         self.tally.metric.with_label_values(&[kind.label()]).inc();
         if let Some(n) = self.tally.since_summary.get(kind.index()) {

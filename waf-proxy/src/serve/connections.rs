@@ -1,10 +1,11 @@
 //! What happens to a client connection before the proxy reads from it: it is counted, held to
-//! `limits.max_connections_per_client`, and given its deadlines.
+//! `limits.max_connections_per_client`, given its TLS handshake on the HTTPS port (under
+//! `limits.header_timeout_ms`, see [`tls`](super::tls)), and given its deadlines.
 //!
 //! [`ConnectionsApp`] wraps Pingora's proxy app ([`ServerApp`]), which gets each accepted
-//! connection (after the TLS handshake) and serves every request on it; the connection is
-//! closed when it returns. So this is where a connection can be seen whole, from its first
-//! byte to its end, whatever its protocol.
+//! connection and serves every request on it; the connection is closed when it returns. So
+//! this is where a connection can be seen whole, from its first byte to its end, whatever its
+//! protocol.
 //!
 //! # Connections per client
 //!
@@ -19,7 +20,7 @@
 //! rate limits count them.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -29,9 +30,11 @@ use pingora::protocols::{Stream, ALPN};
 use pingora::server::ShutdownWatch;
 use prometheus::{IntCounter, IntGauge};
 
+use super::client_faults::ClientFaults;
 use super::deadlines::{DeadlineStream, Deadlines};
 use super::live::Live;
 use super::rate_limit::client_key;
+use super::tls::Handshake;
 
 /// A [`ServerApp`] that counts and caps client connections and gives `inner` each HTTP/1
 /// connection inside a [`DeadlineStream`].
@@ -42,6 +45,21 @@ pub struct ConnectionsApp<A> {
     /// `limits.idle_timeout_ms`, read at start (as the HTTP/2 one is).
     idle_timeout: Duration,
     counts: Arc<Counts>,
+    tls: Option<TlsPort>,
+}
+
+/// The HTTPS listener: where it listens, and the handshake its connections get.
+pub struct TlsPort {
+    pub listen: SocketAddr,
+    pub handshake: Handshake,
+}
+
+impl TlsPort {
+    /// Whether a connection accepted at `local` came through this listener.
+    fn accepted_at(&self, local: SocketAddr) -> bool {
+        local.port() == self.listen.port()
+            && (self.listen.ip().is_unspecified() || local.ip() == self.listen.ip())
+    }
 }
 
 /// The metrics a [`ConnectionsApp`] keeps.
@@ -52,6 +70,8 @@ pub struct ConnectionMetrics {
     pub open: IntGauge,
     /// `waf_connections_refused_total`.
     pub refused: IntCounter,
+    /// Failed TLS handshakes count there.
+    pub client_faults: ClientFaults,
 }
 
 /// Open connections, by client.
@@ -66,11 +86,13 @@ impl<A> ConnectionsApp<A> {
         live: Arc<Live>,
         idle_timeout: Duration,
         metrics: ConnectionMetrics,
+        tls: Option<TlsPort>,
     ) -> Self {
         ConnectionsApp {
             inner: Arc::new(inner),
             live,
             idle_timeout,
+            tls,
             counts: Arc::new(Counts {
                 by_client: Mutex::new(HashMap::new()),
                 metrics,
@@ -137,9 +159,11 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for ConnectionsApp<A> {
     ) -> Option<Stream> {
         let snapshot = self.live.load();
         let limits = &snapshot.limits;
-        let peer = stream
-            .get_socket_digest()
-            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
+        let digest = stream.get_socket_digest();
+        let peer_addr = digest
+            .as_ref()
+            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).copied());
+        let peer = peer_addr.map(|a| a.ip());
         let capped = peer
             .filter(|&ip| limits.max_connections_per_client > 0 && !snapshot.is_trusted(ip))
             .map(client_key);
@@ -148,17 +172,46 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for ConnectionsApp<A> {
             tracing::debug!(client = ?capped, "over max_connections_per_client: connection closed");
             return None;
         };
+        let deadlines = Deadlines {
+            idle: self.idle_timeout,
+            head: Duration::from_millis(limits.header_timeout_ms),
+        };
+        // The snapshot is not held across a handshake.
+        drop(snapshot);
+        let tls = self.tls.as_ref().filter(|tls| {
+            digest
+                .as_ref()
+                .and_then(|d| d.local_addr().and_then(|a| a.as_inet()).copied())
+                .is_some_and(|local| tls.accepted_at(local))
+        });
+        let stream = match tls {
+            Some(tls) => {
+                let peer = peer_addr.map(|a| a.to_string()).unwrap_or_default();
+                match tokio::time::timeout(deadlines.head, tls.handshake.accept(stream)).await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => {
+                        let faults = &self.counts.metrics.client_faults;
+                        faults.handshake_failed(format!("TLS handshake with {peer} failed: {e}"));
+                        return None;
+                    }
+                    Err(_) => {
+                        let faults = &self.counts.metrics.client_faults;
+                        faults.handshake_failed(format!(
+                            "TLS handshake with {peer} not complete within {} ms",
+                            deadlines.head.as_millis()
+                        ));
+                        return None;
+                    }
+                }
+            }
+            None => stream,
+        };
         let stream: Stream = if stream.selected_alpn_proto() == Some(ALPN::H2) {
             stream
         } else {
-            let deadlines = Deadlines {
-                idle: self.idle_timeout,
-                head: Duration::from_millis(limits.header_timeout_ms),
-            };
             let expired = self.counts.metrics.head_timeouts.clone();
             Box::new(DeadlineStream::new(stream, deadlines, expired))
         };
-        drop(snapshot);
         self.inner.process_new(stream, shutdown).await
     }
 
@@ -178,6 +231,11 @@ mod tests {
                 head_timeouts: IntCounter::new("h", "h").unwrap(),
                 open: IntGauge::new("o", "o").unwrap(),
                 refused: IntCounter::new("r", "r").unwrap(),
+                client_faults: ClientFaults::new(
+                    prometheus::IntCounterVec::new(prometheus::Opts::new("f", "f"), &["kind"])
+                        .unwrap(),
+                    Duration::ZERO,
+                ),
             },
         })
     }

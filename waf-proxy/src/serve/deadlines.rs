@@ -11,7 +11,8 @@
 //!
 //! So the deadlines are kept one layer down, on the connection's byte stream:
 //! [`ConnectionsApp`](super::connections::ConnectionsApp) hands the proxy every HTTP/1
-//! connection (plain or TLS, after the handshake) inside a [`DeadlineStream`], which follows
+//! connection (plain or TLS, after the handshake, which has `limits.header_timeout_ms` too: see
+//! [`tls`](super::tls)) inside a [`DeadlineStream`], which follows
 //! the HTTP/1 exchange from the bytes that pass through it:
 //!
 //! * **Idle**: before the first request and between requests. Once `limits.idle_timeout_ms`
@@ -80,6 +81,9 @@ enum Phase {
     Body,
     /// The deadline passed: every read fails.
     Expired,
+    /// Under TLS: the bytes are TLS records, the handshake has a deadline of its own, and the
+    /// HTTP/1 deadlines apply above TLS, in a second stream (see [`DeadlineStream::under_tls`]).
+    UnderTls,
 }
 
 /// A connection's byte stream with deadlines on idleness and on each request head.
@@ -89,7 +93,8 @@ pub struct DeadlineStream {
     phase: Phase,
     /// The connection's one timer, set to the deadline of a read that has to wait.
     timer: Option<Pin<Box<Sleep>>>,
-    expired: IntCounter,
+    /// `waf_request_head_timeouts_total` (none under TLS).
+    expired: Option<IntCounter>,
 }
 
 impl DeadlineStream {
@@ -101,7 +106,22 @@ impl DeadlineStream {
                 until: Instant::now() + deadlines.idle,
             },
             timer: None,
-            expired,
+            expired: Some(expired),
+        }
+    }
+
+    /// The raw stream of a TLS connection, with no deadline: Pingora's TLS stream needs its
+    /// stream to be Pingora's `IO`, which a boxed stream is not, and this stream is.
+    pub fn under_tls(inner: Stream) -> Self {
+        DeadlineStream {
+            inner,
+            deadlines: Deadlines {
+                idle: Duration::ZERO,
+                head: Duration::ZERO,
+            },
+            phase: Phase::UnderTls,
+            timer: None,
+            expired: None,
         }
     }
 
@@ -157,7 +177,9 @@ impl DeadlineStream {
             return error;
         }
         self.phase = Phase::Expired;
-        self.expired.inc();
+        if let Some(expired) = &self.expired {
+            expired.inc();
+        }
         let peer = self
             .inner
             .get_socket_digest()
@@ -203,7 +225,7 @@ impl AsyncRead for DeadlineStream {
                 let (until, head) = match this.phase {
                     Phase::Head { until, .. } => (until, true),
                     Phase::Idle { until } => (until, false),
-                    Phase::Body | Phase::Expired => return Poll::Pending,
+                    Phase::Body | Phase::Expired | Phase::UnderTls => return Poll::Pending,
                 };
                 match (this.passed(until, cx), head) {
                     (false, _) => Poll::Pending,
@@ -271,7 +293,7 @@ impl DeadlineStream {
                 }
             }
             Phase::Idle { .. } => {}
-            Phase::Head { .. } | Phase::Expired => return,
+            Phase::Head { .. } | Phase::Expired | Phase::UnderTls => return,
         }
         self.phase = Phase::Idle {
             until: Instant::now() + self.deadlines.idle,
@@ -356,6 +378,7 @@ impl fmt::Debug for DeadlineStream {
             Phase::Head { .. } => "head",
             Phase::Body => "body",
             Phase::Expired => "expired",
+            Phase::UnderTls => "under TLS",
         };
         f.debug_struct("DeadlineStream")
             .field("inner", &self.inner)
@@ -489,6 +512,7 @@ mod tests {
             Phase::Head { .. } => "head",
             Phase::Body => "body",
             Phase::Expired => "expired",
+            Phase::UnderTls => "under TLS",
         }
     }
 

@@ -102,12 +102,12 @@ impl Metrics {
         registry.register(Box::new(head_timeouts.clone()))?;
         let client_faults = counter(
             "waf_client_faults_total",
-            "Client faults Pingora would log as errors, by kind: tls_handshake (failed or timed out), request_head (the client left, or was cut off, in the middle of a request head).",
+            "Client faults counted rather than logged one by one, by kind: tls_handshake (failed, or not complete within limits.header_timeout_ms), request_head (the client left, or was cut off, in the middle of a request head).",
             &["kind"],
         )?;
         let client_connections = IntGauge::new(
             "waf_client_connections",
-            "Open client connections (after the TLS handshake), every protocol.",
+            "Open client connections, every protocol (TLS ones from before their handshake).",
         )?;
         registry.register(Box::new(client_connections.clone()))?;
         let connections_refused = IntCounter::new(

@@ -9,7 +9,11 @@
 //! | `metrics` | the Prometheus metrics |
 //! | `admin` | the admin listener: metrics, health, reload |
 //! | `background` | reload on SIGHUP and file changes, audit reopen on SIGUSR1, health checks |
-//! | `tls` | the HTTPS listener's certificates, by SNI |
+//! | `connections` | each client connection: counted, capped, its TLS handshake run, its deadlines set |
+//! | `deadlines` | deadlines on idle connections and request heads (slowloris) |
+//! | `tls` | the HTTPS listener's handshake: certificates by SNI, HTTP/2 by ALPN |
+//! | `rate_limit` | per-client rate limits |
+//! | `client_faults` | failed handshakes and heads cut short: counted, summed up in the log |
 
 mod admin;
 mod audit;
@@ -76,8 +80,14 @@ pub fn run(args: &Args) -> anyhow::Result<std::process::ExitCode> {
         metrics.clone(),
     )?);
     let audit = Arc::new(audit::AuditLog::open(&config.audit)?);
-    let certificates = match &config.tls {
-        Some(t) => Some(tls::Certificates::load(t)?),
+    let tls_port = match &config.tls {
+        Some(t) => Some(connections::TlsPort {
+            listen: t
+                .listen
+                .parse()
+                .with_context(|| format!("tls.listen: `{}`", t.listen))?,
+            handshake: tls::Certificates::load(t)?.into_handshake(t.http2)?,
+        }),
         None => None,
     };
 
@@ -120,13 +130,15 @@ pub fn run(args: &Args) -> anyhow::Result<std::process::ExitCode> {
             head_timeouts: metrics.head_timeouts.clone(),
             open: metrics.client_connections.clone(),
             refused: metrics.connections_refused.clone(),
+            client_faults: client_faults.clone(),
         },
+        tls_port,
     );
     let mut service = Service::new("waf proxy".to_string(), proxy_app);
     service.add_tcp(&config.listen);
-    if let (Some(t), Some(certificates)) = (&config.tls, certificates) {
-        let settings = certificates.into_settings(t.http2)?;
-        service.add_tls_with_settings(&t.listen, None, settings);
+    if let Some(t) = &config.tls {
+        // A plain TCP listener: the handshake is the proxy app's (see `tls`).
+        service.add_tcp(&t.listen);
     }
     server.add_service(service);
 

@@ -1,14 +1,27 @@
-//! The HTTPS listener's certificates, chosen by the client's SNI name during the handshake.
+//! The HTTPS listener's handshake: its certificates, chosen by the client's SNI name, and
+//! HTTP/2 by ALPN.
+//!
+//! The handshake is ours to run, not Pingora's listener's. Pingora gives a TLS handshake 60
+//! seconds, fixed, before any code of ours sees the connection: a client that connects to the
+//! HTTPS port and sends nothing, or a `ClientHello` a byte at a time, held its connection (and
+//! a file descriptor) for a minute, past `limits.idle_timeout_ms`, `limits.header_timeout_ms`
+//! and `max_connections_per_client` alike, and uncounted in `waf_client_connections`. So the
+//! HTTPS port is a plain TCP listener of Pingora's, and
+//! [`ConnectionsApp`](super::connections::ConnectionsApp) runs [`Handshake::accept`] on its
+//! connections once it has counted and capped them, under `limits.header_timeout_ms`, as nginx
+//! bounds a handshake by its `client_header_timeout`.
 
 use anyhow::{ensure, Context};
 use async_trait::async_trait;
-use pingora::listeners::tls::TlsSettings;
 use pingora::listeners::TlsAccept;
+use pingora::protocols::tls::server::handshake_with_callback;
 use pingora::protocols::tls::TlsRef;
+use pingora::protocols::Stream;
 use pingora::tls::pkey::{PKey, Private};
-use pingora::tls::ssl::NameType;
+use pingora::tls::ssl::{select_next_proto, AlpnError, NameType, SslAcceptor, SslMethod};
 use pingora::tls::x509::X509;
 
+use super::deadlines::DeadlineStream;
 use crate::config::TlsListener;
 
 /// One certificate chain and key, and the names it serves.
@@ -63,14 +76,22 @@ impl Certificates {
         Ok(Certificates { entries })
     }
 
-    /// Pingora's TLS settings for the listener: these certificates, and HTTP/2 if asked for.
-    pub fn into_settings(self, http2: bool) -> anyhow::Result<TlsSettings> {
-        let mut settings =
-            TlsSettings::with_callbacks(Box::new(self)).map_err(|e| anyhow::anyhow!("tls: {e}"))?;
+    /// The listener's handshake: these certificates, and HTTP/2 if asked for. The protocol
+    /// versions and ciphers are Mozilla's "intermediate" ones, as Pingora's listeners use.
+    pub fn into_handshake(self, http2: bool) -> anyhow::Result<Handshake> {
+        let mut acceptor =
+            SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).context("tls: OpenSSL")?;
         if http2 {
-            settings.enable_h2();
+            // ALPN: `h2` when the client offers it, else HTTP/1.1; a client that offers
+            // neither gets no protocol, and speaks HTTP/1.1.
+            acceptor.set_alpn_select_callback(|_, offered| {
+                select_next_proto(b"\x02h2\x08http/1.1", offered).ok_or(AlpnError::NOACK)
+            });
         }
-        Ok(settings)
+        Ok(Handshake {
+            acceptor: acceptor.build(),
+            certificates: self,
+        })
     }
 
     fn pick(&self, server_name: Option<&str>) -> Option<&Entry> {
@@ -111,5 +132,25 @@ impl TlsAccept for Certificates {
         if let Err(e) = result {
             tracing::error!(sni = name.as_deref().unwrap_or(""), "TLS certificate: {e}");
         }
+    }
+}
+
+/// The HTTPS listener's TLS handshake (see the module's documentation).
+pub struct Handshake {
+    acceptor: SslAcceptor,
+    certificates: Certificates,
+}
+
+impl Handshake {
+    /// Runs the server side of the handshake on a connection just accepted; the TLS stream
+    /// then carries HTTP as a plain one would. The caller bounds its time.
+    pub async fn accept(&self, stream: Stream) -> pingora::Result<Stream> {
+        let tls = handshake_with_callback(
+            &self.acceptor,
+            DeadlineStream::under_tls(stream),
+            &self.certificates,
+        )
+        .await?;
+        Ok(Box::new(tls))
     }
 }
