@@ -186,20 +186,16 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for ConnectionsApp<A> {
         });
         let stream = match tls {
             Some(tls) => {
-                let peer = peer_addr.map(|a| a.to_string()).unwrap_or_default();
                 match tokio::time::timeout(deadlines.head, tls.handshake.accept(stream)).await {
                     Ok(Ok(stream)) => stream,
-                    Ok(Err(e)) => {
+                    failed => {
+                        let why = match failed {
+                            Ok(Err(e)) => format!("failed: {e}"),
+                            _ => format!("not complete within {} ms", deadlines.head.as_millis()),
+                        };
+                        let peer = peer_addr.map(|a| a.to_string()).unwrap_or_default();
                         let faults = &self.counts.metrics.client_faults;
-                        faults.handshake_failed(format!("TLS handshake with {peer} failed: {e}"));
-                        return None;
-                    }
-                    Err(_) => {
-                        let faults = &self.counts.metrics.client_faults;
-                        faults.handshake_failed(format!(
-                            "TLS handshake with {peer} not complete within {} ms",
-                            deadlines.head.as_millis()
-                        ));
+                        faults.handshake_failed(format!("TLS handshake with {peer} {why}"));
                         return None;
                     }
                 }
