@@ -327,6 +327,10 @@ pub struct Limits {
     /// Most connections one client address holds at once; 0: no cap.
     #[serde(default)]
     pub max_connections_per_client: u32,
+    /// Most client connections open at once; none: the open-files limit less a reserve (see
+    /// `serve::connections`).
+    #[serde(default)]
+    pub max_connections: Option<u32>,
     /// Time a connection may wait for its first or next request (HTTP/1 and HTTP/2).
     #[serde(default = "default_idle_timeout_ms")]
     pub idle_timeout_ms: u64,
@@ -344,6 +348,7 @@ impl Default for Limits {
             header_timeout_ms: default_header_timeout_ms(),
             idle_timeout_ms: default_idle_timeout_ms(),
             max_connections_per_client: 0,
+            max_connections: None,
             body_timeout_ms: default_body_timeout_ms(),
         }
     }
@@ -547,6 +552,12 @@ impl Config {
         ensure!(
             self.limits.max_connections_per_client <= 1_000_000,
             "limits.max_connections_per_client: 0 (no cap) to 1000000"
+        );
+        ensure!(
+            self.limits
+                .max_connections
+                .is_none_or(|n| (1..=10_000_000).contains(&n)),
+            "limits.max_connections: 1 to 10000000, or left out for the open-files limit less a reserve"
         );
         ensure!(
             (100..=60_000).contains(&self.limits.idle_timeout_ms),

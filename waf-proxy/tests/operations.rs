@@ -675,3 +675,67 @@ fn the_open_files_limit_is_raised_to_the_hard_limit_at_start() {
         low.log()
     );
 }
+
+/// Many connections, each under any per-client cap, could take every file descriptor the
+/// proxy may have: it then accepted nothing on its admin listener (no metrics, no health
+/// check) and could open no connection to an upstream. Past `limits.max_connections` (by
+/// default the open-files limit less a reserve) new connections are closed at once, and what
+/// is open already, the admin listener and the upstreams keep working.
+#[test]
+fn a_connection_flood_leaves_room_for_the_admin_listener_and_the_upstreams() {
+    use std::io::Write;
+    use std::net::TcpStream;
+
+    let origin = Origin::start();
+    let proxy = Proxy::start(
+        &origin,
+        Setup {
+            launcher: &["prlimit", "--nofile=256:256", "--"],
+            ..Setup::default()
+        },
+    );
+    // 256 open files: 192 client connections, 64 files kept for everything else.
+    assert!(
+        proxy.log().contains("max_connections=192"),
+        "{}",
+        proxy.log()
+    );
+    let mut kept = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+    kept.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    proxy.wait_until(Duration::from_secs(5), || {
+        proxy.metric("waf_client_connections") == 1.0
+    });
+    let flood: Vec<TcpStream> = (0..300)
+        .map(|_| TcpStream::connect(("127.0.0.1", proxy.port)).unwrap())
+        .collect();
+    let over = "waf_connections_refused_total{limit=\"max_connections\"}";
+    proxy.wait_until(Duration::from_secs(10), || {
+        proxy.metric(over) == (flood.len() + 1 - 192) as f64
+    });
+    assert_eq!(proxy.metric("waf_client_connections"), 192.0);
+    // The connection opened before the flood is served.
+    kept.write_all(
+        b"GET /authorize?client_id=1 HTTP/1.1\r\nHost: login.contoso.com\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let r = common::Response::read_from(&mut kept);
+    assert_eq!(r.status, 200, "{}", r.raw);
+    // Said once, not once a connection.
+    assert_eq!(
+        proxy.log().matches("at limits.max_connections").count(),
+        1,
+        "{}",
+        proxy.log()
+    );
+    drop(flood);
+    proxy.wait_until(Duration::from_secs(10), || {
+        proxy.metric("waf_client_connections") == 0.0
+    });
+    assert_eq!(
+        proxy
+            .get("login.contoso.com", "/authorize?client_id=2", "")
+            .status,
+        200
+    );
+}

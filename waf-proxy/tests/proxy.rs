@@ -839,7 +839,10 @@ fn connections_over_max_connections_per_client_are_closed_unread() {
     let mut c = connect();
     let mut buf = [0u8; 64];
     assert!(matches!(c.read(&mut buf), Ok(0) | Err(_)));
-    assert_eq!(proxy.metric("waf_connections_refused_total"), 1.0);
+    assert_eq!(
+        proxy.metric("waf_connections_refused_total{limit=\"max_connections_per_client\"}"),
+        1.0
+    );
     // The two it holds still serve; when one closes, the client may open another.
     assert_eq!(get(&mut a), 200);
     drop(b);
@@ -857,7 +860,10 @@ fn connections_over_max_connections_per_client_are_closed_unread() {
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         assert_eq!(get(s), 200);
     }
-    assert_eq!(behind_cdn.metric("waf_connections_refused_total"), 0.0);
+    assert_eq!(
+        behind_cdn.metric("waf_connections_refused_total{limit=\"max_connections_per_client\"}"),
+        0.0
+    );
 }
 
 /// A response that takes longer to send than the idle timeout (a slow upstream, a slow link)

@@ -395,7 +395,10 @@ fn a_silent_or_trickling_tls_client_loses_its_connection_after_the_header_timeou
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
     assert!(matches!(third.read(&mut [0u8; 8]), Ok(0) | Err(_)));
-    assert_eq!(proxy.metric("waf_connections_refused_total"), 1.0);
+    assert_eq!(
+        proxy.metric("waf_connections_refused_total{limit=\"max_connections_per_client\"}"),
+        1.0
+    );
 
     // Both are closed at the deadline, not after 60 s (`open_for` gives up at 10).
     open_for(&mut silent);

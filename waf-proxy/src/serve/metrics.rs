@@ -34,7 +34,7 @@ pub struct Metrics {
     /// Open client connections, every protocol.
     pub client_connections: IntGauge,
     /// Connections closed unread: their client held `max_connections_per_client` already.
-    pub connections_refused: IntCounter,
+    pub connections_refused: IntCounterVec,
     /// Requests over a rate limit, by site and limit (answered 429, or only logged in
     /// detect-only mode).
     pub rate_limited: IntCounterVec,
@@ -110,11 +110,11 @@ impl Metrics {
             "Open client connections, every protocol (TLS ones from before their handshake).",
         )?;
         registry.register(Box::new(client_connections.clone()))?;
-        let connections_refused = IntCounter::new(
+        let connections_refused = counter(
             "waf_connections_refused_total",
-            "Client connections closed unread because their client held limits.max_connections_per_client already.",
+            "Client connections closed unread, by the limit they were over: max_connections_per_client (their client held that many already) or max_connections (the proxy did).",
+            &["limit"],
         )?;
-        registry.register(Box::new(connections_refused.clone()))?;
         let rate_limited = counter(
             "waf_rate_limited_total",
             "Requests over a rate limit, by site and limit.",

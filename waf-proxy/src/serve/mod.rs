@@ -133,6 +133,7 @@ pub fn run(args: &Args) -> anyhow::Result<std::process::ExitCode> {
             client_faults: client_faults.clone(),
         },
         tls_port,
+        connections::default_max_connections(open_files),
     );
     let mut service = Service::new("waf proxy".to_string(), proxy_app);
     service.add_tcp(&config.listen);
@@ -178,6 +179,10 @@ pub fn run(args: &Args) -> anyhow::Result<std::process::ExitCode> {
         admin = %config.admin,
         sites = config.sites.len(),
         open_files,
+        max_connections = config
+            .limits
+            .max_connections
+            .unwrap_or(connections::default_max_connections(open_files)),
         "waf serving"
     );
     server.run_forever()
