@@ -1,27 +1,30 @@
 //! Client faults in the log: counted, and summed up once a minute, not an `ERROR` line each.
 //!
-//! Pingora logs two things clients do as errors, one line each:
+//! Two things clients do were logged as errors, one line each:
 //!
-//! * a TLS handshake that fails or times out (`Downstream handshake error from …`): a port
-//!   scanner, a client speaking plain HTTP to the HTTPS port, a TLS version no one should still
-//!   offer;
-//! * a request head that ends before it is complete (`Fail to proxy: … while reading request
-//!   headers`): a client that leaves in the middle of one, or a slowloris connection that the
-//!   head deadline closes ([`deadlines`](super::deadlines)).
+//! * a TLS handshake that fails or does not finish in time: a port scanner, a client speaking
+//!   plain HTTP to the HTTPS port, a TLS version no one should still offer, a client that
+//!   connects and sends nothing. Pingora's TLS listener logged `Downstream handshake error
+//!   from …`; the handshake is now the proxy's own ([`tls`](super::tls)), which reports each
+//!   one here ([`ClientFaults::handshake_failed`]);
+//! * a request head that ends before it is complete (Pingora's `Fail to proxy: … while
+//!   reading request headers`): a client that leaves in the middle of one, or a slowloris
+//!   connection that the head deadline closes ([`deadlines`](super::deadlines)).
 //!
 //! Neither is the proxy's fault, neither is anything an operator can fix, and on a public
 //! sign-in domain both come by the thousand: a line each floods the log under a scan or a
-//! slowloris attack, and pages whoever alerts on `ERROR`. So [`ClientFaults`] keeps them out
-//! of the log and counts them instead, in `waf_client_faults_total{kind}`; [`Summary`] logs
-//! one `INFO` line per `client_faults_log_seconds` in which any occurred, with the count of
-//! each kind and the last one's message as a sample. With `client_faults_log_seconds: 0` they
-//! are counted and logged one by one, as Pingora logs them.
+//! slowloris attack, and pages whoever alerts on `ERROR`. So they are counted instead, in
+//! `waf_client_faults_total{kind}`, and [`Summary`] logs one `INFO` line per
+//! `client_faults_log_seconds` in which any occurred, with the count of each kind and the last
+//! one's message as a sample. With `client_faults_log_seconds: 0` each is logged as an `ERROR`
+//! line too.
 //!
-//! The lines are recognised by their target and text. Pingora has a hook to quiet its proxy
-//! errors (`ProxyHttp::suppress_error_log`), but the handshake and the read of a request head
-//! happen before any hook runs. Should an upgrade of Pingora reword them, they are logged as
-//! before: nothing is lost but the quiet. They are counted from the log events, so a
-//! `RUST_LOG` that turns Pingora's errors off stops the count too.
+//! Pingora's head lines are recognised by their target and text, by the tracing layer
+//! [`ClientFaults`]. Pingora has a hook to quiet its proxy errors
+//! (`ProxyHttp::suppress_error_log`), but the read of a request head happens before any hook
+//! runs. Should an upgrade of Pingora reword the line, it is logged as before: nothing is lost
+//! but the quiet. They are counted from the log events, so a `RUST_LOG` that turns Pingora's
+//! errors off stops that count too.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -69,18 +72,10 @@ impl Kind {
 
     /// The client fault a Pingora `ERROR` line reports, if it reports one.
     fn of(target: &str, message: &str) -> Option<Kind> {
-        if target.starts_with("pingora_core::services::listening")
-            && message.starts_with("Downstream handshake ")
-        {
-            Some(Kind::TlsHandshake)
-        } else if target.starts_with("pingora_proxy")
+        let head_cut_short = target.starts_with("pingora_proxy")
             && message.starts_with("Fail to proxy: ")
-            && message.contains("while reading request headers")
-        {
-            Some(Kind::RequestHead)
-        } else {
-            None
-        }
+            && message.contains("while reading request headers");
+        head_cut_short.then_some(Kind::RequestHead)
     }
 
     fn index(self) -> usize {
@@ -102,8 +97,8 @@ struct Tally {
     quiet: bool,
 }
 
-/// A tracing layer that counts Pingora's client-fault `ERROR` lines and, unless told to log
-/// each, keeps them out of the log (see the module's documentation).
+/// The client-fault counts; as a tracing layer, it counts Pingora's client-fault `ERROR` lines
+/// and, unless told to log each, keeps them out of the log (see the module's documentation).
 #[derive(Clone)]
 pub struct ClientFaults {
     tally: Arc<Tally>,
@@ -262,16 +257,6 @@ mod tests {
     /// The lines Pingora 0.9 writes, as they reach the layer.
     const PINGORA_LINES: &[(&str, &str, Option<Kind>)] = &[
         (
-            "pingora_core::services::listening",
-            "Downstream handshake error from 127.0.0.1:50522: OpenSSL error: error:0A00009B:SSL routines:ssl3_get_record:http request",
-            Some(Kind::TlsHandshake),
-        ),
-        (
-            "pingora_core::services::listening",
-            "Downstream handshake timeout",
-            Some(Kind::TlsHandshake),
-        ),
-        (
             "pingora_proxy",
             "Fail to proxy: Downstream ReadError context: while reading request headers cause: request head not complete in time, downstream session type: HTTP/1.1",
             Some(Kind::RequestHead),
@@ -288,7 +273,11 @@ mod tests {
             None,
         ),
         ("pingora_core::services::listening", "Accept() failed", None),
-        ("waf::serve", "Downstream handshake error", None),
+        (
+            "waf::serve",
+            "Fail to proxy: Downstream ConnectionClosed context: while reading request headers",
+            None,
+        ),
     ];
 
     #[test]
@@ -339,14 +328,16 @@ mod tests {
         let others = PINGORA_LINES.iter().filter(|l| l.2.is_none()).count();
         assert_eq!(passed(&faults, &lines), 2 * lines.len() + others);
         let metric = &faults.tally.metric;
-        assert_eq!(metric.with_label_values(&["tls_handshake"]).get(), 2);
         assert_eq!(metric.with_label_values(&["request_head"]).get(), 2);
+        // The handshakes are reported by the proxy's own TLS listener.
+        faults.handshake_failed("TLS handshake with 192.0.2.1:1 failed: unexpected EOF".into());
 
         let summary = faults.summary(Duration::from_secs(60));
         let said = summary.take().unwrap();
-        assert!(
-            said.starts_with("2 TLS handshakes failed, 2 request heads cut short; the last: Fail to proxy: Downstream ConnectionClosed"),
-            "{said}"
+        assert_eq!(
+            said,
+            "1 TLS handshake failed, 2 request heads cut short; the last: TLS handshake with \
+             192.0.2.1:1 failed: unexpected EOF"
         );
         assert_eq!(summary.take(), None, "the counts start again");
         // The metric keeps counting from where it was.
@@ -362,7 +353,7 @@ mod tests {
             faults
                 .tally
                 .metric
-                .with_label_values(&["tls_handshake"])
+                .with_label_values(&["request_head"])
                 .get(),
             2
         );
