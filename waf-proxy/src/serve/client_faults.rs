@@ -93,8 +93,9 @@ struct Tally {
     /// The message of the last fault, as a sample for the summary.
     last: Mutex<String>,
     metric: IntCounterVec,
-    /// Keep the lines out of the log (`client_faults_log_seconds` > 0).
-    quiet: bool,
+    /// `client_faults_log_seconds`: zero logs each fault, anything else keeps them out of the
+    /// log for the summary.
+    log_every: Duration,
 }
 
 /// The client-fault counts; as a tracing layer, it counts Pingora's client-fault `ERROR` lines
@@ -105,31 +106,35 @@ pub struct ClientFaults {
 }
 
 impl ClientFaults {
-    /// Counts into `metric` (labelled `kind`); `log_every` of zero logs each fault as Pingora
-    /// does, anything else leaves them to [`ClientFaults::summary`].
+    /// Counts into `metric` (labelled `kind`); `log_every` of zero logs each fault as an `ERROR`
+    /// line, anything else leaves them to [`ClientFaults::summary`], once per `log_every`.
     pub fn new(metric: IntCounterVec, log_every: Duration) -> ClientFaults {
         ClientFaults {
             tally: Arc::new(Tally {
                 since_summary: [AtomicU64::new(0), AtomicU64::new(0)],
                 last: Mutex::new(String::new()),
                 metric,
-                quiet: !log_every.is_zero(),
+                log_every,
             }),
         }
     }
 
-    /// The background service that logs the summary line every `every`.
-    pub fn summary(&self, every: Duration) -> Summary {
+    /// The background service that logs the summary line (none when each fault is logged).
+    pub fn summary(&self) -> Summary {
         Summary {
             tally: self.tally.clone(),
-            every,
         }
+    }
+
+    /// Whether faults are kept out of the log, for the summary.
+    fn quiet(&self) -> bool {
+        !self.tally.log_every.is_zero()
     }
 
     /// Counts a TLS handshake that failed or timed out in our own listener, and logs it as an
     /// `ERROR` line when each fault is logged.
     pub fn handshake_failed(&self, message: String) {
-        if !self.tally.quiet {
+        if !self.quiet() {
             tracing::error!("{message}");
         }
         self.count(Kind::TlsHandshake, message);
@@ -182,7 +187,7 @@ impl<S: Subscriber> Layer<S> for ClientFaults {
         match Kind::of(meta.target(), &message.0) {
             Some(kind) => {
                 self.count(kind, message.0);
-                !self.tally.quiet
+                !self.quiet()
             }
             None => true,
         }
@@ -192,7 +197,6 @@ impl<S: Subscriber> Layer<S> for ClientFaults {
 /// Logs, every so often, how many client faults the proxy kept out of the log.
 pub struct Summary {
     tally: Arc<Tally>,
-    every: Duration,
 }
 
 impl Summary {
@@ -224,10 +228,11 @@ impl Summary {
 #[async_trait]
 impl BackgroundService for Summary {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        if self.every.is_zero() {
+        let every = self.tally.log_every;
+        if every.is_zero() {
             return;
         }
-        let mut ticks = tokio::time::interval(self.every);
+        let mut ticks = tokio::time::interval(every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticks.tick().await;
         loop {
@@ -236,7 +241,7 @@ impl BackgroundService for Summary {
                 _ = ticks.tick() => {
                     if let Some(summary) = self.take() {
                         tracing::info!(
-                            seconds = self.every.as_secs_f64(),
+                            seconds = every.as_secs_f64(),
                             "client faults (counted in waf_client_faults_total, not logged one \
                              by one): {summary}"
                         );
@@ -332,7 +337,7 @@ mod tests {
         // The handshakes are reported by the proxy's own TLS listener.
         faults.handshake_failed("TLS handshake with 192.0.2.1:1 failed: unexpected EOF".into());
 
-        let summary = faults.summary(Duration::from_secs(60));
+        let summary = faults.summary();
         let said = summary.take().unwrap();
         assert_eq!(
             said,

@@ -66,14 +66,17 @@ pub fn run(args: &Args) -> anyhow::Result<std::process::ExitCode> {
         return check(&config, args.config.as_deref());
     }
     let metrics = Arc::new(metrics::Metrics::new().context("registering metrics")?);
-    let fault_summary_every = Duration::from_secs(config.client_faults_log_seconds);
-    let client_faults =
-        client_faults::ClientFaults::new(metrics.client_faults.clone(), fault_summary_every);
+    let client_faults = client_faults::ClientFaults::new(
+        metrics.client_faults.clone(),
+        Duration::from_secs(config.client_faults_log_seconds),
+    );
     init_tracing(config.log_format, client_faults.clone());
     if args.config.is_none() {
         tracing::info!("no --config: using the built-in default configuration");
     }
     let open_files = raise_open_files_limit();
+    // The cap when the config leaves it out; the config's own may change on reload.
+    let default_max_connections = connections::default_max_connections(open_files);
     let live = Arc::new(live::Live::start(
         config.clone(),
         args.config.clone(),
@@ -133,7 +136,7 @@ pub fn run(args: &Args) -> anyhow::Result<std::process::ExitCode> {
             client_faults: client_faults.clone(),
         },
         tls_port,
-        connections::default_max_connections(open_files),
+        default_max_connections,
     );
     let mut service = Service::new("waf proxy".to_string(), proxy_app);
     service.add_tcp(&config.listen);
@@ -166,7 +169,7 @@ pub fn run(args: &Args) -> anyhow::Result<std::process::ExitCode> {
     ));
     server.add_service(background_service(
         "client fault summary",
-        client_faults.summary(fault_summary_every),
+        client_faults.summary(),
     ));
     server.add_service(background_service(
         "rate limit sweeper",
@@ -182,7 +185,7 @@ pub fn run(args: &Args) -> anyhow::Result<std::process::ExitCode> {
         max_connections = config
             .limits
             .max_connections
-            .unwrap_or(connections::default_max_connections(open_files)),
+            .unwrap_or(default_max_connections),
         "waf serving"
     );
     server.run_forever()
