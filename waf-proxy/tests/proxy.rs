@@ -909,6 +909,31 @@ fn a_response_slower_than_the_idle_timeout_arrives_whole() {
     assert!(started.elapsed() > Duration::from_secs(2));
 }
 
+/// Sends `head`, then `piece` every 100 ms (nothing if it is empty), until the proxy answers
+/// with one of its pages or closes, or 10 s have passed: the answer and when it came.
+fn trickle(port: u16, head: &[u8], piece: &[u8]) -> (Vec<u8>, Duration) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    s.write_all(head).unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    while !answer.ends_with(b"</html>") && started.elapsed() < Duration::from_secs(10) {
+        if !piece.is_empty() {
+            let _ = s.write_all(piece);
+        }
+        let mut buf = [0u8; 4096];
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) => panic!("{e}: {}", String::from_utf8_lossy(&answer)),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (answer, started.elapsed())
+}
+
 /// The body's counterpart: a body trickled in is answered 408 once `body_timeout_ms` has
 /// passed, and never forwarded.
 #[test]
@@ -922,35 +947,15 @@ fn a_body_not_complete_within_the_body_timeout_is_answered_408() {
             ..Setup::default()
         },
     );
-    let mut s = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
-    s.write_all(
+    let (answer, elapsed) = trickle(
+        proxy.port,
         b"POST /login HTTP/1.1\r\nHost: login.contoso.com\r\n\
           Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nname=",
-    )
-    .unwrap();
-    let started = Instant::now();
-    let mut answer = Vec::new();
-    while !answer.ends_with(b"</html>") {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "no answer: {}",
-            proxy.log()
-        );
-        let _ = s.write_all(b"z");
-        let mut buf = [0u8; 4096];
-        match s.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => answer.extend_from_slice(&buf[..n]),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Err(e) => panic!("{e}: {}", String::from_utf8_lossy(&answer)),
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(started.elapsed() >= Duration::from_millis(900));
+        b"z",
+    );
+    assert!(elapsed >= Duration::from_millis(900), "{elapsed:?}");
     let r = Response::parse(&answer);
-    assert_eq!(r.status, 408, "{}", r.raw);
+    assert_eq!(r.status, 408, "{}\n{}", r.raw, proxy.log());
     assert!(r.body.contains("did not arrive in time"), "{}", r.body);
     assert!(origin.seen().is_empty());
     let audit = proxy.audit();
@@ -958,6 +963,113 @@ fn a_body_not_complete_within_the_body_timeout_is_answered_408() {
     assert_eq!(audit[0]["action"], "rejected");
     assert_eq!(audit[0]["status"], 408);
     assert_eq!(audit[0]["body"], "timed out");
+}
+
+/// A body forwarded as it arrives, uninspected (a site without rules, or one past the
+/// inspection limit with `large_body: pass`), had no deadline of the proxy's: a client that
+/// trickled it, or stopped halfway, held its request and an upstream connection for as long
+/// as the upstream waited. It is now held to the pace of a body read ahead,
+/// `body_timeout_ms` for each 64 KiB, and answered 408 when it falls behind; one that keeps
+/// the pace arrives whole, however long it takes in all.
+#[test]
+fn a_body_forwarded_as_it_arrives_is_answered_408_when_it_falls_behind() {
+    let origin = Origin::start();
+    let open = Origin::start();
+    let proxy = Proxy::start(
+        &origin,
+        Setup {
+            large_body: "pass",
+            limits_extra: "  body_timeout_ms: 1000\n".into(),
+            extra_top: "audit: {path: \"{dir}/audit.jsonl\", all_requests: false}\n".into(),
+            extra_sites: format!(
+                "  - hosts: [open.contoso.com]\n\
+                 \x20   upstream: {{address: \"127.0.0.1:{}\", tls: false}}\n\
+                 \x20   rules: []\n",
+                open.port
+            ),
+            ..Setup::default()
+        },
+    );
+    let post = |host: &str, length: usize, first: &[u8]| {
+        let mut head = format!(
+            "POST /upload HTTP/1.1\r\nHost: {host}\r\n\
+             Content-Type: application/octet-stream\r\nContent-Length: {length}\r\n\r\n"
+        )
+        .into_bytes();
+        head.extend_from_slice(first);
+        head
+    };
+    let cases: [(&str, Vec<u8>, &[u8], &str); 3] = [
+        (
+            "site without rules, trickled",
+            post("open.contoso.com", 100, b"a"),
+            b"z",
+            "open",
+        ),
+        (
+            "site without rules, stopped",
+            post("open.contoso.com", 100, b"abc"),
+            b"",
+            "open",
+        ),
+        (
+            "past the inspection limit (4096), trickled",
+            post("login.contoso.com", 100_000, &[b'a'; 5000]),
+            b"z",
+            "login",
+        ),
+    ];
+    for (case, head, piece, _) in &cases {
+        let (answer, elapsed) = trickle(proxy.port, head, piece);
+        let r = Response::parse(&answer);
+        assert_eq!(r.status, 408, "{case}: {}\n{}", r.raw, proxy.log());
+        assert!(
+            r.body.contains("did not arrive in time"),
+            "{case}: {}",
+            r.body
+        );
+        assert!(
+            (Duration::from_millis(900)..Duration::from_secs(5)).contains(&elapsed),
+            "{case}: {elapsed:?}"
+        );
+    }
+    // The requests went upstream as they arrived, and never arrived whole.
+    assert_eq!(open.connections(), 2);
+    assert_eq!(origin.connections(), 1);
+    assert!(open.seen().is_empty() && origin.seen().is_empty());
+    // The audit line is written just after the answer.
+    proxy.wait_until(Duration::from_secs(5), || proxy.audit().len() >= 3);
+    let audit = proxy.audit();
+    assert_eq!(audit.len(), 3, "{audit:?}");
+    for (line, (case, _, _, site)) in audit.iter().zip(&cases) {
+        let site = format!("{site}.contoso.com");
+        assert_eq!(line["site"], site.as_str(), "{case}");
+        assert_eq!(line["action"], "rejected", "{case}");
+        assert_eq!(line["status"], 408, "{case}");
+        assert_eq!(line["body"], "timed out", "{case}");
+    }
+    let log = proxy.log();
+    assert!(!log.contains(" ERROR "), "{log}");
+
+    // A 256 KiB body sent 64 KiB at a time, 500 ms apart, keeps the pace: 1.5 s in all, past
+    // `body_timeout_ms`, and it arrives whole.
+    let body: Vec<u8> = (0..256 * 1024).map(|i| b'a' + (i % 26) as u8).collect();
+    let mut s = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(&post("open.contoso.com", body.len(), b""))
+        .unwrap();
+    let started = Instant::now();
+    for (i, part) in body.chunks(64 * 1024).enumerate() {
+        if i > 0 {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        s.write_all(part).unwrap();
+    }
+    let r = Response::read_from(&mut s);
+    assert_eq!(r.status, 200, "{}\n{}", r.raw, proxy.log());
+    assert!(started.elapsed() > Duration::from_millis(1400));
+    assert_eq!(open.seen().len(), 1);
+    assert!(open.seen()[0].body == body, "the body arrived changed");
 }
 
 #[test]

@@ -24,7 +24,8 @@
 //!   [`TimedOut`](std::io::ErrorKind::TimedOut); Pingora then drops the connection without an
 //!   answer, as nginx does.
 //! * **Body**: after the head. The body, when there is one, is read under its own deadline
-//!   (`limits.body_timeout_ms`, in the proxy). The first response written that is not an
+//!   (`limits.body_timeout_ms`, in the proxy; a body forwarded as it arrives is held to a pace
+//!   instead, see `proxy::StreamedBody`). The first response written that is not an
 //!   interim `1xx` (a `100 Continue` comes before the body) ends the exchange: the connection
 //!   is idle again.
 //!

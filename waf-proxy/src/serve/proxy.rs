@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
-use pingora::proxy::{ProxyHttp, Session};
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType, Result};
 use waf_core::profile::Profile;
 use waf_core::Verdict;
@@ -27,7 +27,7 @@ use super::block_page::{prefers_json, Page};
 use super::live::{Live, SiteRuntime, Snapshot};
 use super::metrics::Metrics;
 use super::rate_limit;
-use crate::config::{HostHeader, LargeBody, SiteMode};
+use crate::config::{HostHeader, LargeBody, SiteMode, MAX_PRE_READ};
 
 /// The proxy: the live rulesets, the metrics and the audit log.
 pub struct Waf {
@@ -66,6 +66,8 @@ pub struct Ctx {
     action: &'static str,
     /// Whether the body was inspected.
     body: &'static str,
+    /// The body is forwarded as it arrives, not read ahead.
+    streamed_body: Option<StreamedBody>,
     upstream_started: Option<Instant>,
     upstream_elapsed: Option<Duration>,
     upstream_status: Option<u16>,
@@ -83,6 +85,53 @@ impl Ctx {
             Some(s) if self.site(s).is_some() => Ok(s.clone()),
             _ => Err(http_error(421, "no site")),
         }
+    }
+}
+
+/// The audit log's `body` for a body that did not arrive in time.
+const BODY_TIMED_OUT: &str = "timed out";
+
+/// A body forwarded to the upstream as it arrives, uninspected (a site without rules, or
+/// `large_body: pass` past the inspection limit), held to the pace a body read ahead for
+/// inspection keeps: `limits.body_timeout_ms` for each 64 KiB, counted from the end of the
+/// head, and never less than `body_timeout_ms` in all.
+///
+/// A client trickling such a body in held its request, its connection and an upstream
+/// connection for as long as the upstream waited (`read_timeout_ms`, 60 s, and longer for an
+/// upstream that reads slowly). A total deadline of `body_timeout_ms` would cut off a large
+/// upload on a slow link, so the deadline grows with what has arrived, as Apache's
+/// `mod_reqtimeout` `MinRate` does: 30 s per 64 KiB is about 2 KB/s.
+///
+/// It is checked as each piece of the body is forwarded ([`ProxyHttp::request_body_filter`]),
+/// which catches a client that trickles; for one that stops sending, an HTTP/1 read waits at
+/// most until the deadline (Pingora's per-read timeout, set to the time left). Pingora 0.9
+/// has no read timeout for HTTP/2, so an HTTP/2 body that stops altogether is bounded by the
+/// upstream's `read_timeout_ms` only.
+#[derive(Debug)]
+struct StreamedBody {
+    started: Instant,
+    /// `limits.body_timeout_ms`.
+    allowance: Duration,
+    /// Bytes forwarded so far.
+    received: u64,
+}
+
+impl StreamedBody {
+    /// Bytes each `allowance` admits.
+    const PACE: u64 = MAX_PRE_READ as u64;
+
+    fn new(allowance: Duration) -> StreamedBody {
+        StreamedBody {
+            started: Instant::now(),
+            allowance,
+            received: 0,
+        }
+    }
+
+    /// When what has arrived so far must have been followed by the rest.
+    fn deadline(&self) -> Instant {
+        let paces = (self.received as f64 / Self::PACE as f64).max(1.0);
+        self.started + self.allowance.mul_f64(paces)
     }
 }
 
@@ -282,6 +331,7 @@ impl Waf {
             }
             ctx.body = "over the inspection limit: forwarded uninspected";
             tracing::info!(parent: ctx.span(), "Content-Length over the inspection limit: forwarded uninspected");
+            stream_body(session, ctx, snapshot);
             return Ok(Ok(None));
         }
         let is_h1 = req.version != pingora::http::Version::HTTP_2;
@@ -304,16 +354,17 @@ impl Waf {
             ctx.continue_sent = true;
         }
         session.enable_retry_buffering();
-        let mut buf = Vec::new();
-        let mut over = false;
         // The whole body within the deadline, not each read: a client trickling a byte at a
         // time would otherwise hold the request (and its connection) for as long as it likes.
-        let deadline =
-            tokio::time::Instant::now() + Duration::from_millis(snapshot.limits.body_timeout_ms);
+        // Nothing read yet: the deadline is `body_timeout_ms` from now.
+        let read_ahead = StreamedBody::new(Duration::from_millis(snapshot.limits.body_timeout_ms));
+        let deadline = tokio::time::Instant::from_std(read_ahead.deadline());
+        let mut buf = Vec::new();
+        let mut over = false;
         loop {
             let read = tokio::time::timeout_at(deadline, session.read_request_body()).await;
             let Ok(chunk) = read else {
-                ctx.body = "timed out";
+                ctx.body = BODY_TIMED_OUT;
                 return refuse(
                     session,
                     ctx,
@@ -343,8 +394,27 @@ impl Waf {
         }
         ctx.body = "over the inspection limit: forwarded uninspected";
         tracing::info!(parent: ctx.span(), "body over the inspection limit: forwarded uninspected");
+        // The part read ahead is forwarded first, through the filter that counts it; the
+        // pace is counted from when the reading began.
+        let streamed = ctx.streamed_body.insert(read_ahead);
+        set_body_read_timeout(session, streamed);
         Ok(Ok(None))
     }
+}
+
+/// Holds the body, to be forwarded as it arrives, to its pace (see [`StreamedBody`]).
+fn stream_body(session: &mut Session, ctx: &mut Ctx, snapshot: &Snapshot) {
+    let allowance = Duration::from_millis(snapshot.limits.body_timeout_ms);
+    let streamed = ctx.streamed_body.insert(StreamedBody::new(allowance));
+    set_body_read_timeout(session, streamed);
+}
+
+/// Lets the next HTTP/1 read of the body wait until the body's deadline at most (a no-op for
+/// HTTP/2). `false`: the deadline has passed.
+fn set_body_read_timeout(session: &mut Session, body: &StreamedBody) -> bool {
+    let left = body.deadline().saturating_duration_since(Instant::now());
+    session.as_downstream_mut().set_read_timeout(Some(left));
+    !left.is_zero()
 }
 
 /// Answers a request over a rate limit: 429 with `Retry-After`; `Ok(true)`: the request is done.
@@ -406,6 +476,7 @@ impl ProxyHttp for Waf {
             inspection: Duration::ZERO,
             action: "pass",
             body: "not read",
+            streamed_body: None,
             upstream_started: None,
             upstream_elapsed: None,
             upstream_status: None,
@@ -490,6 +561,7 @@ impl ProxyHttp for Waf {
         // cost time (about a tenth of the proxy's, measured in the load test's `waf-off` mode).
         if site.program.rule_count() == 0 {
             ctx.body = "not read: the site has no rules";
+            stream_body(session, ctx, &snapshot);
             return Ok(false);
         }
 
@@ -560,6 +632,80 @@ impl ProxyHttp for Waf {
             return Ok(true);
         }
         Ok(false)
+    }
+
+    async fn request_body_filter(
+        &self,
+        session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        let Some(streamed) = ctx.streamed_body.as_mut() else {
+            return Ok(());
+        };
+        streamed.received += body.as_ref().map_or(0, |b| b.len() as u64);
+        if end_of_stream || set_body_read_timeout(session, streamed) {
+            return Ok(());
+        }
+        ctx.body = BODY_TIMED_OUT;
+        Err(http_error(408, "request body too slow"))
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        // An HTTP/1 read that waited past a streamed body's deadline.
+        if ctx.streamed_body.is_some()
+            && *e.etype() == ErrorType::ReadTimedout
+            && *e.esource() == ErrorSource::Downstream
+        {
+            ctx.body = BODY_TIMED_OUT;
+        }
+        if ctx.body == BODY_TIMED_OUT {
+            // Part of the body has gone upstream: the upstream connection is dropped with the
+            // request, and the client gets our page if no answer has begun.
+            tracing::info!(parent: ctx.span(), status = 408, "The request body did not arrive in time (forwarded as it arrived).");
+            ctx.action = "rejected";
+            if session.response_written().is_none() {
+                let json = prefers_json(header_str(session.req_header(), "accept"));
+                let page = Page::refusal(
+                    json,
+                    408,
+                    "Request Timeout",
+                    "The request body did not arrive in time.",
+                    &ctx.request_id,
+                );
+                let _ = respond(session, page, &ctx.request_id).await;
+            }
+            return FailToProxy {
+                error_code: 408,
+                can_reuse_downstream: false,
+            };
+        }
+        // Pingora's own handling, unchanged.
+        let code = match e.etype() {
+            ErrorType::HTTPStatus(code) => *code,
+            _ => match e.esource() {
+                ErrorSource::Upstream => 502,
+                ErrorSource::Downstream => match e.etype() {
+                    ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
+                    _ => 400,
+                },
+                ErrorSource::Internal | ErrorSource::Unset => 500,
+            },
+        };
+        if code > 0 {
+            let _ = session.respond_error(code).await;
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    fn suppress_error_log(&self, _session: &Session, ctx: &Ctx, _e: &Error) -> bool {
+        // A client too slow with its body is the client's doing: an `INFO` line and the audit
+        // log say so (see `fail_to_proxy`).
+        ctx.body == BODY_TIMED_OUT
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
@@ -749,6 +895,22 @@ impl ProxyHttp for Waf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_streamed_body_gets_the_body_timeout_for_each_64_kib() {
+        let mut body = StreamedBody::new(Duration::from_secs(30));
+        for (received, seconds) in [
+            (0, 30.0),
+            (1, 30.0),
+            (64 * 1024, 30.0),
+            (96 * 1024, 45.0),
+            (1024 * 1024, 480.0),
+        ] {
+            body.received = received;
+            let allowed = body.deadline() - body.started;
+            assert_eq!(allowed.as_secs_f64(), seconds, "{received} bytes");
+        }
+    }
 
     #[test]
     fn request_ids_are_16_hex_and_distinct() {

@@ -743,6 +743,19 @@ pub fn curl_h2(
     target: &str,
     extra: &[&str],
 ) -> (u16, String, String) {
+    let (status, version, body, failure) = try_curl_h2(port, host, ca, target, extra);
+    assert!(failure.is_none(), "curl failed: {failure:?}");
+    (status, version, body)
+}
+
+/// [`curl_h2`] for a request curl may fail: and curl's complaint if it did.
+pub fn try_curl_h2(
+    port: u16,
+    host: &str,
+    ca: &Path,
+    target: &str,
+    extra: &[&str],
+) -> (u16, String, String, Option<String>) {
     let out = Command::new("curl")
         .args(["-sS", "--http2", "--max-time", "20", "--cacert"])
         .arg(ca)
@@ -758,10 +771,7 @@ pub fn curl_h2(
     let mut tail = tail.split_whitespace();
     let status = tail.next().and_then(|s| s.parse().ok()).unwrap_or(0);
     let version = tail.next().unwrap_or("").to_string();
-    assert!(
-        out.status.success(),
-        "curl failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (status, version, body.to_string())
+    let failure =
+        (!out.status.success()).then(|| String::from_utf8_lossy(&out.stderr).into_owned());
+    (status, version, body.to_string(), failure)
 }
