@@ -505,11 +505,38 @@ fn serve_check_loads_everything_prints_the_sites_and_exits() {
     assert!(
         text.contains(
             "  limits: bodies up to 65536 bytes inspected (larger: rejected), heads up to 32768 \
-             bytes within 5000 ms, bodies within 30000 ms, idle connections closed after 60000 ms, \
-             connections per client: 50, open files: "
+             bytes within 5000 ms, bodies within 30000 ms per 64 KiB, idle connections closed \
+             after 60000 ms, connections per client: 50, connections in all: "
         ),
         "{text}"
     );
+    // The cap on all connections comes from the open-files limit the proxy would run with,
+    // unless the config sets it.
+    let under_256_files = |config: &str| {
+        let out = Command::new("prlimit")
+            .args(["--nofile=256:256", "--", env!("CARGO_BIN_EXE_waf")])
+            .args(["serve", "--check", "--config", config])
+            .current_dir(workspace())
+            .output()
+            .expect("prlimit runs");
+        stdout(&out)
+    };
+    assert!(
+        under_256_files(&config)
+            .contains("connections in all: 192 (the open-files limit, 256, less a reserve)\n"),
+        "{}",
+        under_256_files(&config)
+    );
+    let capped = format!("{}/capped.yaml", dir.path());
+    std::fs::write(
+        &capped,
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("max_connections_per_client: 50", "max_connections: 100"),
+    )
+    .unwrap();
+    let text = under_256_files(&capped);
+    assert!(text.contains("connections in all: 100\n"), "{text}");
     assert!(text.contains("  login.contoso.com: "), "{text}");
     assert!(
         text.contains("rule(s) at paranoia level 1, anomaly threshold 5"),

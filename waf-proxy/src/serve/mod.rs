@@ -257,8 +257,8 @@ fn check(
     let l = &config.limits;
     println!(
         "  limits: bodies up to {} bytes inspected (larger: {}), heads up to {} bytes within {} ms, \
-         bodies within {} ms, idle connections closed after {} ms, connections per client: {}, \
-         open files: {}",
+         bodies within {} ms per 64 KiB, idle connections closed after {} ms, connections per \
+         client: {}, connections in all: {}",
         l.max_body_inspect,
         match l.large_body {
             LargeBody::Reject => "rejected",
@@ -272,7 +272,15 @@ fn check(
             0 => "no cap".to_string(),
             n => n.to_string(),
         },
-        open_files_hard_limit().map_or("unknown".to_string(), |n| n.to_string()),
+        match (l.max_connections, open_files_hard_limit()) {
+            (Some(n), _) => n.to_string(),
+            // What `run` derives once it has raised its limit to the hard one.
+            (None, Some(files)) => format!(
+                "{} (the open-files limit, {files}, less a reserve)",
+                connections::default_max_connections(files)
+            ),
+            (None, None) => "the open-files limit less a reserve".to_string(),
+        },
     );
     for site in &snapshot.sites {
         let s = &site.site;
