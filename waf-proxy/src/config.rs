@@ -415,14 +415,25 @@ fn yes() -> bool {
 }
 
 impl Config {
+    /// The warning for the built-in config started where there is no `./rules`. Its site
+    /// then inspects nothing, which a newcomer trying an attack would not guess.
+    pub const BUILTIN_WITHOUT_RULES: &'static str = "no ./rules folder here: the default site \
+        inspects nothing and forwards everything (start from the repository, or give --config)";
+
+    /// Whether this, the built-in config, found no `./rules`.
+    pub fn builtin_without_rules(&self) -> bool {
+        self.sites.iter().all(|s| s.rules.is_empty())
+    }
+
     /// The configuration used when `waf serve` is given no file: any Host, forwarded to
     /// `127.0.0.1:8081`, inspected with `./rules` when that folder exists.
     pub fn builtin() -> Config {
+        // Away from the repository there is no `./rules`: the site has none, and `waf serve`
+        // says so (see `Config::builtin_without_rules`).
         let rules = Path::new("rules");
         let rules = if rules.is_dir() {
             vec![rules.to_path_buf()]
         } else {
-            tracing::warn!("no ./rules folder: the default site starts with no rules");
             Vec::new()
         };
         Config {

@@ -466,6 +466,40 @@ fn a_closed_stdout_is_not_a_panic() {
     }
 }
 
+/// The built-in config (`bash scripts/run.sh`, or `waf serve` with no `--config`) inspects
+/// with `./rules`. Started anywhere else it has no rules; the warning saying so was logged
+/// before the log was set up, so it never appeared, and the proxy forwarded attacks in silence.
+#[test]
+fn the_built_in_config_says_when_it_found_no_rules() {
+    let check = |dir: &Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_waf"))
+            .args(["serve", "--check"])
+            .current_dir(dir)
+            .output()
+            .expect("the waf binary starts");
+        assert!(out.status.success(), "{out:?}");
+        stdout(&out)
+    };
+    let text = check(&workspace());
+    assert!(
+        text.starts_with("the built-in config: ok: listen 127.0.0.1:8080"),
+        "{text}"
+    );
+    assert!(!text.contains("warning"), "{text}");
+    assert!(!text.contains(" 0 rule(s)"), "{text}");
+
+    let elsewhere = Scratch::new("builtin-elsewhere", &[]);
+    let text = check(Path::new(elsewhere.path()));
+    assert!(
+        text.starts_with(
+            "warning: no ./rules folder here: the default site inspects nothing and forwards \
+             everything (start from the repository, or give --config)\n"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("  *: 0 rule(s)"), "{text}");
+}
+
 #[test]
 fn serve_check_loads_everything_prints_the_sites_and_exits() {
     let config = format!(

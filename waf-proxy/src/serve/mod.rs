@@ -73,6 +73,9 @@ pub fn run(args: &Args) -> anyhow::Result<std::process::ExitCode> {
     init_tracing(config.log_format, client_faults.clone());
     if args.config.is_none() {
         tracing::info!("no --config: using the built-in default configuration");
+        if config.builtin_without_rules() {
+            tracing::warn!("{}", Config::BUILTIN_WITHOUT_RULES);
+        }
     }
     let open_files = raise_open_files_limit();
     // The cap when the config leaves it out; the config's own may change on reload.
@@ -247,6 +250,9 @@ fn check(
     let source = path.map_or("the built-in config".to_string(), |p| {
         p.display().to_string()
     });
+    if path.is_none() && config.builtin_without_rules() {
+        println!("warning: {}", Config::BUILTIN_WITHOUT_RULES);
+    }
     println!(
         "{source}: ok: listen {}, tls {}, admin {}, {} site(s)",
         config.listen,
