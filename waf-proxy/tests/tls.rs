@@ -310,23 +310,45 @@ fn client_faults_are_counted_and_summed_up_not_logged_as_errors_one_by_one() {
         s.write_all(b"GET /authorize HTTP/1.1\r\nHost: login.con")
             .unwrap();
         drop(s);
+        // A head, 5 bytes of a 100-byte body, then gone.
+        let mut s = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+        s.write_all(
+            b"POST /login HTTP/1.1\r\nHost: login.contoso.com\r\n\
+              Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nname=",
+        )
+        .unwrap();
+        drop(s);
         // The harness's own probe of the HTTPS port (a connection closed unspoken) is a failed
         // handshake too.
         proxy.wait_until(Duration::from_secs(10), || {
             proxy.metric("waf_client_faults_total{kind=\"tls_handshake\"}") >= 2.0
                 && proxy.metric("waf_client_faults_total{kind=\"request_head\"}") == 1.0
+                && proxy.metric("waf_client_faults_total{kind=\"abandoned\"}") == 1.0
         });
     };
 
     let proxy = two_domain_proxy_with(&origin, &pki, "", "client_faults_log_seconds: 1\n");
     faults(&proxy);
+    // The faults may straddle two summaries.
+    let summaries = || -> String {
+        let log = proxy.log();
+        let lines = log.lines().filter(|l| l.contains("client faults"));
+        lines.collect::<Vec<_>>().join("\n")
+    };
     proxy.wait_until(Duration::from_secs(10), || {
-        proxy.log().contains("client faults")
+        let summaries = summaries();
+        summaries.contains(" TLS handshake")
+            && summaries.contains("1 request head cut short")
+            && summaries.contains("1 request abandoned by its client")
     });
+    let summaries = summaries();
+    for line in summaries.lines() {
+        assert!(
+            line.contains(" INFO ") && line.contains("; the last: "),
+            "{line}"
+        );
+    }
     let log = proxy.log();
-    let summary = log.lines().find(|l| l.contains("client faults")).unwrap();
-    assert!(summary.contains(" INFO "), "{summary}");
-    assert!(summary.contains(" TLS handshakes failed, 1 request head cut short; the last: "));
     assert!(!log.contains(" ERROR "), "{log}");
     let r = proxy
         .send(b"GET /authorize HTTP/1.1\r\nHost: login.contoso.com\r\nConnection: close\r\n\r\n");
@@ -340,6 +362,8 @@ fn client_faults_are_counted_and_summed_up_not_logged_as_errors_one_by_one() {
         log.contains(" ERROR waf::serve::client_faults: TLS handshake with 127.0.0.1:")
             && log.contains("http request")
             && log.contains(" ERROR pingora_proxy: Fail to proxy: Downstream ConnectionClosed")
+            && log.contains(" ERROR waf::serve::client_faults: Downstream ConnectionClosed")
+            && log.contains("body remaining to read, POST /login from 127.0.0.1")
     });
     assert!(!proxy.log().contains("client faults"));
 }

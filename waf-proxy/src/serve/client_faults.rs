@@ -1,6 +1,6 @@
 //! Client faults in the log: counted, and summed up once a minute, not an `ERROR` line each.
 //!
-//! Two things clients do were logged as errors, one line each:
+//! Three things clients do were logged as errors, one line each:
 //!
 //! * a TLS handshake that fails or does not finish in time: a port scanner, a client speaking
 //!   plain HTTP to the HTTPS port, a TLS version no one should still offer, a client that
@@ -9,20 +9,26 @@
 //!   one here ([`ClientFaults::handshake_failed`]);
 //! * a request head that ends before it is complete (Pingora's `Fail to proxy: … while
 //!   reading request headers`): a client that leaves in the middle of one, or a slowloris
-//!   connection that the head deadline closes ([`deadlines`](super::deadlines)).
+//!   connection that the head deadline closes ([`deadlines`](super::deadlines));
+//! * a request its client abandons after the head: in the middle of its body (`Fail to filter
+//!   request: Downstream ConnectionClosed … Peer prematurely closed connection with 95 bytes
+//!   of body remaining`), while it waits for its answer, or before the answer is written
+//!   (`… WriteError … Connection reset by peer`). A browser tab closed, or a phone that lost
+//!   its network, in the middle of a sign-in.
 //!
-//! Neither is the proxy's fault, neither is anything an operator can fix, and on a public
-//! sign-in domain both come by the thousand: a line each floods the log under a scan or a
+//! None is the proxy's fault, none is anything an operator can fix, and on a public sign-in
+//! domain they come by the thousand: a line each floods the log under a scan or a
 //! slowloris attack, and pages whoever alerts on `ERROR`. So they are counted instead, in
 //! `waf_client_faults_total{kind}`, and [`Summary`] logs one `INFO` line per
 //! `client_faults_log_seconds` in which any occurred, with the count of each kind and the last
 //! one's message as a sample. With `client_faults_log_seconds: 0` each is logged as an `ERROR`
 //! line too.
 //!
-//! Pingora's head lines are recognised by their target and text, by the tracing layer
-//! [`ClientFaults`]. Pingora has a hook to quiet its proxy errors
-//! (`ProxyHttp::suppress_error_log`), but the read of a request head happens before any hook
-//! runs. Should an upgrade of Pingora reword the line, it is logged as before: nothing is lost
+//! The last reaches Pingora's hook for quieting its proxy errors
+//! (`ProxyHttp::suppress_error_log`), where the proxy reports them by the error's kind
+//! ([`ClientFaults::client_error`]). The read of a request head happens before any hook runs,
+//! so Pingora's head lines are recognised by their target and text, by the tracing layer
+//! [`ClientFaults`]. Should an upgrade of Pingora reword the line, it is logged as before: nothing is lost
 //! but the quiet. They are counted from the log events, so a `RUST_LOG` that turns Pingora's
 //! errors off stops that count too.
 
@@ -47,16 +53,20 @@ enum Kind {
     TlsHandshake,
     /// It left, or was cut off by the head deadline, in the middle of a request head.
     RequestHead,
+    /// It closed or reset its connection after the request head: in the middle of the
+    /// body, while it waited for its answer, or before the answer was written.
+    Abandoned,
 }
 
 impl Kind {
-    const ALL: [Kind; 2] = [Kind::TlsHandshake, Kind::RequestHead];
+    const ALL: [Kind; 3] = [Kind::TlsHandshake, Kind::RequestHead, Kind::Abandoned];
 
     /// The `kind` label of `waf_client_faults_total`.
     fn label(self) -> &'static str {
         match self {
             Kind::TlsHandshake => "tls_handshake",
             Kind::RequestHead => "request_head",
+            Kind::Abandoned => "abandoned",
         }
     }
 
@@ -67,6 +77,8 @@ impl Kind {
             (Kind::TlsHandshake, n) => format!("{n} TLS handshakes failed"),
             (Kind::RequestHead, 1) => "1 request head cut short".into(),
             (Kind::RequestHead, n) => format!("{n} request heads cut short"),
+            (Kind::Abandoned, 1) => "1 request abandoned by its client".into(),
+            (Kind::Abandoned, n) => format!("{n} requests abandoned by their clients"),
         }
     }
 
@@ -78,10 +90,28 @@ impl Kind {
         head_cut_short.then_some(Kind::RequestHead)
     }
 
+    /// The client fault a failed request's error is, if it is one: the client's side of the
+    /// connection (`Downstream`) closed, reset or timed out, reading or writing. Anything else
+    /// (a malformed body, a failure of the proxy's or the upstream's) is not.
+    fn of_error(error: &pingora::Error) -> Option<Kind> {
+        use pingora::{ErrorSource, ErrorType};
+        let abandoned = *error.esource() == ErrorSource::Downstream
+            && matches!(
+                error.etype(),
+                ErrorType::ConnectionClosed
+                    | ErrorType::ReadError
+                    | ErrorType::ReadTimedout
+                    | ErrorType::WriteError
+                    | ErrorType::WriteTimedout
+            );
+        abandoned.then_some(Kind::Abandoned)
+    }
+
     fn index(self) -> usize {
         match self {
             Kind::TlsHandshake => 0,
             Kind::RequestHead => 1,
+            Kind::Abandoned => 2,
         }
     }
 }
@@ -89,7 +119,7 @@ impl Kind {
 /// The counts since the last summary line, shared by the [`ClientFaults`] layer and the
 /// [`Summary`] service.
 struct Tally {
-    since_summary: [AtomicU64; 2],
+    since_summary: [AtomicU64; Kind::ALL.len()],
     /// The message of the last fault, as a sample for the summary.
     last: Mutex<String>,
     metric: IntCounterVec,
@@ -111,7 +141,7 @@ impl ClientFaults {
     pub fn new(metric: IntCounterVec, log_every: Duration) -> ClientFaults {
         ClientFaults {
             tally: Arc::new(Tally {
-                since_summary: [AtomicU64::new(0), AtomicU64::new(0)],
+                since_summary: Default::default(),
                 last: Mutex::new(String::new()),
                 metric,
                 log_every,
@@ -138,6 +168,21 @@ impl ClientFaults {
             tracing::error!("{message}");
         }
         self.count(Kind::TlsHandshake, message);
+    }
+
+    /// Counts a request that failed because of its client, and logs it as an `ERROR` line
+    /// when each fault is logged; `false` for any other failure, which is the proxy's or the
+    /// upstream's and stays in the log. `request` names the request, for the sample.
+    pub fn client_error(&self, error: &pingora::Error, request: impl fmt::Display) -> bool {
+        let Some(kind) = Kind::of_error(error) else {
+            return false;
+        };
+        let message = format!("{error}, {request}");
+        if !self.quiet() {
+            tracing::error!("{message}");
+        }
+        self.count(kind, message);
+        true
     }
 
     fn count(&self, kind: Kind, message: String) {
@@ -284,6 +329,39 @@ mod tests {
             None,
         ),
     ];
+
+    /// Errors that fail a request after its head: the client's connection failing is a fault
+    /// of the client's, anything else is not.
+    #[test]
+    fn a_request_failed_by_its_clients_connection_is_abandoned() {
+        use pingora::{Error, ErrorType::*};
+        let down = |t| Error::explain(t, "x").into_down();
+        let up = |t| Error::explain(t, "x").into_up();
+        let cases = [
+            (down(ConnectionClosed), Some(Kind::Abandoned)),
+            (down(ReadError), Some(Kind::Abandoned)),
+            (down(ReadTimedout), Some(Kind::Abandoned)),
+            (down(WriteError), Some(Kind::Abandoned)),
+            (down(WriteTimedout), Some(Kind::Abandoned)),
+            (down(InvalidHTTPHeader), None),
+            (down(H2Error), None),
+            (up(ConnectionClosed), None),
+            (up(ReadTimedout), None),
+            (Error::explain(WriteError, "x"), None),
+            (Error::explain(HTTPStatus(400), "x"), None),
+        ];
+        for (error, kind) in cases {
+            assert_eq!(Kind::of_error(&error), kind, "{error}");
+        }
+        let faults = faults(Duration::from_secs(60));
+        assert!(!faults.client_error(&up(ConnectionClosed), "GET /"));
+        assert!(faults.client_error(&down(ConnectionClosed), "GET / from 192.0.2.1"));
+        assert_eq!(
+            faults.summary().take().unwrap(),
+            "1 request abandoned by its client; the last: Downstream ConnectionClosed context: x, \
+             GET / from 192.0.2.1"
+        );
+    }
 
     #[test]
     fn pingoras_client_fault_lines_are_recognised_and_no_others() {

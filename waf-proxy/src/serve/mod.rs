@@ -13,7 +13,7 @@
 //! | `deadlines` | deadlines on idle connections and request heads (slowloris) |
 //! | `tls` | the HTTPS listener's handshake: certificates by SNI, HTTP/2 by ALPN |
 //! | `rate_limit` | per-client rate limits |
-//! | `client_faults` | failed handshakes and heads cut short: counted, summed up in the log |
+//! | `client_faults` | failed handshakes, requests cut short by their clients: counted, summed up in the log |
 
 mod admin;
 mod audit;
@@ -119,6 +119,7 @@ pub fn run(args: &Args) -> anyhow::Result<std::process::ExitCode> {
         live: live.clone(),
         metrics: metrics.clone(),
         audit: audit.clone(),
+        client_faults: client_faults.clone(),
     };
     // Pingora's proxy, behind what it lacks: a cap on connections per client, and deadlines on
     // idle connections and request heads (see `connections` and `deadlines`); its HTTP/2

@@ -24,6 +24,7 @@ use waf_core::Verdict;
 
 use super::audit::{AuditLog, AuditRecord, AuditRule, AuditValue, Durations};
 use super::block_page::{prefers_json, Page};
+use super::client_faults::ClientFaults;
 use super::live::{Live, SiteRuntime, Snapshot};
 use super::metrics::Metrics;
 use super::rate_limit;
@@ -34,6 +35,8 @@ pub struct Waf {
     pub live: Arc<Live>,
     pub metrics: Arc<Metrics>,
     pub audit: Arc<AuditLog>,
+    /// Where requests that fail because of their client are counted, not logged one by one.
+    pub client_faults: ClientFaults,
 }
 
 /// What one request carries through the phases.
@@ -175,10 +178,16 @@ fn page_header(page: &Page, request_id: &str) -> Result<ResponseHeader> {
 /// Sends a page and closes the connection after it.
 async fn write_page(session: &mut Session, resp: ResponseHeader, page: Page) -> Result<()> {
     session.set_keepalive(None);
-    session.write_response_header(Box::new(resp), false).await?;
+    // A write that fails is the client's connection failing: Pingora would otherwise take it
+    // for its own (500) and try to answer again.
+    session
+        .write_response_header(Box::new(resp), false)
+        .await
+        .map_err(|e| e.into_down())?;
     session
         .write_response_body(Some(Bytes::from(page.body)), true)
-        .await?;
+        .await
+        .map_err(|e| e.into_down())?;
     Ok(())
 }
 
@@ -702,10 +711,20 @@ impl ProxyHttp for Waf {
         }
     }
 
-    fn suppress_error_log(&self, _session: &Session, ctx: &Ctx, _e: &Error) -> bool {
-        // A client too slow with its body is the client's doing: an `INFO` line and the audit
-        // log say so (see `fail_to_proxy`).
-        ctx.body == BODY_TIMED_OUT
+    fn suppress_error_log(&self, session: &Session, ctx: &Ctx, e: &Error) -> bool {
+        // A client too slow with its body: an `INFO` line and the audit log say so (see
+        // `fail_to_proxy`).
+        if ctx.body == BODY_TIMED_OUT {
+            return true;
+        }
+        let req = session.req_header();
+        let request = format_args!(
+            "{} {} from {}",
+            req.method,
+            String::from_utf8_lossy(req.raw_path()),
+            ctx.peer.map(|p| p.to_string()).unwrap_or_default()
+        );
+        self.client_faults.client_error(e, request)
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
