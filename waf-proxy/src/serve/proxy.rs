@@ -373,17 +373,7 @@ impl Waf {
         loop {
             let read = tokio::time::timeout_at(deadline, session.read_request_body()).await;
             let Ok(chunk) = read else {
-                ctx.body = BODY_TIMED_OUT;
-                return refuse(
-                    session,
-                    ctx,
-                    "rejected",
-                    408,
-                    "Request Timeout",
-                    "The request body did not arrive in time.",
-                )
-                .await
-                .map(Err);
+                return body_too_slow(session, ctx).await.map(Err);
             };
             let Some(chunk) = chunk.map_err(|e| e.into_down())? else {
                 break;
@@ -409,6 +399,20 @@ impl Waf {
         set_body_read_timeout(session, streamed);
         Ok(Ok(None))
     }
+}
+
+/// Answers 408 for a body that did not arrive in time; `Ok(true)`: the request is done.
+async fn body_too_slow(session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+    ctx.body = BODY_TIMED_OUT;
+    refuse(
+        session,
+        ctx,
+        "rejected",
+        408,
+        "Request Timeout",
+        "The request body did not arrive in time.",
+    )
+    .await
 }
 
 /// Holds the body, to be forwarded as it arrives, to its pace (see [`StreamedBody`]).
@@ -672,18 +676,9 @@ impl ProxyHttp for Waf {
         if ctx.body == BODY_TIMED_OUT {
             // Part of the body has gone upstream: the upstream connection is dropped with the
             // request, and the client gets our page if no answer has begun.
-            tracing::info!(parent: ctx.span(), status = 408, "The request body did not arrive in time (forwarded as it arrived).");
             ctx.action = "rejected";
             if session.response_written().is_none() {
-                let json = prefers_json(header_str(session.req_header(), "accept"));
-                let page = Page::refusal(
-                    json,
-                    408,
-                    "Request Timeout",
-                    "The request body did not arrive in time.",
-                    &ctx.request_id,
-                );
-                let _ = respond(session, page, &ctx.request_id).await;
+                let _ = body_too_slow(session, ctx).await;
             }
             return FailToProxy {
                 error_code: 408,
