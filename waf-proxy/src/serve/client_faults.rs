@@ -24,13 +24,13 @@
 //! one's message as a sample. With `client_faults_log_seconds: 0` each is logged as an `ERROR`
 //! line too.
 //!
-//! The last reaches Pingora's hook for quieting its proxy errors
-//! (`ProxyHttp::suppress_error_log`), where the proxy reports them by the error's kind
+//! An abandoned request reaches Pingora's hook for quieting its proxy errors
+//! (`ProxyHttp::suppress_error_log`), where the proxy reports it by the error's kind
 //! ([`ClientFaults::client_error`]). The read of a request head happens before any hook runs,
 //! so Pingora's head lines are recognised by their target and text, by the tracing layer
-//! [`ClientFaults`]. Should an upgrade of Pingora reword the line, it is logged as before: nothing is lost
-//! but the quiet. They are counted from the log events, so a `RUST_LOG` that turns Pingora's
-//! errors off stops that count too.
+//! [`ClientFaults`]. Should an upgrade of Pingora reword that line, it is logged as before:
+//! nothing is lost but the quiet. The heads are counted from the log events, so a `RUST_LOG`
+//! that turns Pingora's errors off stops that count too.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
