@@ -1072,6 +1072,65 @@ fn a_body_forwarded_as_it_arrives_is_answered_408_when_it_falls_behind() {
     assert!(open.seen()[0].body == body, "the body arrived changed");
 }
 
+/// A chunked body whose framing is broken (request-smuggling probes send them by the
+/// hundred) got Pingora's bare 400, an `ERROR` line each, and counted as `pass`. It now gets
+/// the proxy's own page, counts as `rejected` and as a client fault, and logs no error; the
+/// origin never sees a whole request, whether the body was read ahead or forwarded as it came.
+#[test]
+fn a_chunked_body_with_broken_framing_is_refused_with_400_and_counted_not_logged() {
+    let origin = Origin::start();
+    let open = Origin::start();
+    let proxy = Proxy::start(
+        &origin,
+        Setup {
+            extra_sites: format!(
+                "  - hosts: [open.contoso.com]\n\
+                 \x20   upstream: {{address: \"127.0.0.1:{}\", tls: false}}\n\
+                 \x20   rules: []\n",
+                open.port
+            ),
+            ..Setup::default()
+        },
+    );
+    for (host, body) in [
+        ("login.contoso.com", "zz\r\nname=a\r\n0\r\n\r\n"),
+        ("login.contoso.com", "6\r\nname=a0\r\n\r\n"),
+        ("open.contoso.com", "zz\r\nname=a\r\n0\r\n\r\n"),
+    ] {
+        let r = proxy.send(
+            format!(
+                "POST /login HTTP/1.1\r\nHost: {host}\r\n\
+                 Content-Type: application/x-www-form-urlencoded\r\n\
+                 Transfer-Encoding: chunked\r\n\r\n{body}"
+            )
+            .as_bytes(),
+        );
+        assert_eq!(r.status, 400, "{host} {body:?}: {}", r.raw);
+        assert!(r.body.contains("The request is malformed."), "{}", r.body);
+        assert_eq!(
+            r.header("x-request-id").map(str::len),
+            Some(16),
+            "{}",
+            r.raw
+        );
+    }
+    assert!(origin.seen().is_empty() && open.seen().is_empty());
+    proxy.wait_until(Duration::from_secs(5), || {
+        proxy.metric("waf_client_faults_total{kind=\"malformed_body\"}") == 3.0
+    });
+    let rejected = |site: &str| {
+        proxy.metric(&format!(
+            "waf_requests_total{{action=\"rejected\",site=\"{site}\"}}"
+        ))
+    };
+    assert_eq!(
+        (rejected("login.contoso.com"), rejected("open.contoso.com")),
+        (2.0, 1.0)
+    );
+    let log = proxy.log();
+    assert!(!log.contains(" ERROR "), "{log}");
+}
+
 #[test]
 fn expect_100_continue_is_answered_before_the_body_is_read() {
     let origin = Origin::start();

@@ -1,6 +1,6 @@
 //! Client faults in the log: counted, and summed up once a minute, not an `ERROR` line each.
 //!
-//! Three things clients do were logged as errors, one line each:
+//! Four things clients do were logged as errors, one line each:
 //!
 //! * a TLS handshake that fails or does not finish in time: a port scanner, a client speaking
 //!   plain HTTP to the HTTPS port, a TLS version no one should still offer, a client that
@@ -14,7 +14,10 @@
 //!   request: Downstream ConnectionClosed … Peer prematurely closed connection with 95 bytes
 //!   of body remaining`), while it waits for its answer, or before the answer is written
 //!   (`… WriteError … Connection reset by peer`). A browser tab closed, or a phone that lost
-//!   its network, in the middle of a sign-in.
+//!   its network, in the middle of a sign-in;
+//! * a body whose framing is broken (`Fail to filter request: Downstream InvalidChunk`): a
+//!   chunk size that is not hexadecimal, a chunk without its line end. Scanners probing for
+//!   request smuggling send them by the hundred; the proxy answers 400.
 //!
 //! None is the proxy's fault, none is anything an operator can fix, and on a public sign-in
 //! domain they come by the thousand: a line each floods the log under a scan or a
@@ -24,8 +27,8 @@
 //! one's message as a sample. With `client_faults_log_seconds: 0` each is logged as an `ERROR`
 //! line too.
 //!
-//! An abandoned request reaches Pingora's hook for quieting its proxy errors
-//! (`ProxyHttp::suppress_error_log`), where the proxy reports it by the error's kind
+//! The last two reach Pingora's hook for quieting its proxy errors
+//! (`ProxyHttp::suppress_error_log`), where the proxy reports them by the error's kind
 //! ([`ClientFaults::client_error`]). The read of a request head happens before any hook runs,
 //! so Pingora's head lines are recognised by their target and text, by the tracing layer
 //! [`ClientFaults`]. Should an upgrade of Pingora reword that line, it is logged as before:
@@ -56,10 +59,17 @@ enum Kind {
     /// It closed or reset its connection after the request head: in the middle of the
     /// body, while it waited for its answer, or before the answer was written.
     Abandoned,
+    /// Its body's framing was broken (chunked encoding).
+    MalformedBody,
 }
 
 impl Kind {
-    const ALL: [Kind; 3] = [Kind::TlsHandshake, Kind::RequestHead, Kind::Abandoned];
+    const ALL: [Kind; 4] = [
+        Kind::TlsHandshake,
+        Kind::RequestHead,
+        Kind::Abandoned,
+        Kind::MalformedBody,
+    ];
 
     /// The `kind` label of `waf_client_faults_total`.
     fn label(self) -> &'static str {
@@ -67,6 +77,7 @@ impl Kind {
             Kind::TlsHandshake => "tls_handshake",
             Kind::RequestHead => "request_head",
             Kind::Abandoned => "abandoned",
+            Kind::MalformedBody => "malformed_body",
         }
     }
 
@@ -79,6 +90,8 @@ impl Kind {
             (Kind::RequestHead, n) => format!("{n} request heads cut short"),
             (Kind::Abandoned, 1) => "1 request abandoned by its client".into(),
             (Kind::Abandoned, n) => format!("{n} requests abandoned by their clients"),
+            (Kind::MalformedBody, 1) => "1 malformed request body".into(),
+            (Kind::MalformedBody, n) => format!("{n} malformed request bodies"),
         }
     }
 
@@ -91,20 +104,25 @@ impl Kind {
     }
 
     /// The client fault a failed request's error is, if it is one: the client's side of the
-    /// connection (`Downstream`) closed, reset or timed out, reading or writing. Anything else
-    /// (a malformed body, a failure of the proxy's or the upstream's) is not.
+    /// connection (`Downstream`) closed, reset or timed out, reading or writing, or its body's
+    /// framing broken. A failure of the proxy's or the upstream's is not.
     fn of_error(error: &pingora::Error) -> Option<Kind> {
         use pingora::{ErrorSource, ErrorType};
-        let abandoned = *error.esource() == ErrorSource::Downstream
-            && matches!(
-                error.etype(),
-                ErrorType::ConnectionClosed
-                    | ErrorType::ReadError
-                    | ErrorType::ReadTimedout
-                    | ErrorType::WriteError
-                    | ErrorType::WriteTimedout
-            );
-        abandoned.then_some(Kind::Abandoned)
+        if *error.esource() != ErrorSource::Downstream {
+            return None;
+        }
+        match error.etype() {
+            ErrorType::ConnectionClosed
+            | ErrorType::ReadError
+            | ErrorType::ReadTimedout
+            | ErrorType::WriteError
+            | ErrorType::WriteTimedout
+            // Pingora's HTTP/1 body reader: the connection ended inside the body.
+            | ErrorType::Custom("PrematureBodyEnd") => Some(Kind::Abandoned),
+            // The same reader's framing errors.
+            ErrorType::Custom("InvalidChunk" | "InvalidTrailerEnd") => Some(Kind::MalformedBody),
+            _ => None,
+        }
     }
 
     fn index(self) -> usize {
@@ -112,6 +130,7 @@ impl Kind {
             Kind::TlsHandshake => 0,
             Kind::RequestHead => 1,
             Kind::Abandoned => 2,
+            Kind::MalformedBody => 3,
         }
     }
 }
@@ -343,6 +362,10 @@ mod tests {
             (down(ReadTimedout), Some(Kind::Abandoned)),
             (down(WriteError), Some(Kind::Abandoned)),
             (down(WriteTimedout), Some(Kind::Abandoned)),
+            (down(Custom("PrematureBodyEnd")), Some(Kind::Abandoned)),
+            (down(Custom("InvalidChunk")), Some(Kind::MalformedBody)),
+            (down(Custom("InvalidTrailerEnd")), Some(Kind::MalformedBody)),
+            (up(Custom("InvalidChunk")), None),
             (down(InvalidHTTPHeader), None),
             (down(H2Error), None),
             (up(ConnectionClosed), None),

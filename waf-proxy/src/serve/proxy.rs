@@ -685,7 +685,7 @@ impl ProxyHttp for Waf {
                 can_reuse_downstream: false,
             };
         }
-        // Pingora's own handling, unchanged.
+        // Pingora's own status for the error.
         let code = match e.etype() {
             ErrorType::HTTPStatus(code) => *code,
             _ => match e.esource() {
@@ -697,7 +697,23 @@ impl ProxyHttp for Waf {
                 ErrorSource::Internal | ErrorSource::Unset => 500,
             },
         };
-        if code > 0 {
+        if (400..500).contains(&code) && session.response_written().is_none() {
+            // The client's mistake (a body whose chunked framing is broken): refused with the
+            // proxy's page and counted as refused, where Pingora's bare page left it `pass`.
+            let title = http::StatusCode::from_u16(code)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("Bad Request");
+            let _ = refuse(
+                session,
+                ctx,
+                "rejected",
+                code,
+                title,
+                "The request is malformed.",
+            )
+            .await;
+        } else if code > 0 {
             let _ = session.respond_error(code).await;
         }
         FailToProxy {
