@@ -283,6 +283,16 @@ fn bodies_over_the_limit_follow_the_policy() {
     assert_eq!(origin.seen().len(), 2);
 }
 
+/// A `sites:` entry for `open.contoso.com`, a site with no rules, forwarding to `origin`.
+fn site_without_rules(origin: &Origin) -> String {
+    format!(
+        "  - hosts: [open.contoso.com]\n\
+         \x20   upstream: {{address: \"127.0.0.1:{}\", tls: false}}\n\
+         \x20   rules: []\n",
+        origin.port
+    )
+}
+
 #[test]
 fn a_site_without_rules_is_a_plain_proxy() {
     let origin = Origin::start();
@@ -291,12 +301,7 @@ fn a_site_without_rules_is_a_plain_proxy() {
         &origin,
         Setup {
             extra_top: "audit: {path: \"{dir}/audit.jsonl\", all_requests: true}\n".into(),
-            extra_sites: format!(
-                "  - hosts: [open.contoso.com]\n\
-                 \x20   upstream: {{address: \"127.0.0.1:{}\", tls: false}}\n\
-                 \x20   rules: []\n",
-                open.port
-            ),
+            extra_sites: site_without_rules(&open),
             ..Setup::default()
         },
     );
@@ -981,12 +986,7 @@ fn a_body_forwarded_as_it_arrives_is_answered_408_when_it_falls_behind() {
             large_body: "pass",
             limits_extra: "  body_timeout_ms: 1000\n".into(),
             extra_top: "audit: {path: \"{dir}/audit.jsonl\", all_requests: false}\n".into(),
-            extra_sites: format!(
-                "  - hosts: [open.contoso.com]\n\
-                 \x20   upstream: {{address: \"127.0.0.1:{}\", tls: false}}\n\
-                 \x20   rules: []\n",
-                open.port
-            ),
+            extra_sites: site_without_rules(&open),
             ..Setup::default()
         },
     );
@@ -1083,12 +1083,7 @@ fn a_chunked_body_with_broken_framing_is_refused_with_400_and_counted_not_logged
     let proxy = Proxy::start(
         &origin,
         Setup {
-            extra_sites: format!(
-                "  - hosts: [open.contoso.com]\n\
-                 \x20   upstream: {{address: \"127.0.0.1:{}\", tls: false}}\n\
-                 \x20   rules: []\n",
-                open.port
-            ),
+            extra_sites: site_without_rules(&open),
             ..Setup::default()
         },
     );
