@@ -555,11 +555,10 @@ fn serve_check_loads_everything_prints_the_sites_and_exits() {
             .expect("prlimit runs");
         stdout(&out)
     };
+    let derived = under_256_files(&config);
     assert!(
-        under_256_files(&config)
-            .contains("connections in all: 192 (the open-files limit, 256, less a reserve)\n"),
-        "{}",
-        under_256_files(&config)
+        derived.contains("connections in all: 192 (the open-files limit, 256, less a reserve)\n"),
+        "{derived}"
     );
     let capped = format!("{}/capped.yaml", dir.path());
     std::fs::write(
@@ -569,8 +568,8 @@ fn serve_check_loads_everything_prints_the_sites_and_exits() {
             .replace("max_connections_per_client: 50", "max_connections: 100"),
     )
     .unwrap();
-    let text = under_256_files(&capped);
-    assert!(text.contains("connections in all: 100\n"), "{text}");
+    let set = under_256_files(&capped);
+    assert!(set.contains("connections in all: 100\n"), "{set}");
     assert!(text.contains("  login.contoso.com: "), "{text}");
     assert!(
         text.contains("rule(s) at paranoia level 1, anomaly threshold 5"),
