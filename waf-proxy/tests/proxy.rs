@@ -939,6 +939,47 @@ fn trickle(port: u16, head: &[u8], piece: &[u8]) -> (Vec<u8>, Duration) {
     (answer, started.elapsed())
 }
 
+/// A client that leaves while its answer is on the way (a tab closed during a slow sign-in)
+/// got one of Pingora's `ERROR` lines. It is a client fault: counted, not logged, and not
+/// blamed on the upstream.
+#[test]
+fn a_client_that_leaves_while_the_upstream_answers_is_counted_not_logged() {
+    // An upstream that takes a second to answer.
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream_port = upstream.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let (mut c, _) = upstream.accept().unwrap();
+        let _ = c.read(&mut [0u8; 4096]);
+        std::thread::sleep(Duration::from_secs(1));
+        let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        std::thread::sleep(Duration::from_secs(1));
+    });
+    let origin = Origin::start();
+    let proxy = Proxy::start(
+        &origin,
+        Setup {
+            extra_sites: format!(
+                "  - hosts: [slow.contoso.com]\n    upstream: {{address: \"127.0.0.1:{upstream_port}\"}}\n"
+            ),
+            ..Setup::default()
+        },
+    );
+    let mut s = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+    s.write_all(b"GET /authorize HTTP/1.1\r\nHost: slow.contoso.com\r\n\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    drop(s);
+    proxy.wait_until(Duration::from_secs(10), || {
+        proxy.metric("waf_client_faults_total{kind=\"abandoned\"}") == 1.0
+    });
+    assert_eq!(
+        proxy.metric("waf_upstream_errors_total{site=\"slow.contoso.com\"}"),
+        0.0
+    );
+    let log = proxy.log();
+    assert!(!log.contains(" ERROR ") && !log.contains(" WARN "), "{log}");
+}
+
 /// The body's counterpart: a body trickled in is answered 408 once `body_timeout_ms` has
 /// passed, and never forwarded.
 #[test]
