@@ -109,7 +109,9 @@ const BODY_TIMED_OUT: &str = "timed out";
 /// which catches a client that trickles; for one that stops sending, an HTTP/1 read waits at
 /// most until the deadline (Pingora's per-read timeout, set to the time left). Pingora 0.9
 /// has no read timeout for HTTP/2, so an HTTP/2 body that stops altogether is bounded by the
-/// upstream's `read_timeout_ms` only.
+/// upstream's `read_timeout_ms` only: the upstream, waiting for the rest of the body, sends
+/// nothing. That timeout is then the client's doing, and answered as one (408), not as a
+/// failure of the upstream's.
 #[derive(Debug)]
 struct StreamedBody {
     started: Instant,
@@ -117,6 +119,8 @@ struct StreamedBody {
     allowance: Duration,
     /// Bytes forwarded so far.
     received: u64,
+    /// The body's end has been forwarded.
+    complete: bool,
 }
 
 impl StreamedBody {
@@ -128,6 +132,7 @@ impl StreamedBody {
             started: Instant::now(),
             allowance,
             received: 0,
+            complete: false,
         }
     }
 
@@ -417,6 +422,10 @@ async fn body_too_slow(session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
 
 /// Holds the body, to be forwarded as it arrives, to its pace (see [`StreamedBody`]).
 fn stream_body(session: &mut Session, ctx: &mut Ctx, snapshot: &Snapshot) {
+    if session.is_body_empty() {
+        // No body: an upstream that times out is slow on its own.
+        return;
+    }
     let allowance = Duration::from_millis(snapshot.limits.body_timeout_ms);
     let streamed = ctx.streamed_body.insert(StreamedBody::new(allowance));
     set_body_read_timeout(session, streamed);
@@ -658,6 +667,7 @@ impl ProxyHttp for Waf {
             return Ok(());
         };
         streamed.received += body.as_ref().map_or(0, |b| b.len() as u64);
+        streamed.complete = end_of_stream;
         if end_of_stream || set_body_read_timeout(session, streamed) {
             return Ok(());
         }
@@ -666,11 +676,14 @@ impl ProxyHttp for Waf {
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
-        // An HTTP/1 read that waited past a streamed body's deadline.
-        if ctx.streamed_body.is_some()
-            && *e.etype() == ErrorType::ReadTimedout
-            && *e.esource() == ErrorSource::Downstream
-        {
+        // An HTTP/1 read that waited past a streamed body's deadline, or an upstream that
+        // waited for the rest of a body that stopped coming (HTTP/2, see `StreamedBody`).
+        let body_stalled = match (&ctx.streamed_body, e.esource()) {
+            (Some(_), ErrorSource::Downstream) => true,
+            (Some(body), ErrorSource::Upstream) => !body.complete,
+            _ => false,
+        };
+        if body_stalled && *e.etype() == ErrorType::ReadTimedout {
             ctx.body = BODY_TIMED_OUT;
         }
         if ctx.body == BODY_TIMED_OUT {
@@ -851,7 +864,8 @@ impl ProxyHttp for Waf {
         let snapshot = ctx.snapshot.clone();
         let site = snapshot.as_deref().and_then(|s| ctx.site(s));
         let site_name = site.map(|s| s.name.as_str()).unwrap_or("");
-        let upstream_failed = e.is_some_and(|e| *e.esource() == ErrorSource::Upstream);
+        let upstream_failed =
+            e.is_some_and(|e| *e.esource() == ErrorSource::Upstream) && ctx.body != BODY_TIMED_OUT;
         if upstream_failed {
             self.metrics
                 .upstream_errors
