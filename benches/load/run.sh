@@ -173,14 +173,13 @@ if has_mode nginx-modsec; then
     [[ -f "$modsec_module" ]] || die "ModSecurity's nginx module is not at $modsec_module"
 fi
 
-# --- The proxy binary: the one given, else the release build (built when missing or too old
-# to have `serve`) -------------------------------------------------------------------------
+# --- The proxy binary: the one given, else the release build, brought up to date (cargo
+# does nothing when it is: a build left from older sources was measured and reported as the
+# current commit) ---------------------------------------------------------------------------
 if [[ -z "$waf" ]]; then
     waf="$repo/target/release/waf"
-    if [[ ! -x "$waf" ]] || ! "$waf" serve --help >/dev/null 2>&1; then
-        echo "run.sh: building $waf" >&2
-        (cd "$repo" && cargo build --release --locked -p waf-proxy)
-    fi
+    (cd "$repo" && cargo build --release --locked -q -p waf-proxy) ||
+        die "could not build $waf"
 fi
 [[ -x "$waf" ]] || die "no executable waf binary at $waf"
 "$waf" serve --help >/dev/null 2>&1 ||
