@@ -871,15 +871,25 @@ fn connections_over_max_connections_per_client_are_closed_unread() {
     );
 }
 
+/// An upstream of the test's own for `slow.contoso.com`: `serve` answers its first
+/// connection, on a thread of its own. The `sites:` entry that forwards to it.
+fn slow_site(serve: impl FnOnce(TcpStream) + Send + 'static) -> String {
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = upstream.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        if let Ok((c, _)) = upstream.accept() {
+            serve(c);
+        }
+    });
+    format!("  - hosts: [slow.contoso.com]\n    upstream: {{address: \"127.0.0.1:{port}\"}}\n")
+}
+
 /// A response that takes longer to send than the idle timeout (a slow upstream, a slow link)
 /// arrives whole: a connection is idle from its last write, not from its response's first.
 #[test]
 fn a_response_slower_than_the_idle_timeout_arrives_whole() {
     // An upstream that sends its 12-byte body a byte every 200 ms: 2.4 s.
-    let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let upstream_port = upstream.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        let (mut c, _) = upstream.accept().unwrap();
+    let slow = slow_site(|mut c| {
         let mut head = Vec::new();
         let mut byte = [0u8; 1];
         while !head.ends_with(b"\r\n\r\n") && c.read_exact(&mut byte).is_ok() {
@@ -897,9 +907,7 @@ fn a_response_slower_than_the_idle_timeout_arrives_whole() {
         &origin,
         Setup {
             limits_extra: "  idle_timeout_ms: 1000\n".into(),
-            extra_sites: format!(
-                "  - hosts: [slow.contoso.com]\n    upstream: {{address: \"127.0.0.1:{upstream_port}\"}}\n"
-            ),
+            extra_sites: slow,
             ..Setup::default()
         },
     );
@@ -945,10 +953,7 @@ fn trickle(port: u16, head: &[u8], piece: &[u8]) -> (Vec<u8>, Duration) {
 #[test]
 fn a_client_that_leaves_while_the_upstream_answers_is_counted_not_logged() {
     // An upstream that takes a second to answer.
-    let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let upstream_port = upstream.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        let (mut c, _) = upstream.accept().unwrap();
+    let slow = slow_site(|mut c| {
         let _ = c.read(&mut [0u8; 4096]);
         std::thread::sleep(Duration::from_secs(1));
         let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
@@ -958,9 +963,7 @@ fn a_client_that_leaves_while_the_upstream_answers_is_counted_not_logged() {
     let proxy = Proxy::start(
         &origin,
         Setup {
-            extra_sites: format!(
-                "  - hosts: [slow.contoso.com]\n    upstream: {{address: \"127.0.0.1:{upstream_port}\"}}\n"
-            ),
+            extra_sites: slow,
             ..Setup::default()
         },
     );
