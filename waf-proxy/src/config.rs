@@ -159,6 +159,11 @@ pub struct Site {
     /// Per-client request rate limits, checked before the rules.
     #[serde(default)]
     pub rate_limits: Vec<RateLimit>,
+    /// Forward WebSocket upgrades. Once the upstream switches protocols, the connection is a
+    /// tunnel the rules never see into, so upgrade requests are forwarded as plain requests
+    /// (without `Upgrade`) unless a site needs WebSockets. Sign-in pages do not.
+    #[serde(default)]
+    pub websockets: bool,
 }
 
 /// A per-client rate limit on some of a site's requests: at most `requests` at once, then one
@@ -467,6 +472,7 @@ impl Config {
                 block_page: None,
                 profile_every: 0,
                 rate_limits: Vec::new(),
+                websockets: false,
             }],
             limits: Limits::default(),
             trusted_proxies: Vec::new(),

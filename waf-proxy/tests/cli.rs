@@ -511,7 +511,10 @@ fn serve_check_loads_everything_prints_the_sites_and_exits() {
          \x20   rules: [\"{}\"]\n\
          \x20   mode: detect_only\n\
          \x20   rate_limits:\n\
-         \x20     - {{name: sign-in, methods: [POST], path: '/SelfAsserted$', requests: 3, per_seconds: 60}}\n",
+         \x20     - {{name: sign-in, methods: [POST], path: '/SelfAsserted$', requests: 3, per_seconds: 60}}\n\
+         \x20 - hosts: [chat.contoso.com]\n\
+         \x20   upstream: {{address: \"127.0.0.1:2\"}}\n\
+         \x20   websockets: true\n",
         workspace().join("rules").display()
     );
     let dir = Scratch::new(
@@ -582,7 +585,18 @@ fn serve_check_loads_everything_prints_the_sites_and_exits() {
         ),
         "{text}"
     );
-    assert!(text.contains("rate limits: sign-in (3 per 60 s)"), "{text}");
+    assert!(
+        text.contains("rate limits: sign-in (3 per 60 s)\n"),
+        "{text}"
+    );
+    // Only a site that forwards WebSocket handshakes says so, with what it costs.
+    assert!(
+        text.contains(
+            "upstream 127.0.0.1:2, WebSocket handshakes forwarded (what follows one is not \
+             inspected)\n"
+        ),
+        "{text}"
+    );
 
     // A broken rule file: named with its line and rule, exit 2, and nothing served.
     std::fs::create_dir_all(dir.0.join("rules")).unwrap();

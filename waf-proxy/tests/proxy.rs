@@ -99,6 +99,178 @@ fn forwarded_for_from_a_trusted_proxy_is_kept_and_the_peer_appended() {
     );
 }
 
+/// What an upstream that switches protocols saw: each request head, and the bytes that came
+/// through each tunnel.
+#[derive(Default)]
+struct Switched {
+    heads: Vec<String>,
+    tunnelled: Vec<u8>,
+}
+
+/// A site whose upstream answers every request `101 Switching Protocols`, whether or not it
+/// asked for an upgrade (a WebSocket endpoint, or one an attacker made answer 101), and then
+/// echoes what comes through, as a tunnel would carry it.
+fn switching_site(host: &str, extra: &str) -> (String, std::sync::Arc<std::sync::Mutex<Switched>>) {
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = upstream.local_addr().unwrap().port();
+    let switched = std::sync::Arc::new(std::sync::Mutex::new(Switched::default()));
+    let record = switched.clone();
+    std::thread::spawn(move || {
+        for conn in upstream.incoming() {
+            let Ok(mut c) = conn else { return };
+            let record = record.clone();
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && c.read_exact(&mut byte).is_ok() {
+                    head.push(byte[0]);
+                }
+                record
+                    .lock()
+                    .unwrap()
+                    .heads
+                    .push(String::from_utf8_lossy(&head).into_owned());
+                let _ = c.write_all(
+                    b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+                );
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = c.read(&mut buf) {
+                    record
+                        .lock()
+                        .unwrap()
+                        .tunnelled
+                        .extend_from_slice(&buf[..n]);
+                    let _ = c.write_all(&buf[..n]);
+                }
+            });
+        }
+    });
+    (
+        format!("  - hosts: [{host}]\n    upstream: {{address: \"127.0.0.1:{port}\"}}\n{extra}"),
+        switched,
+    )
+}
+
+/// Sends a WebSocket handshake (with `upgrade` as its `Upgrade`) and, when the answer is 101,
+/// a request through the tunnel; returns the answer and what came back through the tunnel.
+fn handshake_then_smuggle(proxy: &Proxy, host: &str, upgrade: &str) -> (Response, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET /chat HTTP/1.1\r\nHost: {host}\r\nUpgrade: {upgrade}\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .unwrap();
+    let answer = Response::read_head(&mut s);
+    let mut echoed = Vec::new();
+    let smuggled = b"GET /admin?q=%3Cscript%3Ealert(1)%3C/script%3E HTTP/1.1\r\nHost: a\r\n\r\n";
+    if s.write_all(smuggled).is_ok() {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let mut buf = [0u8; 4096];
+        while echoed.len() < smuggled.len() && Instant::now() < deadline {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => echoed.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+    (answer, String::from_utf8_lossy(&echoed).into_owned())
+}
+
+/// Once an upstream answers 101, the connection is a tunnel the rules never see into: what the
+/// client sends next reaches the upstream as it is ("WebSocket smuggling", wherever the
+/// upstream can be made to answer 101). A site forwards upgrades only with `websockets: true`;
+/// without it, a handshake goes out as a plain request, and an upstream that switches anyway
+/// gets no tunnel.
+#[test]
+fn websocket_upgrades_are_forwarded_only_to_sites_that_allow_them() {
+    let rules = format!("    rules: [\"{}\"]\n", common::rules_dir().display());
+    let (closed, closed_seen) = switching_site("closed.contoso.com", &rules);
+    let (open, open_seen) = switching_site(
+        "ws.contoso.com",
+        &(rules.clone() + "    websockets: true\n"),
+    );
+    let origin = Origin::start();
+    let proxy = Proxy::start(
+        &origin,
+        Setup {
+            extra_top: "audit: {path: \"{dir}/audit.jsonl\", all_requests: true}\n".into(),
+            extra_sites: closed + &open,
+            ..Setup::default()
+        },
+    );
+
+    // A site without `websockets`: the upstream sees no upgrade, its 101 is refused, and the
+    // bytes sent after the handshake never reach it.
+    let (r, echoed) = handshake_then_smuggle(&proxy, "closed.contoso.com", "websocket");
+    assert_eq!(r.status, 502, "{}", r.raw);
+    assert_eq!(echoed, "");
+    let seen = closed_seen.lock().unwrap();
+    assert_eq!(seen.heads.len(), 1, "{:?}", seen.heads);
+    let head = seen.heads[0].to_ascii_lowercase();
+    assert!(head.starts_with("get /chat http/1.1\r\n"), "{head}");
+    assert!(!head.contains("\r\nupgrade:"), "{head}");
+    assert!(!head.contains("\r\nconnection:"), "{head}");
+    assert!(seen.tunnelled.is_empty(), "{:?}", seen.tunnelled);
+    drop(seen);
+
+    // A site with `websockets: true`: the handshake is forwarded, and after the 101 the
+    // connection is a tunnel, as the site asked.
+    let (r, echoed) = handshake_then_smuggle(&proxy, "ws.contoso.com", "websocket");
+    assert_eq!(r.status, 101, "{}", r.raw);
+    assert!(echoed.starts_with("GET /admin"), "{echoed:?}");
+    let seen = open_seen.lock().unwrap();
+    let head = seen.heads[0].to_ascii_lowercase();
+    assert!(head.contains("\r\nupgrade: websocket\r\n"), "{head}");
+    assert!(head.contains("\r\nconnection: upgrade\r\n"), "{head}");
+    drop(seen);
+
+    // Even there, only a WebSocket handshake: an `h2c` upgrade goes out as a plain request.
+    let (r, echoed) = handshake_then_smuggle(&proxy, "ws.contoso.com", "h2c");
+    assert_eq!(r.status, 502, "{}", r.raw);
+    assert_eq!(echoed, "");
+    assert!(!open_seen.lock().unwrap().heads[1]
+        .to_ascii_lowercase()
+        .contains("\r\nupgrade:"));
+
+    // The handshake itself is inspected like any request.
+    let mut s = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(
+        b"GET /chat?q=%3Cscript%3Ealert(1)%3C/script%3E HTTP/1.1\r\nHost: ws.contoso.com\r\n\
+          Upgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .unwrap();
+    let r = Response::read_head(&mut s);
+    assert_eq!(r.status, 403, "{}", r.raw);
+    assert_eq!(open_seen.lock().unwrap().heads.len(), 2);
+
+    // The audit log says what became of each upgrade.
+    let audit = proxy.audit();
+    let upgrades: Vec<(&str, &str, u64)> = audit
+        .iter()
+        .map(|a| {
+            (
+                a["site"].as_str().unwrap_or(""),
+                a["upgrade"].as_str().unwrap_or(""),
+                a["status"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(
+        upgrades,
+        [
+            ("closed.contoso.com", "refused", 502),
+            ("ws.contoso.com", "forwarded", 101),
+            ("ws.contoso.com", "refused", 502),
+            ("ws.contoso.com", "forwarded", 403),
+        ],
+        "{audit:?}"
+    );
+}
+
 #[test]
 fn attacks_are_blocked_and_never_reach_the_origin() {
     let origin = Origin::start();

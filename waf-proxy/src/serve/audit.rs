@@ -138,6 +138,10 @@ pub struct AuditRecord<'a> {
     /// Why the body could not be parsed as its `Content-Type` says, when it could not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body_error: Option<&'a str>,
+    /// What became of the client's `Upgrade` (`forwarded`, or `refused`: the request went
+    /// as a plain one), when it asked for one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<&'a str>,
     pub durations_ms: Durations,
     /// Why the proxy failed, when it did.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -298,7 +298,7 @@ fn check(
             .collect();
         println!(
             "  {}: {} rule(s) at paranoia level {}, anomaly threshold {}, ruleset {}, {}, \
-             bodies that do not parse as their type {}, upstream {}{}",
+             bodies that do not parse as their type {}, upstream {}{}{}",
             site.name,
             site.program.rule_count(),
             site.program.settings().paranoia,
@@ -318,6 +318,11 @@ fn check(
                 String::new()
             } else {
                 format!(", rate limits: {}", limits.join(", "))
+            },
+            if s.websockets {
+                ", WebSocket handshakes forwarded (what follows one is not inspected)"
+            } else {
+                ""
             }
         );
     }

@@ -18,6 +18,7 @@ use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::HttpUpstreamRequestPolicy;
 use pingora::{Error, ErrorSource, ErrorType, Result};
 use waf_core::profile::Profile;
 use waf_core::Verdict;
@@ -267,6 +268,21 @@ fn hop_by_hop(headers: &http::HeaderMap) -> Vec<String> {
         }
     }
     names
+}
+
+/// What became of a request's protocol upgrade, for the audit log: `None` without one;
+/// `forwarded` for a WebSocket handshake to a site with `websockets: true`; otherwise
+/// `refused`, forwarded as a plain request. The test is Pingora's own: an HTTP/1.1 request
+/// whose `Upgrade` is `websocket`; it forwards no other upgrade (`h2c`, say) at all.
+fn upgrade_outcome(req: &RequestHeader, websockets: bool) -> Option<&'static str> {
+    let upgrade = req.headers.get("upgrade")?;
+    let websocket = req.version == http::Version::HTTP_11
+        && upgrade.as_bytes().eq_ignore_ascii_case(b"websocket");
+    Some(if websockets && websocket {
+        "forwarded"
+    } else {
+        "refused"
+    })
 }
 
 /// The client in an X-Forwarded-For chain a trusted peer sent, and the part of the chain worth
@@ -787,6 +803,17 @@ impl ProxyHttp for Waf {
         peer.options.connection_timeout = Some(connect);
         peer.options.total_connection_timeout = Some(connect);
         peer.options.read_timeout = Some(Duration::from_millis(u.read_timeout_ms));
+        // Pingora's default forwards a WebSocket handshake, and once the upstream answers 101
+        // the connection is a byte tunnel: whatever the client sends next reaches the upstream
+        // uninspected (a "WebSocket smuggling" bypass wherever the upstream can be made to
+        // answer 101). A site that does not need WebSockets gets its upgrade requests as plain
+        // requests, as nginx forwards them by default; an upstream that switches protocols
+        // anyway is answered 502 by Pingora.
+        peer.options.http_upstream_request_policy = if site.site.websockets {
+            HttpUpstreamRequestPolicy::standard()
+        } else {
+            HttpUpstreamRequestPolicy::deny_upgrades()
+        };
         // Pingora's connection-reuse key leaves out the CA: never share upstream connections
         // between sites (or between ruleset generations, which may change a site's CA), so a
         // connection verified against one CA never serves another.
@@ -925,6 +952,7 @@ impl ProxyHttp for Waf {
                 .unwrap_or_default(),
             body: ctx.body,
             body_error: verdict.and_then(|v| v.body_error.as_deref()),
+            upgrade: upgrade_outcome(req, site.is_some_and(|s| s.site.websockets)),
             durations_ms: Durations {
                 total: ms(ctx.started.elapsed()),
                 inspection: ms(ctx.inspection),
