@@ -99,6 +99,27 @@ fn forwarded_for_from_a_trusted_proxy_is_kept_and_the_peer_appended() {
     );
 }
 
+#[test]
+fn a_request_without_a_host_gets_no_forwarded_host_not_even_its_own() {
+    let origin = Origin::start();
+    let proxy = Proxy::start(
+        &origin,
+        Setup {
+            extra_sites: format!(
+                "  - hosts: [\"*\"]\n    upstream: {{address: \"127.0.0.1:{}\"}}\n",
+                origin.port
+            ),
+            ..Setup::default()
+        },
+    );
+    let r = proxy.send(b"GET /old HTTP/1.0\r\nX-Forwarded-Host: evil.example\r\n\r\n");
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let seen = origin.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].target, "/old");
+    assert_eq!(seen[0].header_count("x-forwarded-host"), 0, "{seen:?}");
+}
+
 /// What an upstream that switches protocols saw: each request head, and the bytes that came
 /// through each tunnel.
 #[derive(Default)]

@@ -849,7 +849,12 @@ impl ProxyHttp for Waf {
         }
         let proto = if ctx.tls { "https" } else { "http" };
         upstream_request.insert_header("X-Forwarded-Proto", proto)?;
-        upstream_request.insert_header("X-Forwarded-Host", ctx.host.as_str())?;
+        // An HTTP/1.0 request may come without a Host: then it has none to forward either (and
+        // none of the client's own).
+        upstream_request.remove_header("x-forwarded-host");
+        if !ctx.host.is_empty() {
+            upstream_request.insert_header("X-Forwarded-Host", ctx.host.as_str())?;
+        }
         if site.site.host_header == HostHeader::Upstream {
             upstream_request.insert_header("Host", site.upstream_host.as_str())?;
         }
