@@ -1598,6 +1598,23 @@ fn a_silent_upstream_times_out_with_502_and_is_counted() {
         proxy.metric("waf_upstream_errors_total{site=\"slow.contoso.com\"}"),
         1.0
     );
+    // The user gets a page with the request id that the log line names, not an empty answer.
+    let id = r
+        .header("x-request-id")
+        .expect("an X-Request-Id")
+        .to_string();
+    assert!(r.body.contains(&format!("<code>{id}</code>")), "{}", r.raw);
+    assert!(r.body.contains("did not answer"), "{}", r.raw);
+    assert!(proxy.log().contains(&id), "{}", proxy.log());
+    // The same, for a client that asked for JSON.
+    let r = proxy.get("slow.contoso.com", "/", "Accept: application/json\r\n");
+    let id = r
+        .header("x-request-id")
+        .expect("an X-Request-Id")
+        .to_string();
+    let json: serde_json::Value = serde_json::from_str(&r.body).expect(&r.raw);
+    assert_eq!(json["request_id"], id.as_str(), "{}", r.raw);
+    assert_eq!(json["status"], r.status, "{}", r.raw);
 }
 
 /// Regression: `free_port` gives a port back before the proxy binds it, and once another

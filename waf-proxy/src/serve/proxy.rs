@@ -742,8 +742,22 @@ impl ProxyHttp for Waf {
                 "The request is malformed.",
             )
             .await;
-        } else if code > 0 {
-            let _ = session.respond_error(code).await;
+        } else if code > 0 && session.response_written().is_none() {
+            // The upstream failed (502, or the status Pingora gave the failure), or the proxy
+            // did: a page with the request id, which the audit and log lines carry, so that a
+            // user's "sign-in is down" report leads to the error. Pingora's own is empty.
+            let title = http::StatusCode::from_u16(code)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("Error");
+            let text = if (500..600).contains(&code) && *e.esource() == ErrorSource::Upstream {
+                "The service behind this site did not answer. Please try again in a moment."
+            } else {
+                "The request could not be handled. Please try again in a moment."
+            };
+            let json = prefers_json(header_str(session.req_header(), "accept"));
+            let page = Page::refusal(json, code, title, text, &ctx.request_id);
+            let _ = respond(session, page, &ctx.request_id).await;
         }
         FailToProxy {
             error_code: code,
