@@ -184,6 +184,12 @@ fn handshake_then_smuggle(proxy: &Proxy, host: &str, upgrade: &str) -> (Response
     )
     .unwrap();
     let answer = Response::read_head(&mut s);
+    // A refusal's page, before anything that could come through a tunnel.
+    let page = answer
+        .header("content-length")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let _ = s.read_exact(&mut vec![0u8; page]);
     let mut echoed = Vec::new();
     let smuggled = b"GET /admin?q=%3Cscript%3Ealert(1)%3C/script%3E HTTP/1.1\r\nHost: a\r\n\r\n";
     if s.write_all(smuggled).is_ok() {
