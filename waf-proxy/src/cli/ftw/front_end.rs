@@ -91,10 +91,20 @@ fn refuses(raw: &[u8]) -> Option<Refusal> {
 fn pingora_reads(raw: &[u8]) -> Result<pingora::http::RequestHeader, String> {
     let stream: pingora::protocols::Stream = Box::new(std::io::Cursor::new(raw.to_vec()));
     let mut session = pingora::protocols::http::v1::server::HttpSession::new(stream);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .map_err(|e| format!("no runtime to read the head with: {e}"))?;
-    match runtime.block_on(session.read_request()) {
+    thread_local! {
+        // One per thread for every request of a run: the read never waits, it only parses.
+        static RUNTIME: Option<tokio::runtime::Runtime> =
+            tokio::runtime::Builder::new_current_thread().enable_time().build().ok();
+    }
+    let read = RUNTIME.with(|runtime| {
+        runtime
+            .as_ref()
+            .map(|runtime| runtime.block_on(session.read_request()))
+    });
+    let Some(read) = read else {
+        return Err("no runtime to read the head with".to_string());
+    };
+    match read {
         Ok(Some(_)) => Ok(session.req_header().clone()),
         Ok(None) => Err("incomplete request head".to_string()),
         // The context, unless it is the raw head (`buf: ...`): then the parser's own words.
