@@ -64,6 +64,10 @@ fn spoofed_forwarded_for_from_an_untrusted_client_is_replaced() {
     assert_eq!(seen[0].header("x-forwarded-for"), Some("127.0.0.1"));
     assert_eq!(seen[0].header_count("x-forwarded-for"), 1);
     assert_eq!(seen[0].header("forwarded"), None);
+    // Nor is an untrusted client's word on its scheme taken.
+    let r = proxy.get("login.contoso.com", "/", "X-Forwarded-Proto: https\r\n");
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(origin.seen()[1].header("x-forwarded-proto"), Some("http"));
 }
 
 #[test]
@@ -97,6 +101,21 @@ fn forwarded_for_from_a_trusted_proxy_is_kept_and_the_peer_appended() {
         seen[1].header("x-forwarded-for"),
         Some("203.0.113.7, 127.0.0.9, 127.0.0.1")
     );
+    assert_eq!(seen[1].header("x-forwarded-proto"), Some("http"));
+    // A balancer that ended the client's TLS says so: the upstream learns the client's scheme.
+    // A list, or anything but a scheme, is not taken.
+    for (sent, forwarded) in [
+        ("X-Forwarded-Proto: HTTPS\r\n", "https"),
+        ("X-Forwarded-Proto: https, http\r\n", "http"),
+        ("X-Forwarded-Proto: javascript\r\n", "http"),
+    ] {
+        let r = proxy.get("login.contoso.com", "/", sent);
+        assert_eq!(r.status, 200, "{}", r.raw);
+        let seen = origin.seen();
+        let last = seen.last().unwrap();
+        assert_eq!(last.header_count("x-forwarded-proto"), 1, "{sent}");
+        assert_eq!(last.header("x-forwarded-proto"), Some(forwarded), "{sent}");
+    }
 }
 
 #[test]

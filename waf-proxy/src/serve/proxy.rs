@@ -54,6 +54,8 @@ pub struct Ctx {
     peer: Option<IpAddr>,
     /// The client address the rules see.
     client: Option<IpAddr>,
+    /// The scheme a trusted peer says the client used (its X-Forwarded-Proto).
+    trusted_proto: Option<&'static str>,
     /// The X-Forwarded-For a trusted peer sent.
     trusted_xff: Option<String>,
     /// The Host the client asked for.
@@ -333,6 +335,18 @@ impl Waf {
             ctx.client = Some(client);
             ctx.trusted_xff = Some(chain.join(", "));
         }
+        // A load balancer that ended the client's TLS talks plain HTTP to us: the scheme the
+        // client used, which the upstream builds its redirect URLs from, is the balancer's
+        // word. One value only: a list would need each hop's trust, as X-Forwarded-For does.
+        let mut protos = req.headers.get_all("x-forwarded-proto").iter();
+        if let (Some(proto), None) = (protos.next(), protos.next()) {
+            let proto = proto.as_bytes().trim_ascii();
+            if proto.eq_ignore_ascii_case(b"https") {
+                ctx.trusted_proto = Some("https");
+            } else if proto.eq_ignore_ascii_case(b"http") {
+                ctx.trusted_proto = Some("http");
+            }
+        }
     }
 
     /// Reads the body ahead when it fits the inspection limit. `Ok(Err(true))`: the request was
@@ -505,6 +519,7 @@ impl ProxyHttp for Waf {
             site: None,
             peer: None,
             client: None,
+            trusted_proto: None,
             trusted_xff: None,
             host: String::new(),
             tls: false,
@@ -861,7 +876,11 @@ impl ProxyHttp for Waf {
         if !xff.is_empty() {
             upstream_request.insert_header("X-Forwarded-For", xff)?;
         }
-        let proto = if ctx.tls { "https" } else { "http" };
+        let proto = match ctx.trusted_proto {
+            Some(proto) => proto,
+            None if ctx.tls => "https",
+            None => "http",
+        };
         upstream_request.insert_header("X-Forwarded-Proto", proto)?;
         // An HTTP/1.0 request may come without a Host: then it has none to forward either (and
         // none of the client's own).
