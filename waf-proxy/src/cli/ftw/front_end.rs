@@ -197,13 +197,14 @@ mod tests {
 
     #[test]
     fn what_pingora_answers_itself() {
-        let cases: [(&[u8], Option<u16>); 12] = [
+        let cases: [(&[u8], Option<u16>); 13] = [
             (b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", None),
             (b"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", None),
             (b"GET /a|b{c}\"d HTTP/1.1\r\nHost: a\r\n\r\n", None),
             (b"GET /?x=<script> HTTP/1.1\r\nHost: a\r\n\r\n", Some(400)),
             (b"GET /a`b HTTP/1.1\r\nHost: a\r\n\r\n", Some(400)),
             (b"     GET / HTTP/1.1\r\nHost: a\r\n\r\n", Some(400)),
+            (b"GET / HTTP/1.1\r\nHost: a\r\n", Some(400)),
             (b"GET / HTTP/0.9\r\nHost: a\r\n\r\n", Some(400)),
             (b"GET / JUNK/1.0\r\nHost: a\r\n\r\n", Some(400)),
             (b"CONNECT a:80 HTTP/1.1\r\nHost: a\r\n\r\n", Some(405)),
