@@ -953,6 +953,52 @@ fn ambiguous_framing_is_refused_and_never_reaches_the_origin() {
     assert_ne!(seen[0].header("content-length"), Some("100"));
 }
 
+/// A head that does not parse is answered by Pingora's HTTP/1 server, with its bare 400,
+/// before any hook of the proxy's: it has no audit line, and Pingora logs it at debug level
+/// only. Smuggling probes and hand-made attacks went unseen; they are client faults now,
+/// counted and summed up.
+#[test]
+fn heads_pingora_refuses_are_counted_as_client_faults() {
+    let origin = Origin::start();
+    let proxy = Proxy::start(
+        &origin,
+        Setup {
+            extra_top: "client_faults_log_seconds: 1\n".into(),
+            ..Setup::default()
+        },
+    );
+    for head in [
+        "GET /authorize?q=<script>alert(1)</script> HTTP/1.1\r\nHost: login.contoso.com\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: login.contoso.com\r\nno colon here\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: login.contoso.com\r\nContent-Length: 4\r\n\
+         Content-Length: 40\r\n\r\nabcd",
+    ] {
+        let r = proxy.send(head.as_bytes());
+        assert_eq!(r.status, 400, "{head}: {}", r.raw);
+        // Pingora's answer, not the proxy's.
+        assert_eq!(r.header("x-request-id"), None, "{head}: {}", r.raw);
+    }
+    assert!(origin.seen().is_empty(), "{:?}", origin.seen());
+    proxy.wait_until(Duration::from_secs(10), || {
+        proxy.metric("waf_client_faults_total{kind=\"malformed_head\"}") == 3.0
+            && proxy
+                .log()
+                .contains("3 malformed request heads refused; the last: ")
+    });
+    let log = proxy.log();
+    assert!(
+        !log.contains(" ERROR ") && !log.contains(" DEBUG "),
+        "{log}"
+    );
+    // A clean request is no fault.
+    let r = proxy.get("login.contoso.com", "/authorize?q=1", "");
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(
+        proxy.metric("waf_client_faults_total{kind=\"malformed_head\"}"),
+        3.0
+    );
+}
+
 /// Slowloris: a head sent a byte at a time that never ends. Pingora times out each read of a
 /// head, not the head, so such a connection stayed open for as long as the bytes kept coming.
 #[test]

@@ -19,6 +19,12 @@
 //!   chunk size that is not hexadecimal, a chunk without its line end. Scanners probing for
 //!   request smuggling send them by the hundred; the proxy answers 400.
 //!
+//! A fifth was not logged at all, only answered: a request head that does not parse, which
+//! Pingora's HTTP/1 server refuses with its bare 400 before any hook of the proxy's runs (two
+//! `Content-Length`s, an unencoded `<` in the target), and reports in a `debug!` line only.
+//! Smuggling probes and hand-made attacks went unseen. [`PingoraLog`] reads that line, and
+//! counts it with the others.
+//!
 //! None is the proxy's fault, none is anything an operator can fix, and on a public sign-in
 //! domain they come by the thousand: a line each floods the log under a scan or a
 //! slowloris attack, and pages whoever alerts on `ERROR`. So they are counted instead, in
@@ -61,14 +67,17 @@ enum Kind {
     Abandoned,
     /// Its body's framing was broken (chunked encoding).
     MalformedBody,
+    /// Its request head did not parse, and Pingora answered 400 before any hook of ours ran.
+    MalformedHead,
 }
 
 impl Kind {
-    const ALL: [Kind; 4] = [
+    const ALL: [Kind; 5] = [
         Kind::TlsHandshake,
         Kind::RequestHead,
         Kind::Abandoned,
         Kind::MalformedBody,
+        Kind::MalformedHead,
     ];
 
     /// The `kind` label of `waf_client_faults_total`.
@@ -78,6 +87,7 @@ impl Kind {
             Kind::RequestHead => "request_head",
             Kind::Abandoned => "abandoned",
             Kind::MalformedBody => "malformed_body",
+            Kind::MalformedHead => "malformed_head",
         }
     }
 
@@ -92,6 +102,8 @@ impl Kind {
             (Kind::Abandoned, n) => format!("{n} requests abandoned by their clients"),
             (Kind::MalformedBody, 1) => "1 malformed request body".into(),
             (Kind::MalformedBody, n) => format!("{n} malformed request bodies"),
+            (Kind::MalformedHead, 1) => "1 malformed request head refused".into(),
+            (Kind::MalformedHead, n) => format!("{n} malformed request heads refused"),
         }
     }
 
@@ -101,6 +113,13 @@ impl Kind {
             && message.starts_with("Fail to proxy: ")
             && message.contains("while reading request headers");
         head_cut_short.then_some(Kind::RequestHead)
+    }
+
+    /// Whether a Pingora `debug!` line reports a request head it refused with 400: its
+    /// `Fail to proxy: Downstream InvalidHTTPHeader ...`, the one line Pingora writes for such
+    /// a head (at debug level: see [`PingoraLog`]).
+    fn is_refused_head(message: &str) -> bool {
+        message.starts_with("Fail to proxy: ") && message.contains(" InvalidHTTPHeader ")
     }
 
     /// The client fault a failed request's error is, if it is one: the client's side of the
@@ -131,6 +150,7 @@ impl Kind {
             Kind::RequestHead => 1,
             Kind::Abandoned => 2,
             Kind::MalformedBody => 3,
+            Kind::MalformedHead => 4,
         }
     }
 }
@@ -212,6 +232,92 @@ impl ClientFaults {
         if let Ok(mut last) = self.tally.last.lock() {
             *last = message;
         }
+    }
+}
+
+/// The `log` crate's logger for Pingora's records: each goes on to tracing through
+/// [`LogTracer`](tracing_log::LogTracer), as it did when tracing installed the bridge itself,
+/// but for the one `debug!` line in which Pingora reports a request head it refused.
+///
+/// Pingora answers a head that does not parse (a header line without a colon, two `Host`
+/// headers, a `Content-Length` that is not a number, an unencoded `<` in the target: request
+/// smuggling probes and hand-made attacks) with its bare 400 before any hook of the proxy's
+/// runs, and logs it at debug level only. The `log` crate's maximum level is therefore
+/// `Debug`, where it was the tracing filter's (`Info`), and this logger takes the debug records
+/// the filter does not want back out at once: a level comparison for most, and a module-path
+/// comparison for Pingora's proxy crate, whose only debug line with arguments in its
+/// connection loop (`lib.rs`) is the one wanted. A record is formatted only then. Every other
+/// `debug!` of Pingora's costs a call and two comparisons, a few nanoseconds.
+pub struct PingoraLog {
+    tracer: tracing_log::LogTracer,
+    /// The most verbose level the tracing filter lets through: records past it stop here, as
+    /// the `log` crate's maximum level stopped them at the macro.
+    forward: log::LevelFilter,
+    faults: ClientFaults,
+}
+
+impl PingoraLog {
+    /// Makes this the `log` crate's logger, with tracing's filter at `forward`; an error when
+    /// a logger is set already (it then stays).
+    pub fn install(
+        forward: log::LevelFilter,
+        faults: ClientFaults,
+    ) -> Result<(), log::SetLoggerError> {
+        log::set_boxed_logger(Box::new(PingoraLog {
+            tracer: tracing_log::LogTracer::new(),
+            forward,
+            faults,
+        }))?;
+        log::set_max_level(forward.max(log::LevelFilter::Debug));
+        Ok(())
+    }
+
+    /// Counts `record` when it is Pingora's line for a refused head; whether it was.
+    fn refused_head(&self, record: &log::Record<'_>) -> bool {
+        if record.level() != log::Level::Debug
+            || record.module_path() != Some("pingora_proxy")
+            || record.args().as_str().is_some()
+        {
+            return false;
+        }
+        let mut message = record.args().to_string();
+        if !Kind::is_refused_head(&message) {
+            return false;
+        }
+        // The line quotes the head that did not parse, up to 2 KiB of the client's bytes
+        // (escaped): the summary's sample keeps the start.
+        const SAMPLE: usize = 300;
+        if message.len() > SAMPLE {
+            let mut end = SAMPLE;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+            message.push('…');
+        }
+        if !self.faults.quiet() {
+            tracing::error!("{message}");
+        }
+        self.faults.count(Kind::MalformedHead, message);
+        true
+    }
+}
+
+impl log::Log for PingoraLog {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= self.forward || metadata.target().starts_with("pingora_proxy")
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        self.refused_head(record);
+        // With `RUST_LOG` at debug, the line for a refused head is logged as asked, too.
+        if record.level() <= self.forward {
+            self.tracer.log(record);
+        }
+    }
+
+    fn flush(&self) {
+        self.tracer.flush();
     }
 }
 
@@ -384,6 +490,75 @@ mod tests {
             "1 request abandoned by its client; the last: Downstream ConnectionClosed context: x, \
              GET / from 192.0.2.1"
         );
+    }
+
+    /// Pingora 0.9's `debug!` line for a head it refused (the only one that is counted), and
+    /// its lines for other things.
+    #[test]
+    fn pingoras_line_for_a_refused_head_is_recognised_and_no_other() {
+        for (message, refused) in [
+            (
+                "Fail to proxy: Downstream InvalidHTTPHeader context: invalid uri /?x=<script>, downstream session type: h1",
+                true,
+            ),
+            (
+                "Fail to proxy: Downstream InvalidHTTPHeader context: buf: \"GET /x HTTP/1.1\\r\\nbad header\\r\\n\\r\\n\" cause: invalid header name, downstream session type: h1",
+                true,
+            ),
+            (
+                "Fail to proxy: Downstream ConnectionClosed context: while reading request headers, bytes already read: 17, downstream session type: h1",
+                false,
+            ),
+            ("Successfully get a new request", false),
+        ] {
+            assert_eq!(Kind::is_refused_head(message), refused, "{message}");
+        }
+    }
+
+    /// Only Pingora's proxy crate's debug line with that text is counted: not the same text
+    /// from another module or at another level (the `ERROR` lines are the layer's), and a
+    /// record without arguments is not even formatted. The sample keeps the line's start.
+    #[test]
+    fn the_log_front_counts_refused_heads_only() {
+        let faults = faults(Duration::from_secs(60));
+        let front = PingoraLog {
+            tracer: tracing_log::LogTracer::new(),
+            forward: log::LevelFilter::Info,
+            faults: faults.clone(),
+        };
+        let uri = format!("/?x=<{}>", "a".repeat(400));
+        let record = |level, module| {
+            let args = format_args!(
+                "Fail to proxy: Downstream InvalidHTTPHeader context: invalid uri {uri}, downstream session type: h1"
+            );
+            front.refused_head(
+                &log::Record::builder()
+                    .level(level)
+                    .module_path(Some(module))
+                    .args(args)
+                    .build(),
+            )
+        };
+        assert!(record(log::Level::Debug, "pingora_proxy"));
+        assert!(!record(log::Level::Debug, "pingora_proxy::proxy_h1"));
+        assert!(!record(log::Level::Error, "pingora_proxy"));
+        assert!(!record(log::Level::Debug, "waf::serve"));
+        assert!(!front.refused_head(
+            &log::Record::builder()
+                .level(log::Level::Debug)
+                .module_path(Some("pingora_proxy"))
+                .args(format_args!("Successfully get a new request"))
+                .build()
+        ));
+        let summary = faults.summary().take().unwrap();
+        assert!(
+            summary.starts_with(
+                "1 malformed request head refused; the last: Fail to proxy: Downstream \
+                 InvalidHTTPHeader context: invalid uri /?x=<aaa"
+            ),
+            "{summary}"
+        );
+        assert!(summary.ends_with("aaa…"), "{summary}");
     }
 
     #[test]

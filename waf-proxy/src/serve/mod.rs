@@ -333,7 +333,6 @@ fn check(
 /// the `log` records of Pingora bridged in and its client faults left to `client_faults`.
 fn init_tracing(format: LogFormat, client_faults: client_faults::ClientFaults) {
     use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let human = (format == LogFormat::Human).then(|| {
@@ -347,11 +346,26 @@ fn init_tracing(format: LogFormat, client_faults: client_faults::ClientFaults) {
             .json()
             .with_current_span(true)
     });
-    // It fails only when a subscriber is set already, and that one then stays.
-    let _ = tracing_subscriber::registry()
+    // The bridge from Pingora's `log` records is ours (`PingoraLog`), set after the
+    // subscriber; either fails only when one is set already, and that one then stays.
+    let forward = match filter.max_level_hint() {
+        Some(level) if level == tracing::level_filters::LevelFilter::OFF => log::LevelFilter::Off,
+        Some(level) if level == tracing::level_filters::LevelFilter::ERROR => {
+            log::LevelFilter::Error
+        }
+        Some(level) if level == tracing::level_filters::LevelFilter::WARN => log::LevelFilter::Warn,
+        Some(level) if level == tracing::level_filters::LevelFilter::INFO => log::LevelFilter::Info,
+        Some(level) if level == tracing::level_filters::LevelFilter::DEBUG => {
+            log::LevelFilter::Debug
+        }
+        _ => log::LevelFilter::Trace,
+    };
+    let subscriber = tracing_subscriber::registry()
         .with(filter)
-        .with(client_faults)
+        .with(client_faults.clone())
         .with(human)
-        .with(json)
-        .try_init();
+        .with(json);
+    if tracing::subscriber::set_global_default(subscriber).is_ok() {
+        let _ = client_faults::PingoraLog::install(forward, client_faults);
+    }
 }
