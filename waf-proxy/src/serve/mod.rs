@@ -348,18 +348,11 @@ fn init_tracing(format: LogFormat, client_faults: client_faults::ClientFaults) {
     });
     // The bridge from Pingora's `log` records is ours (`PingoraLog`), set after the
     // subscriber; either fails only when one is set already, and that one then stays.
-    let forward = match filter.max_level_hint() {
-        Some(level) if level == tracing::level_filters::LevelFilter::OFF => log::LevelFilter::Off,
-        Some(level) if level == tracing::level_filters::LevelFilter::ERROR => {
-            log::LevelFilter::Error
-        }
-        Some(level) if level == tracing::level_filters::LevelFilter::WARN => log::LevelFilter::Warn,
-        Some(level) if level == tracing::level_filters::LevelFilter::INFO => log::LevelFilter::Info,
-        Some(level) if level == tracing::level_filters::LevelFilter::DEBUG => {
-            log::LevelFilter::Debug
-        }
-        _ => log::LevelFilter::Trace,
-    };
+    let forward = filter
+        .max_level_hint()
+        .map_or(log::LevelFilter::Trace, |level| {
+            tracing_log::AsLog::as_log(&level)
+        });
     let subscriber = tracing_subscriber::registry()
         .with(filter)
         .with(client_faults.clone())
