@@ -741,38 +741,39 @@ impl ProxyHttp for Waf {
                 ErrorSource::Internal | ErrorSource::Unset => 500,
             },
         };
-        if (400..500).contains(&code) && session.response_written().is_none() {
-            // The client's mistake (a body whose chunked framing is broken): refused with the
-            // proxy's page and counted as refused, where Pingora's bare page left it `pass`.
+        if code > 0 && session.response_written().is_none() {
+            let client_error = (400..500).contains(&code);
             let title = http::StatusCode::from_u16(code)
                 .ok()
                 .and_then(|s| s.canonical_reason())
-                .unwrap_or("Bad Request");
-            let _ = refuse(
-                session,
-                ctx,
-                "rejected",
-                code,
-                title,
-                "The request is malformed.",
-            )
-            .await;
-        } else if code > 0 && session.response_written().is_none() {
-            // The upstream failed (502, or the status Pingora gave the failure), or the proxy
-            // did: a page with the request id, which the audit and log lines carry, so that a
-            // user's "sign-in is down" report leads to the error. Pingora's own is empty.
-            let title = http::StatusCode::from_u16(code)
-                .ok()
-                .and_then(|s| s.canonical_reason())
-                .unwrap_or("Error");
-            let text = if (500..600).contains(&code) && *e.esource() == ErrorSource::Upstream {
-                "The service behind this site did not answer. Please try again in a moment."
+                .unwrap_or(if client_error { "Bad Request" } else { "Error" });
+            if client_error {
+                // The client's mistake (a body whose chunked framing is broken): refused with
+                // the proxy's page and counted as refused, where Pingora's bare page left it
+                // `pass`.
+                let _ = refuse(
+                    session,
+                    ctx,
+                    "rejected",
+                    code,
+                    title,
+                    "The request is malformed.",
+                )
+                .await;
             } else {
-                "The request could not be handled. Please try again in a moment."
-            };
-            let json = prefers_json(header_str(session.req_header(), "accept"));
-            let page = Page::refusal(json, code, title, text, &ctx.request_id);
-            let _ = respond(session, page, &ctx.request_id).await;
+                // The upstream failed (502, or the status Pingora gave the failure), or the
+                // proxy did: a page with the request id, which the audit and log lines carry,
+                // so that a user's "sign-in is down" report leads to the error. Pingora's own
+                // is empty.
+                let text = if (500..600).contains(&code) && *e.esource() == ErrorSource::Upstream {
+                    "The service behind this site did not answer. Please try again in a moment."
+                } else {
+                    "The request could not be handled. Please try again in a moment."
+                };
+                let json = prefers_json(header_str(session.req_header(), "accept"));
+                let page = Page::refusal(json, code, title, text, &ctx.request_id);
+                let _ = respond(session, page, &ctx.request_id).await;
+            }
         }
         FailToProxy {
             error_code: code,
