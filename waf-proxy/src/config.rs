@@ -342,6 +342,9 @@ pub struct Limits {
     /// Time to read a body that is inspected; past it the request is answered 408.
     #[serde(default = "default_body_timeout_ms")]
     pub body_timeout_ms: u64,
+    /// Most requests one HTTP/1 connection carries; the last one's answer closes it.
+    #[serde(default = "default_keepalive_requests")]
+    pub keepalive_requests: u32,
 }
 
 impl Default for Limits {
@@ -355,6 +358,7 @@ impl Default for Limits {
             max_connections_per_client: 0,
             max_connections: None,
             body_timeout_ms: default_body_timeout_ms(),
+            keepalive_requests: default_keepalive_requests(),
         }
     }
 }
@@ -411,6 +415,10 @@ fn default_idle_timeout_ms() -> u64 {
 }
 fn default_body_timeout_ms() -> u64 {
     30_000
+}
+/// nginx's `keepalive_requests` default.
+fn default_keepalive_requests() -> u32 {
+    1_000
 }
 fn default_max_body_inspect() -> usize {
     MAX_PRE_READ
@@ -579,6 +587,10 @@ impl Config {
         ensure!(
             (100..=60_000).contains(&self.limits.idle_timeout_ms),
             "limits.idle_timeout_ms: 100 to 60000 (Pingora closes an idle HTTP/1 connection after 60 s anyway)"
+        );
+        ensure!(
+            (1..=1_000_000).contains(&self.limits.keepalive_requests),
+            "limits.keepalive_requests: 1 (no keep-alive) to 1000000"
         );
         for (key, ms) in [
             ("header_timeout_ms", self.limits.header_timeout_ms),

@@ -1138,6 +1138,54 @@ fn connections_over_max_connections_per_client_are_closed_unread() {
     );
 }
 
+/// An HTTP/1 connection carries at most `limits.keepalive_requests` requests, as an nginx
+/// client connection carries `keepalive_requests`: the last one's answer says
+/// `Connection: close` and the connection closes. Pingora's default is no limit.
+#[test]
+fn a_connection_carries_at_most_keepalive_requests_requests() {
+    let origin = Origin::start();
+    let proxy = Proxy::start(
+        &origin,
+        Setup {
+            limits_extra: "  keepalive_requests: 3\n".into(),
+            ..Setup::default()
+        },
+    );
+    let request = |target: &str| {
+        format!("GET {target} HTTP/1.1\r\nHost: login.contoso.com\r\n\r\n").into_bytes()
+    };
+    let mut s = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut answers = Vec::new();
+    for target in ["/first", "/second", "/third"] {
+        s.write_all(&request(target)).unwrap();
+        answers.push(Response::read_from(&mut s));
+    }
+    let statuses: Vec<u16> = answers.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200, 200, 200]);
+    let closing: Vec<bool> = answers
+        .iter()
+        .map(|r| {
+            r.header("connection")
+                .is_some_and(|v| v.eq_ignore_ascii_case("close"))
+        })
+        .collect();
+    assert_eq!(closing, [false, false, true], "{:?}", answers.last());
+    // The connection is closed after the third answer: a fourth request on it gets nothing.
+    let _ = s.write_all(&request("/fourth"));
+    let mut rest = Vec::new();
+    let read = s.read_to_end(&mut rest);
+    assert!(
+        matches!(read, Ok(0)) || read.is_err(),
+        "{read:?}: {}",
+        String::from_utf8_lossy(&rest)
+    );
+    let targets: Vec<String> = origin.seen().into_iter().map(|r| r.target).collect();
+    assert_eq!(targets, ["/first", "/second", "/third"]);
+    // A new connection starts a new count.
+    assert_eq!(proxy.get("login.contoso.com", "/fifth", "").status, 200);
+}
+
 /// An upstream of the test's own for `slow.contoso.com`: `serve` answers its first
 /// connection, on a thread of its own. The `sites:` entry that forwards to it.
 fn slow_site(serve: impl FnOnce(TcpStream) + Send + 'static) -> String {

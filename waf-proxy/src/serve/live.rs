@@ -430,6 +430,9 @@ fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.limits.idle_timeout_ms != new.limits.idle_timeout_ms {
         keys.push("limits.idle_timeout_ms");
     }
+    if old.limits.keepalive_requests != new.limits.keepalive_requests {
+        keys.push("limits.keepalive_requests");
+    }
     if old.shutdown_grace_seconds != new.shutdown_grace_seconds {
         keys.push("shutdown_grace_seconds");
     }

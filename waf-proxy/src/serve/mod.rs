@@ -128,6 +128,10 @@ pub fn run(args: &Args) -> anyhow::Result<std::process::ExitCode> {
     let mut proxy = pingora::proxy::http_proxy(&server.configuration, waf);
     let mut options = pingora::apps::HttpServerOptions::default();
     options.h2_idle_timeout = Some(idle_timeout);
+    // Pingora counts the reuses of a connection, not its requests: the first request is not a
+    // reuse. Without a cap, as Pingora has by default, one connection could carry requests for
+    // as long as its client liked, on the worker thread it was accepted on.
+    options.keepalive_request_limit = Some(config.limits.keepalive_requests.saturating_sub(1));
     proxy.server_options = Some(options);
     let proxy_app = connections::ConnectionsApp::new(
         proxy,
@@ -264,8 +268,8 @@ fn check(
     let l = &config.limits;
     println!(
         "  limits: bodies up to {} bytes inspected (larger: {}), heads up to {} bytes within {} ms, \
-         bodies within {} ms per 64 KiB, idle connections closed after {} ms, connections per \
-         client: {}, connections in all: {}",
+         bodies within {} ms per 64 KiB, idle connections closed after {} ms, requests per \
+         HTTP/1 connection: {}, connections per client: {}, connections in all: {}",
         l.max_body_inspect,
         match l.large_body {
             LargeBody::Reject => "rejected",
@@ -275,6 +279,7 @@ fn check(
         l.header_timeout_ms,
         l.body_timeout_ms,
         l.idle_timeout_ms,
+        l.keepalive_requests,
         match l.max_connections_per_client {
             0 => "no cap".to_string(),
             n => n.to_string(),
