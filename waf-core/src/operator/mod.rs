@@ -194,6 +194,14 @@ pub struct Evidence {
 
 /// Builds the byte-oriented regex every rule uses.
 pub(crate) fn build_regex(pattern: &str) -> Result<Regex, OperatorError> {
+    if let Some(Stacked { whole, inner, op }) = stacked_repetition(pattern) {
+        return Err(OperatorError(format!(
+            "regex does not compile: `{whole}` repeats a repetition: a possessive quantifier \
+             in PCRE, which Rust's syntax reads as `({inner}){op}` and so matches more than it \
+             should (the regex never backtracks: write the plain quantifier; a group if a \
+             repeat of a repeat is meant)"
+        )));
+    }
     Regex::builder()
         .syntax(syntax::Config::new().unicode(false).utf8(false))
         .configure(
@@ -218,6 +226,53 @@ pub(crate) fn build_regex(pattern: &str) -> Result<Regex, OperatorError> {
             };
             OperatorError(format!("regex does not compile: {}", one_line(&why)))
         })
+}
+
+/// The first quantifier written straight after another (`a*+`, `\d++`, `x{2}+`), spelled as
+/// in the pattern.
+///
+/// PCRE reads such a pair as a *possessive* quantifier, one that never gives back what it
+/// took; Rust's parser takes it silently as a repeat of the repeat, `(a*)+`, which matches
+/// wherever the possessive one does and more besides (`a*+a` matches nothing in PCRE, and
+/// every `a` in Rust). A rule author coming from the CRS writes them, and would never see the
+/// difference but in false positives, so they are refused with a reason instead. A lazy
+/// quantifier (`a*?`) is one token, not two, and a repeat of a group (`(?:a*)+`) says what it
+/// means: neither is refused. The SecLang front end rewrites possessive quantifiers before a
+/// pattern gets here.
+fn stacked_repetition(pattern: &str) -> Option<Stacked<'_>> {
+    use regex_syntax::ast::{Ast, Repetition};
+    fn find(ast: &Ast) -> Option<&Repetition> {
+        match ast {
+            Ast::Repetition(r) if matches!(*r.ast, Ast::Repetition(_)) => Some(r),
+            Ast::Repetition(r) => find(&r.ast),
+            Ast::Group(g) => find(&g.ast),
+            Ast::Alternation(a) => a.asts.iter().find_map(find),
+            Ast::Concat(c) => c.asts.iter().find_map(find),
+            _ => None,
+        }
+    }
+    // A pattern that does not parse is left to the regex builder, whose error says why.
+    let ast = regex_syntax::ast::parse::Parser::new()
+        .parse(pattern)
+        .ok()?;
+    let outer = find(&ast)?;
+    let text = |span: &regex_syntax::ast::Span| pattern.get(span.start.offset..span.end.offset);
+    Some(Stacked {
+        whole: text(&outer.span)?,
+        inner: text(outer.ast.span())?,
+        op: text(&outer.op.span)?,
+    })
+}
+
+/// A quantifier written straight after another, as [`stacked_repetition`] finds it.
+#[derive(Debug, PartialEq, Eq)]
+struct Stacked<'p> {
+    /// The repetition of the repetition (`a*+`).
+    whole: &'p str,
+    /// The repetition repeated (`a*`).
+    inner: &'p str,
+    /// The quantifier that repeats it (`+`).
+    op: &'p str,
 }
 
 /// Builds one regex over several patterns that reports every pattern matching anywhere
@@ -737,6 +792,39 @@ mod tests {
             e.captures,
             vec![b"ac".to_vec(), b"a".to_vec(), b"".to_vec()]
         );
+    }
+
+    #[test]
+    fn a_quantifier_stacked_on_another_is_refused_with_its_spelling() {
+        for (pattern, stacked) in [
+            ("a*+b", Some("a*+")),
+            (r"x\d++y", Some(r"\d++")),
+            ("(?i)select[ab]{2}+from", Some("[ab]{2}+")),
+            ("(?:a|b?+)c", Some("b?+")),
+            ("a**", Some("a**")),
+            ("a*?b", None),
+            ("a+?", None),
+            ("(?:a*)+b", None),
+            ("a{2,}b+", None),
+            (r"\*+", None),
+            ("[*+]", None),
+        ] {
+            assert_eq!(
+                stacked_repetition(pattern).map(|s| s.whole),
+                stacked,
+                "{pattern}"
+            );
+            let built = build_regex(pattern);
+            match stacked {
+                Some(s) => {
+                    let e = built.expect_err(pattern).to_string();
+                    assert!(e.contains(&format!("`{s}` repeats a repetition")), "{e}");
+                    let (inner, op) = s.split_at(s.len() - 1);
+                    assert!(e.contains(&format!("reads as `({inner}){op}`")), "{e}");
+                }
+                None => assert!(built.is_ok(), "{pattern}"),
+            }
+        }
     }
 
     #[test]
