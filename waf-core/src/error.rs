@@ -25,6 +25,8 @@ pub struct Error {
     location: Option<SourceLocation>,
     rule_id: Option<u32>,
     message: String,
+    /// The errors found after this one, when checking went on past it.
+    also: Vec<Error>,
 }
 
 /// The kind of an [`Error`].
@@ -48,7 +50,16 @@ impl Error {
             location: None,
             rule_id: None,
             message: message.into(),
+            also: Vec::new(),
         }
+    }
+
+    /// The first of `errors`, carrying the others; `None` when there are none.
+    pub(crate) fn gather(errors: Vec<Error>) -> Option<Error> {
+        let mut errors = errors.into_iter();
+        let mut first = errors.next()?;
+        first.also.extend(errors);
+        Some(first)
     }
 
     pub(crate) fn at(mut self, location: SourceLocation) -> Error {
@@ -79,6 +90,25 @@ impl Error {
     /// The message alone, without location and rule id.
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// The errors found after this one, in order.
+    ///
+    /// Loading a rule file and compiling a ruleset go on past a broken rule, so that one run
+    /// of `waf rules check` lists every broken rule, not the first alone. The first error is
+    /// this one; its [`Display`](fmt::Display) shows it alone.
+    ///
+    /// ```
+    /// use waf_core::RuleSet;
+    ///
+    /// let yaml = "rules:\n  - id: 1\n    match: {rx: '('}\n  - id: 2\n    match: {rx: ')'}\n";
+    /// let err = RuleSet::from_yaml_str(yaml, "bad.yaml").unwrap_err();
+    /// assert_eq!(err.rule_id(), Some(1));
+    /// let later: Vec<_> = err.also().iter().map(|e| e.rule_id()).collect();
+    /// assert_eq!(later, [Some(2)]);
+    /// ```
+    pub fn also(&self) -> &[Error] {
+        &self.also
     }
 }
 

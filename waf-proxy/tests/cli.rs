@@ -92,6 +92,64 @@ fn check_reports_every_broken_file_with_file_line_and_rule() {
     assert!(text.contains("2 error(s)"), "{text}");
 }
 
+/// One run lists every broken rule: of one file (a regex, a collection, a transformation,
+/// a possessive quantifier), and of the whole ruleset once every file loaded (a duplicate id,
+/// an unknown marker). It used to stop at each file's first and at the ruleset's first.
+#[test]
+fn check_lists_every_broken_rule_of_a_file_and_of_the_ruleset() {
+    let rule = |id: u32, extra: &str, rx: &str| {
+        format!("  - id: {id}\n    targets: [args]\n{extra}    match: {{rx: '{rx}'}}\n")
+    };
+    let file = format!(
+        "rules:\n{}{}{}{}{}",
+        rule(1, "", "(?<=x)y"),
+        rule(2, "", "fine"),
+        rule(3, "", "a*+b"),
+        rule(4, "    transforms: [lowercasee]\n", "x"),
+        rule(5, "", "x").replace("[args]", "[argz]"),
+    );
+    let dir = Scratch::new("every", &[("a.yaml", file.as_str())]);
+    let out = waf(&["rules", "check", dir.path()], None);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    let at = |line: &str| {
+        lines
+            .iter()
+            .position(|l| l.contains(line))
+            .unwrap_or_else(|| panic!("{line}: {text}"))
+    };
+    let order = [
+        at("a.yaml:2:5: rule 1: regex does not compile: look-around"),
+        at("a.yaml:8:5: rule 3: regex does not compile: `a*+` repeats a repetition"),
+        at("a.yaml:11:5: rule 4: unknown transformation `lowercasee`"),
+        at("a.yaml:15:5: rule 5: unknown collection `argz`"),
+        at("4 error(s)"),
+    ];
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{text}");
+    assert!(!text.contains("rule 2:"), "{text}");
+
+    let dir = Scratch::new(
+        "every-compiled",
+        &[(
+            "a.yaml",
+            "rules:\n  - id: 7\n    targets: [args]\n    match: {rx: 'x'}\n    skip_after: NOWHERE\n  - id: 7\n    targets: [args]\n    match: {rx: 'y'}\n  - id: 8\n    targets: [args]\n    match: {rx: 'z'}\n",
+        )],
+    );
+    let out = waf(&["rules", "check", dir.path()], None);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("a.yaml:6:5: rule 7: duplicate rule id (first defined at "),
+        "{text}"
+    );
+    assert!(
+        text.contains("a.yaml:2:5: rule 7: skip_after names unknown marker `NOWHERE`"),
+        "{text}"
+    );
+    assert!(text.contains("2 error(s)"), "{text}");
+}
+
 #[test]
 fn check_reports_duplicate_ids_and_lists_residual_regexes() {
     let dir = Scratch::new(

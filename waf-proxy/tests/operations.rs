@@ -143,7 +143,8 @@ fn a_broken_rule_file_keeps_the_running_ruleset_and_the_reload_endpoint_says_why
         &marker_rule(190001, "zzmarkerone"),
         "watch: false\n",
     );
-    let broken = "rules:\n  - id: 190003\n    targets: [args]\n    match: {rx: 'a(b'}\n";
+    let broken = "rules:\n  - id: 190003\n    targets: [args]\n    match: {rx: 'a(b'}\n  \
+                  - id: 190005\n    targets: [argz]\n    match: {rx: 'ab'}\n";
     replace_file(&rules_file(&proxy), broken);
 
     let r = proxy.admin("POST", "/reload");
@@ -153,6 +154,11 @@ fn a_broken_rule_file_keeps_the_running_ruleset_and_the_reload_endpoint_says_why
     let error = v["error"].as_str().unwrap();
     assert!(error.contains("custom.yaml:2:"), "file and line: {error}");
     assert!(error.contains("190003"), "rule id: {error}");
+    // The other broken rule is counted, not listed: `waf rules check` lists it.
+    assert!(
+        error.ends_with("(and 1 more error(s): `waf rules check` lists them)"),
+        "{error}"
+    );
     assert_eq!(v["running_generation"], 1);
     // The running ruleset is still in force.
     assert_eq!(

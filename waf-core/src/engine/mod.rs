@@ -77,15 +77,20 @@ impl Plan {
     /// Orders the rules, drops those above the paranoia level, compiles operators and selectors.
     pub(crate) fn new(set: &RuleSet) -> Result<Plan, Error> {
         let settings = set.settings.clone();
+        // Every broken rule is reported, not the first alone: the first error carries the
+        // others (`Error::also`), and `waf rules check` lists them all.
+        let mut errors = Vec::new();
         let mut seen = HashMap::new();
         for rule in set.rules() {
             if let Some(first) = seen.insert(rule.id, rule.source.clone()) {
-                return Err(Error::new(
-                    ErrorKind::Rule,
-                    format!("duplicate rule id (first defined at {first})"),
-                )
-                .at(rule.source.clone())
-                .rule(rule.id));
+                errors.push(
+                    Error::new(
+                        ErrorKind::Rule,
+                        format!("duplicate rule id (first defined at {first})"),
+                    )
+                    .at(rule.source.clone())
+                    .rule(rule.id),
+                );
             }
         }
         let mut rules = Vec::new();
@@ -118,12 +123,17 @@ impl Plan {
                     match markers[p].get(name.as_str()) {
                         Some(&at) if at > i => Some(at),
                         Some(_) => {
-                            return Err(Error::new(
-                                ErrorKind::Rule,
-                                format!("skip_after `{name}`: the marker comes before the rule"),
-                            )
-                            .at(rule.source.clone())
-                            .rule(rule.id))
+                            errors.push(
+                                Error::new(
+                                    ErrorKind::Rule,
+                                    format!(
+                                        "skip_after `{name}`: the marker comes before the rule"
+                                    ),
+                                )
+                                .at(rule.source.clone())
+                                .rule(rule.id),
+                            );
+                            None
                         }
                         None if set
                             .items
@@ -134,12 +144,15 @@ impl Plan {
                             Some(phases[p].1.end)
                         }
                         None => {
-                            return Err(Error::new(
-                                ErrorKind::Rule,
-                                format!("skip_after names unknown marker `{name}`"),
-                            )
-                            .at(rule.source.clone())
-                            .rule(rule.id))
+                            errors.push(
+                                Error::new(
+                                    ErrorKind::Rule,
+                                    format!("skip_after names unknown marker `{name}`"),
+                                )
+                                .at(rule.source.clone())
+                                .rule(rule.id),
+                            );
+                            None
                         }
                     }
                 }
@@ -176,31 +189,43 @@ impl Plan {
                     .at(rule.source.clone())
                     .rule(rule.id)
             };
-            let mut ms = Vec::with_capacity(rule.conditions.len());
-            let mut rule_selectors = Vec::with_capacity(rule.conditions.len());
-            for c in &rule.conditions {
-                ms.push(Matcher::new(&c.operator).map_err(|e| fail(e.to_string()))?);
-                let mut cond_selectors = Vec::with_capacity(c.targets.len());
-                for t in &c.targets {
-                    let selector = add_selector(&t.selector).map_err(fail)?;
-                    let exclude = t
-                        .exclude
-                        .iter()
-                        .map(&mut add_selector)
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(fail)?;
-                    cond_selectors.push(TargetSelectors { selector, exclude });
+            // A rule's first error is reported; its other conditions are not compiled.
+            let mut compile_rule = || -> Result<_, Error> {
+                let mut ms = Vec::with_capacity(rule.conditions.len());
+                let mut rule_selectors = Vec::with_capacity(rule.conditions.len());
+                for c in &rule.conditions {
+                    ms.push(Matcher::new(&c.operator).map_err(|e| fail(e.to_string()))?);
+                    let mut cond_selectors = Vec::with_capacity(c.targets.len());
+                    for t in &c.targets {
+                        let selector = add_selector(&t.selector).map_err(fail)?;
+                        let exclude = t
+                            .exclude
+                            .iter()
+                            .map(&mut add_selector)
+                            .collect::<Result<Vec<_>, _>>()
+                            .map_err(fail)?;
+                        cond_selectors.push(TargetSelectors { selector, exclude });
+                    }
+                    rule_selectors.push(cond_selectors);
                 }
-                rule_selectors.push(cond_selectors);
-            }
-            target_selectors.push(rule_selectors);
-            let condition_effects = rule.conditions.iter().flat_map(|c| &c.effects);
-            for e in rule.effects.iter().chain(condition_effects) {
-                if let Effect::Ctl(Ctl::RemoveTarget { selector, .. }) = e {
-                    add_selector(selector).map_err(fail)?;
+                let condition_effects = rule.conditions.iter().flat_map(|c| &c.effects);
+                for e in rule.effects.iter().chain(condition_effects) {
+                    if let Effect::Ctl(Ctl::RemoveTarget { selector, .. }) = e {
+                        add_selector(selector).map_err(fail)?;
+                    }
                 }
+                Ok((ms, rule_selectors))
+            };
+            match compile_rule() {
+                Ok((ms, rule_selectors)) => {
+                    matchers.push(ms);
+                    target_selectors.push(rule_selectors);
+                }
+                Err(e) => errors.push(e),
             }
-            matchers.push(ms);
+        }
+        if let Some(e) = Error::gather(errors) {
+            return Err(e);
         }
         // Every rule reference, resolved to rule indices once: exclusions apply to every
         // request, and a sign-in exclusion names its rules by tag.

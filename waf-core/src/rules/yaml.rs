@@ -314,24 +314,33 @@ pub(crate) fn load_str(
         })?
     };
     let lower = Lowering { file, dir };
+    // A broken rule does not stop the others from being checked: every error of the file is
+    // reported at once (the first carries the rest).
+    let mut errors = Vec::new();
     if let Some(settings) = def.settings {
         let loc = lower.loc(&settings);
-        lower
-            .settings(set, settings.value)
-            .map_err(|e| Error::new(ErrorKind::Rule, e).at(loc))?;
+        if let Err(e) = lower.settings(set, settings.value) {
+            errors.push(Error::new(ErrorKind::Rule, e).at(loc));
+        }
     }
     for exclusion in def.exclusions {
         let loc = lower.loc(&exclusion);
-        let ex = lower
-            .exclusion(exclusion.value)
-            .map_err(|e| Error::new(ErrorKind::Rule, e).at(loc))?;
-        set.exclusions.push(ex);
+        match lower.exclusion(exclusion.value) {
+            Ok(ex) => set.exclusions.push(ex),
+            Err(e) => errors.push(Error::new(ErrorKind::Rule, e).at(loc)),
+        }
     }
     for item in def.rules {
         let loc = lower.loc(&item);
-        set.items.push(lower.item(item.value, loc)?);
+        match lower.item(item.value, loc) {
+            Ok(item) => set.items.push(item),
+            Err(e) => errors.push(e),
+        }
     }
-    Ok(())
+    match Error::gather(errors) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// A serde-saphyr error message without its source snippet (the lines after the first) and

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use waf_core::compile::ResidualGate;
 
-use super::load;
+use super::{every_error, load};
 
 /// Arguments of `waf rules check`.
 #[derive(clap::Args)]
@@ -124,8 +124,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            writeln!(out, "{e}")?;
-            writeln!(out, "1 error(s)")?;
+            let errors = every_error(&e);
+            for e in &errors {
+                writeln!(out, "{e}")?;
+            }
+            writeln!(out, "{} error(s)", errors.len())?;
             Ok(ExitCode::FAILURE)
         }
     }

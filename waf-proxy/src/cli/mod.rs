@@ -17,7 +17,7 @@ use waf_core::RuleSet;
 pub struct Loaded {
     /// Every rule that loaded.
     pub set: RuleSet,
-    /// Files that failed, one error each.
+    /// What failed: every broken rule of every broken file.
     pub errors: Vec<waf_core::Error>,
     /// What loaded without effect (SecLang constructs the engine cannot honour).
     pub notes: Vec<waf_core::Error>,
@@ -44,7 +44,7 @@ pub fn load(paths: &[PathBuf]) -> Loaded {
         let mut part = loader.clone();
         match part.add_file(&file) {
             Ok(()) => loader = part,
-            Err(e) => loaded.errors.push(e),
+            Err(e) => loaded.errors.extend(every_error(&e)),
         }
     }
     match loader.finish() {
@@ -52,9 +52,14 @@ pub fn load(paths: &[PathBuf]) -> Loaded {
             loaded.set = set;
             loaded.notes = notes;
         }
-        Err(e) => loaded.errors.push(e),
+        Err(e) => loaded.errors.extend(every_error(&e)),
     }
     loaded
+}
+
+/// An error and the ones found after it ([`waf_core::Error::also`]), each on its own.
+pub fn every_error(e: &waf_core::Error) -> Vec<waf_core::Error> {
+    std::iter::once(e).chain(e.also()).cloned().collect()
 }
 
 /// [`load`], without the notes.

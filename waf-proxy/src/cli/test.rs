@@ -36,7 +36,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let program = match waf_core::compile(&set) {
         Ok(p) => p,
         Err(e) => {
-            writeln!(out, "{e}")?;
+            for e in super::every_error(&e) {
+                writeln!(out, "{e}")?;
+            }
             return Ok(ExitCode::FAILURE);
         }
     };

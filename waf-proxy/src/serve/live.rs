@@ -213,6 +213,15 @@ fn read_ca(path: &Path) -> anyhow::Result<Box<[pingora::tls::x509::X509]>> {
     Ok(certs.into_boxed_slice())
 }
 
+/// A rule error for the log and the `/reload` answer: the first, and how many more there are
+/// (a log line is no place for every broken rule of a file; `waf rules check` lists them).
+fn rule_error(e: waf_core::Error) -> anyhow::Error {
+    match e.also().len() {
+        0 => anyhow::anyhow!("{e}"),
+        n => anyhow::anyhow!("{e} (and {n} more error(s): `waf rules check` lists them)"),
+    }
+}
+
 /// Compiles a site's rules with its settings; returns the program and its version.
 fn compile_site(site: &Site, files: &[PathBuf]) -> anyhow::Result<(Program, String)> {
     let mut hasher = DefaultHasher::new();
@@ -221,11 +230,9 @@ fn compile_site(site: &Site, files: &[PathBuf]) -> anyhow::Result<(Program, Stri
         let text =
             std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
         text.hash(&mut hasher);
-        loader
-            .add_text(file, &text)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        loader.add_text(file, &text).map_err(rule_error)?;
     }
-    let (mut set, notes) = loader.finish().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (mut set, notes) = loader.finish().map_err(rule_error)?;
     if !notes.is_empty() {
         // A CRS load has a few hundred (XML targets, the IP collection...): one line here,
         // the list from `waf rules check` or at debug level.
@@ -259,7 +266,7 @@ fn compile_site(site: &Site, files: &[PathBuf]) -> anyhow::Result<(Program, Stri
         site.invalid_body,
     )
         .hash(&mut hasher);
-    let program = waf_core::compile(&set).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let program = waf_core::compile(&set).map_err(rule_error)?;
     Ok((program, format!("{:016x}", hasher.finish())))
 }
 
