@@ -139,6 +139,59 @@ fn a_request_without_a_host_gets_no_forwarded_host_not_even_its_own() {
     assert_eq!(seen[0].header_count("x-forwarded-host"), 0, "{seen:?}");
 }
 
+/// A client may send its request-target in absolute form (`GET http://host/path`), as to a
+/// forward proxy; the upstream gets the origin form (`GET /path`), as RFC 9112 asks of a client
+/// talking to an origin server. It used to get the absolute form, whose authority wins over
+/// the Host header at the upstream: with `host_header: upstream` the two disagreed. The rules
+/// still judge the request, and an HTTP/1.0 request that named its host in the target alone
+/// gets a Host header.
+#[test]
+fn an_absolute_form_target_reaches_the_upstream_in_origin_form() {
+    let origin = Origin::start();
+    let proxy = Proxy::start(
+        &origin,
+        Setup {
+            extra_sites: format!(
+                "  - hosts: [b2c.contoso.com]\n    host_header: upstream\n    upstream: {{address: \"127.0.0.1:{}\"}}\n",
+                origin.port
+            ),
+            ..Setup::default()
+        },
+    );
+    let requests: [&[u8]; 4] = [
+        b"GET http://login.contoso.com/contoso/oauth2/v2.0/authorize?client_id=1 HTTP/1.1\r\nHost: login.contoso.com\r\nConnection: close\r\n\r\n",
+        b"GET http://login.contoso.com?x=1 HTTP/1.1\r\nHost: login.contoso.com\r\nConnection: close\r\n\r\n",
+        b"GET http://login.contoso.com/old HTTP/1.0\r\n\r\n",
+        b"GET http://b2c.contoso.com/b2c HTTP/1.1\r\nHost: b2c.contoso.com\r\nConnection: close\r\n\r\n",
+    ];
+    for raw in requests {
+        let r = proxy.send(raw);
+        assert_eq!(r.status, 200, "{}", r.raw);
+    }
+    let seen: Vec<(String, Option<String>)> = origin
+        .seen()
+        .iter()
+        .map(|s| (s.target.clone(), s.header("host").map(str::to_string)))
+        .collect();
+    let expected = [
+        (
+            "/contoso/oauth2/v2.0/authorize?client_id=1",
+            "login.contoso.com",
+        ),
+        ("/?x=1", "login.contoso.com"),
+        ("/old", "login.contoso.com"),
+        ("/b2c", "127.0.0.1"),
+    ]
+    .map(|(t, h)| (t.to_string(), Some(h.to_string())));
+    assert_eq!(seen, expected);
+    // An attack in an absolute-form target is still blocked, and never forwarded.
+    let r = proxy.send(
+        b"GET http://login.contoso.com/?q=%3Cscript%3Ealert(1)%3C/script%3E HTTP/1.1\r\nHost: login.contoso.com\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 403, "{}", r.raw);
+    assert_eq!(origin.seen().len(), 4);
+}
+
 /// What an upstream that switches protocols saw: each request head, and the bytes that came
 /// through each tunnel.
 #[derive(Default)]

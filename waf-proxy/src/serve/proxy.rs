@@ -251,6 +251,37 @@ fn engine_request(
     b.build()
 }
 
+/// An absolute-form request-target (`http://host:port/path?query`) split into its authority
+/// (`host:port`, without any `user@`) and its origin form (`/path?query`); `None` for a target
+/// in any other form.
+///
+/// A client sends the absolute form to a forward proxy, and a server must accept it; but a
+/// client making a request to an origin server sends only the path and query (RFC 9112 section
+/// 3.2.1), and the proxy is that client for the upstream. Pingora forwards the target as it
+/// came. Bytes, not text: a target that is not UTF-8 keeps its bytes.
+fn absolute_form(target: &[u8]) -> Option<(&[u8], Vec<u8>)> {
+    if matches!(target.first(), None | Some(b'/')) || target == b"*" {
+        return None;
+    }
+    let scheme_end = target.windows(3).position(|w| w == b"://")?;
+    let after_scheme = target.get(scheme_end + 3..)?;
+    let authority_end = after_scheme
+        .iter()
+        .position(|&b| matches!(b, b'/' | b'?'))
+        .unwrap_or(after_scheme.len());
+    let (authority, rest) = after_scheme.split_at(authority_end);
+    let host = match authority.iter().rposition(|&b| b == b'@') {
+        Some(at) => authority.get(at + 1..).unwrap_or_default(),
+        None => authority,
+    };
+    let mut origin = Vec::with_capacity(rest.len() + 1);
+    if !rest.starts_with(b"/") {
+        origin.push(b'/');
+    }
+    origin.extend_from_slice(rest);
+    Some((host, origin))
+}
+
 /// Header names a hop must not forward (RFC 9110 section 7.6.1): the ones the Connection header
 /// names, and the classic hop-by-hop ones. `Connection`, `Upgrade` and `Transfer-Encoding` are
 /// left to Pingora, which frames the next hop itself.
@@ -540,9 +571,16 @@ impl ProxyHttp for Waf {
         let snapshot = self.live.load();
         ctx.snapshot = Some(snapshot.clone());
         let req = session.req_header();
+        // Without a Host header: an HTTP/2 request's `:authority`, or the host an HTTP/1.0
+        // request names in an absolute-form target (Pingora refuses one that differs from the
+        // Host header, when there is one).
         ctx.host = header_str(req, "host")
             .map(str::to_string)
             .or_else(|| req.uri.authority().map(|a| a.to_string()))
+            .or_else(|| {
+                absolute_form(req.raw_path())
+                    .map(|(authority, _)| String::from_utf8_lossy(authority).into_owned())
+            })
             .unwrap_or_default();
         ctx.peer = session
             .client_addr()
@@ -865,6 +903,14 @@ impl ProxyHttp for Waf {
         for name in hop_by_hop(&upstream_request.headers) {
             upstream_request.remove_header(name.as_str());
         }
+        if let Some((_, origin)) = absolute_form(upstream_request.raw_path()) {
+            upstream_request.set_raw_path(&origin)?;
+            // An HTTP/1.0 request may name its host in the target alone; the origin form no
+            // longer does, so the Host header says it.
+            if upstream_request.headers.get("host").is_none() && !ctx.host.is_empty() {
+                upstream_request.insert_header("Host", ctx.host.as_str())?;
+            }
+        }
         let peer = ctx.peer.map(|p| p.to_string()).unwrap_or_default();
         let xff = match &ctx.trusted_xff {
             Some(chain) if !peer.is_empty() => format!("{chain}, {peer}"),
@@ -1006,6 +1052,45 @@ impl ProxyHttp for Waf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_absolute_form_target_is_split_into_its_authority_and_origin_form() {
+        for (target, split) in [
+            (
+                &b"http://login.contoso.com/a/b?c=d"[..],
+                Some((&b"login.contoso.com"[..], &b"/a/b?c=d"[..])),
+            ),
+            (
+                b"https://login.contoso.com:8443/",
+                Some((b"login.contoso.com:8443", b"/")),
+            ),
+            (
+                b"http://login.contoso.com",
+                Some((b"login.contoso.com", b"/")),
+            ),
+            (
+                b"http://login.contoso.com?x=http://y/",
+                Some((b"login.contoso.com", b"/?x=http://y/")),
+            ),
+            (
+                b"http://user@login.contoso.com/\xff",
+                Some((b"login.contoso.com", b"/\xff")),
+            ),
+            (b"/a?x=http://b/c", None),
+            (b"/", None),
+            (b"*", None),
+            (b"", None),
+            (b"login.contoso.com:443", None),
+        ] {
+            let got = absolute_form(target);
+            assert_eq!(
+                got.as_ref().map(|(a, o)| (*a, o.as_slice())),
+                split,
+                "{}",
+                target.escape_ascii()
+            );
+        }
+    }
 
     #[test]
     fn a_streamed_body_gets_the_body_timeout_for_each_64_kib() {
