@@ -342,6 +342,9 @@ pub struct Limits {
     /// Time to read a body that is inspected; past it the request is answered 408.
     #[serde(default = "default_body_timeout_ms")]
     pub body_timeout_ms: u64,
+    /// Time a client may take no bytes of its answer; past it the connection is closed.
+    #[serde(default = "default_send_timeout_ms")]
+    pub send_timeout_ms: u64,
     /// Most requests one HTTP/1 connection carries; the last one's answer closes it.
     #[serde(default = "default_keepalive_requests")]
     pub keepalive_requests: u32,
@@ -358,6 +361,7 @@ impl Default for Limits {
             max_connections_per_client: 0,
             max_connections: None,
             body_timeout_ms: default_body_timeout_ms(),
+            send_timeout_ms: default_send_timeout_ms(),
             keepalive_requests: default_keepalive_requests(),
         }
     }
@@ -415,6 +419,10 @@ fn default_idle_timeout_ms() -> u64 {
 }
 fn default_body_timeout_ms() -> u64 {
     30_000
+}
+/// nginx's `send_timeout` default.
+fn default_send_timeout_ms() -> u64 {
+    60_000
 }
 /// nginx's `keepalive_requests` default.
 fn default_keepalive_requests() -> u32 {
@@ -595,6 +603,7 @@ impl Config {
         for (key, ms) in [
             ("header_timeout_ms", self.limits.header_timeout_ms),
             ("body_timeout_ms", self.limits.body_timeout_ms),
+            ("send_timeout_ms", self.limits.send_timeout_ms),
         ] {
             ensure!(
                 (100..=600_000).contains(&ms),

@@ -600,9 +600,9 @@ fn serve_check_loads_everything_prints_the_sites_and_exits() {
     assert!(
         text.contains(
             "  limits: bodies up to 65536 bytes inspected (larger: rejected), heads up to 32768 \
-             bytes within 5000 ms, bodies within 30000 ms per 64 KiB, idle connections closed \
-             after 60000 ms, requests per HTTP/1 connection: 1000, connections per client: 50, \
-             connections in all: "
+             bytes within 5000 ms, bodies within 30000 ms per 64 KiB, answers taken within \
+             60000 ms per write, idle connections closed after 60000 ms, requests per HTTP/1 \
+             connection: 1000, connections per client: 50, connections in all: "
         ),
         "{text}"
     );

@@ -1290,6 +1290,68 @@ fn a_response_slower_than_the_idle_timeout_arrives_whole() {
     assert!(started.elapsed() > Duration::from_secs(2));
 }
 
+/// A client that takes no bytes of its answer (a slow-read attack, or a client gone without a
+/// word) is cut off after `limits.send_timeout_ms`, as nginx does after `send_timeout`. Pingora
+/// waited for it for ever, holding the connection and the answer's buffers.
+#[test]
+fn a_client_that_reads_nothing_of_its_answer_is_cut_off_after_the_send_timeout() {
+    // An answer much larger than what the sockets between hold: the proxy's writes stall.
+    const BODY: usize = 64 << 20;
+    let slow = slow_site(|mut c| {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && c.read_exact(&mut byte).is_ok() {
+            head.push(byte[0]);
+        }
+        let _ =
+            c.write_all(format!("HTTP/1.1 200 OK\r\nContent-Length: {BODY}\r\n\r\n").as_bytes());
+        let chunk = vec![b'x'; 1 << 20];
+        for _ in 0..BODY >> 20 {
+            if c.write_all(&chunk).is_err() {
+                return;
+            }
+        }
+    });
+    let origin = Origin::start();
+    let proxy = Proxy::start(
+        &origin,
+        Setup {
+            limits_extra: "  send_timeout_ms: 1000\n".into(),
+            extra_sites: slow,
+            ..Setup::default()
+        },
+    );
+    let mut s = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+    s.write_all(b"GET /big HTTP/1.1\r\nHost: slow.contoso.com\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    // Not a byte read for three times the timeout.
+    std::thread::sleep(Duration::from_secs(3));
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut received = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    let end = loop {
+        match s.read(&mut buf) {
+            Ok(0) => break "closed",
+            Ok(n) => received += n,
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => break "reset",
+            Err(e) => panic!("{e} after {received} bytes"),
+        }
+    };
+    assert!(
+        received < BODY,
+        "the whole answer arrived ({received} bytes): the proxy waited for the client"
+    );
+    // Counted as a client fault, not blamed on the upstream.
+    proxy.wait_until(Duration::from_secs(5), || {
+        proxy.metric("waf_client_faults_total{kind=\"abandoned\"}") >= 1.0
+    });
+    assert_eq!(
+        proxy.metric("waf_upstream_errors_total{site=\"slow.contoso.com\"}"),
+        0.0,
+        "{end}"
+    );
+}
+
 /// Sends `head`, then `piece` every 100 ms (nothing if it is empty), until the proxy answers
 /// with one of its pages or closes, or 10 s have passed: the answer and when it came.
 fn trickle(port: u16, head: &[u8], piece: &[u8]) -> (Vec<u8>, Duration) {

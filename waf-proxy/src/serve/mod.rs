@@ -268,8 +268,9 @@ fn check(
     let l = &config.limits;
     println!(
         "  limits: bodies up to {} bytes inspected (larger: {}), heads up to {} bytes within {} ms, \
-         bodies within {} ms per 64 KiB, idle connections closed after {} ms, requests per \
-         HTTP/1 connection: {}, connections per client: {}, connections in all: {}",
+         bodies within {} ms per 64 KiB, answers taken within {} ms per write, idle connections \
+         closed after {} ms, requests per HTTP/1 connection: {}, connections per client: {}, \
+         connections in all: {}",
         l.max_body_inspect,
         match l.large_body {
             LargeBody::Reject => "rejected",
@@ -278,6 +279,7 @@ fn check(
         l.max_header_bytes,
         l.header_timeout_ms,
         l.body_timeout_ms,
+        l.send_timeout_ms,
         l.idle_timeout_ms,
         l.keepalive_requests,
         match l.max_connections_per_client {

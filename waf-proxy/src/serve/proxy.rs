@@ -570,6 +570,10 @@ impl ProxyHttp for Waf {
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let snapshot = self.live.load();
         ctx.snapshot = Some(snapshot.clone());
+        // Pingora waits for ever on a client that takes no bytes of its answer (a slow-read
+        // attack holds the connection, its file descriptor and the answer's buffers so); each
+        // write gets this long, as each of nginx's gets `send_timeout`.
+        session.set_write_timeout(Some(Duration::from_millis(snapshot.limits.send_timeout_ms)));
         let req = session.req_header();
         // Without a Host header: an HTTP/2 request's `:authority`, or the host an HTTP/1.0
         // request names in an absolute-form target (Pingora refuses one that differs from the
