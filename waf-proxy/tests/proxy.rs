@@ -1854,6 +1854,68 @@ fn a_silent_upstream_times_out_with_502_and_is_counted() {
     assert_eq!(json["status"], r.status, "{}", r.raw);
 }
 
+/// An upstream that stops taking a request's body is given `read_timeout_ms` for each write, as
+/// for each read, and the client gets the 502 page. Pingora waited on it for ever, holding the
+/// client's request and both connections: the read timeout never ran while a write hung.
+#[test]
+fn an_upstream_that_stops_taking_the_body_times_out_with_502() {
+    // An upstream that reads the head and then nothing more, with a small receive buffer.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming() {
+            let Ok(mut c) = c else { return };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && c.read_exact(&mut byte).is_ok() {
+                head.push(byte[0]);
+            }
+            held.push(c);
+        }
+    });
+    let origin = Origin::start();
+    // A site without rules: the body is streamed to the upstream as it arrives.
+    let proxy = Proxy::start(
+        &origin,
+        Setup {
+            extra_sites: format!(
+                "  - hosts: [stuck.contoso.com]\n\
+                 \x20   upstream: {{address: \"127.0.0.1:{port}\", read_timeout_ms: 1000}}\n"
+            ),
+            ..Setup::default()
+        },
+    );
+    const BODY: usize = 256 << 20;
+    let mut s = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(
+        format!(
+            "POST /upload HTTP/1.1\r\nHost: stuck.contoso.com\r\nContent-Length: {BODY}\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let mut writer = s.try_clone().unwrap();
+    std::thread::spawn(move || {
+        let chunk = vec![b'x'; 1 << 16];
+        for _ in 0..BODY >> 16 {
+            if writer.write_all(&chunk).is_err() {
+                return;
+            }
+        }
+    });
+    let started = Instant::now();
+    let r = Response::read_from(&mut s);
+    assert_eq!(r.status, 502, "{}\n{}", r.raw, proxy.log());
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert!(r.body.contains("did not answer"), "{}", r.raw);
+    // Counted once the request is logged, which follows the answer.
+    proxy.wait_until(Duration::from_secs(5), || {
+        proxy.metric("waf_upstream_errors_total{site=\"stuck.contoso.com\"}") == 1.0
+    });
+}
+
 /// Regression: `free_port` gives a port back before the proxy binds it, and once another
 /// process took it first; the proxy kept retrying its bind while the other process answered
 /// the test's requests. The harness now starts a proxy only once its own process holds its
