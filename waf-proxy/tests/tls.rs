@@ -496,6 +496,80 @@ fn idle_connections_are_closed_after_the_idle_timeout() {
     assert_eq!(origin.seen().len(), 1);
 }
 
+/// The HTTP/2 side of `a_client_that_reads_nothing_of_its_answer_is_cut_off_after_the_send_timeout`
+/// (`proxy.rs`): a stream whose client takes next to nothing of a large answer (curl reading a
+/// byte a second) is cut once a write of it has waited `send_timeout_ms`, and the upstream
+/// connection that fed it is let go, while the client is still there.
+#[test]
+fn an_http2_stream_whose_client_reads_nothing_is_cut_off_after_the_send_timeout() {
+    // An upstream that sends a 64 MiB answer, and says when the proxy stopped taking it.
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream_port = upstream.local_addr().unwrap().port();
+    let (let_go, upstream_let_go) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok((mut c, _)) = upstream.accept() else {
+            return;
+        };
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && c.read_exact(&mut byte).is_ok() {
+            head.push(byte[0]);
+        }
+        let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 67108864\r\n\r\n");
+        let chunk = vec![b'x'; 1 << 20];
+        for _ in 0..64 {
+            if c.write_all(&chunk).is_err() {
+                let _ = let_go.send(());
+                return;
+            }
+        }
+    });
+    let pki = Pki::new();
+    let origin = Origin::start();
+    let dir = tempfile::tempdir().unwrap();
+    pki.issue_files(
+        dir.path(),
+        "contoso",
+        &["login.contoso.com", "big.contoso.com"],
+    );
+    let proxy = Proxy::start_in(
+        dir,
+        &origin,
+        Setup {
+            tls: true,
+            limits_extra: "  send_timeout_ms: 1000\n".into(),
+            extra_top: "tls:\n\
+                        \x20 listen: \"127.0.0.1:{tls_port}\"\n\
+                        \x20 certificates:\n\
+                        \x20   - {hosts: [login.contoso.com, big.contoso.com], cert: contoso.pem, key: contoso.key}\n"
+                .into(),
+            extra_sites: format!(
+                "  - hosts: [big.contoso.com]\n    upstream: {{address: \"127.0.0.1:{upstream_port}\"}}\n"
+            ),
+            ..Setup::default()
+        },
+    );
+    let port = proxy.tls_port.unwrap();
+    let ca = pki.write_ca(proxy.dir.path());
+    let curl = std::thread::spawn(move || {
+        try_curl_h2(
+            port,
+            "big.contoso.com",
+            &ca,
+            "/big",
+            &["--limit-rate", "1", "-o", "/dev/null"],
+        )
+    });
+    // The cut comes while curl still waits (its own limit is 20 s).
+    proxy.wait_until(Duration::from_secs(10), || {
+        proxy.metric("waf_client_faults_total{kind=\"abandoned\"}") >= 1.0
+    });
+    upstream_let_go
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the upstream connection is let go");
+    assert!(!curl.is_finished());
+}
+
 /// The HTTP/2 side of `a_body_forwarded_as_it_arrives_is_answered_408_when_it_falls_behind`
 /// (`proxy.rs`): a body past the inspection limit, forwarded as it arrives, that falls behind
 /// the pace is answered 408; one sent briskly arrives whole.
