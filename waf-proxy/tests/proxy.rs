@@ -213,11 +213,7 @@ fn switching_site(host: &str, extra: &str) -> (String, std::sync::Arc<std::sync:
             let Ok(mut c) = conn else { return };
             let record = record.clone();
             std::thread::spawn(move || {
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") && c.read_exact(&mut byte).is_ok() {
-                    head.push(byte[0]);
-                }
+                let head = common::read_request_head(&mut c);
                 record
                     .lock()
                     .unwrap()
@@ -1258,11 +1254,7 @@ fn slow_site(serve: impl FnOnce(TcpStream) + Send + 'static) -> String {
 fn a_response_slower_than_the_idle_timeout_arrives_whole() {
     // An upstream that sends its 12-byte body a byte every 200 ms: 2.4 s.
     let slow = slow_site(|mut c| {
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") && c.read_exact(&mut byte).is_ok() {
-            head.push(byte[0]);
-        }
+        common::read_request_head(&mut c);
         let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n");
         for b in b"slow, whole!" {
             std::thread::sleep(Duration::from_millis(200));
@@ -1298,11 +1290,7 @@ fn a_client_that_reads_nothing_of_its_answer_is_cut_off_after_the_send_timeout()
     // An answer much larger than what the sockets between hold: the proxy's writes stall.
     const BODY: usize = 64 << 20;
     let slow = slow_site(|mut c| {
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") && c.read_exact(&mut byte).is_ok() {
-            head.push(byte[0]);
-        }
+        common::read_request_head(&mut c);
         let _ =
             c.write_all(format!("HTTP/1.1 200 OK\r\nContent-Length: {BODY}\r\n\r\n").as_bytes());
         let chunk = vec![b'x'; 1 << 20];
@@ -1866,11 +1854,7 @@ fn an_upstream_that_stops_taking_the_body_times_out_with_502() {
         let mut held = Vec::new();
         for c in listener.incoming() {
             let Ok(mut c) = c else { return };
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") && c.read_exact(&mut byte).is_ok() {
-                head.push(byte[0]);
-            }
+            common::read_request_head(&mut c);
             held.push(c);
         }
     });

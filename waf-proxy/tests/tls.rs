@@ -510,11 +510,7 @@ fn an_http2_stream_whose_client_reads_nothing_is_cut_off_after_the_send_timeout(
         let Ok((mut c, _)) = upstream.accept() else {
             return;
         };
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") && c.read_exact(&mut byte).is_ok() {
-            head.push(byte[0]);
-        }
+        common::read_request_head(&mut c);
         let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 67108864\r\n\r\n");
         let chunk = vec![b'x'; 1 << 20];
         for _ in 0..64 {

@@ -192,6 +192,17 @@ fn serve_origin<S: Read + Write>(conn: S, log: Arc<Mutex<Vec<Seen>>>, sni: Optio
 
 // ---------------------------------------------------------------- the proxy
 
+/// Reads a request head up to its blank line, byte by byte (so that nothing after it is taken),
+/// for a test's own upstream; what there was when the connection ends first.
+pub fn read_request_head(stream: &mut impl Read) -> Vec<u8> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && stream.read_exact(&mut byte).is_ok() {
+        head.push(byte[0]);
+    }
+    head
+}
+
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
