@@ -83,14 +83,10 @@ impl Plan {
         let mut seen = HashMap::new();
         for rule in set.rules() {
             if let Some(first) = seen.insert(rule.id, rule.source.clone()) {
-                errors.push(
-                    Error::new(
-                        ErrorKind::Rule,
-                        format!("duplicate rule id (first defined at {first})"),
-                    )
-                    .at(rule.source.clone())
-                    .rule(rule.id),
-                );
+                errors.push(rule_error(
+                    rule,
+                    format!("duplicate rule id (first defined at {first})"),
+                ));
             }
         }
         let mut rules = Vec::new();
@@ -123,16 +119,10 @@ impl Plan {
                     match markers[p].get(name.as_str()) {
                         Some(&at) if at > i => Some(at),
                         Some(_) => {
-                            errors.push(
-                                Error::new(
-                                    ErrorKind::Rule,
-                                    format!(
-                                        "skip_after `{name}`: the marker comes before the rule"
-                                    ),
-                                )
-                                .at(rule.source.clone())
-                                .rule(rule.id),
-                            );
+                            errors.push(rule_error(
+                                rule,
+                                format!("skip_after `{name}`: the marker comes before the rule"),
+                            ));
                             None
                         }
                         None if set
@@ -144,14 +134,10 @@ impl Plan {
                             Some(phases[p].1.end)
                         }
                         None => {
-                            errors.push(
-                                Error::new(
-                                    ErrorKind::Rule,
-                                    format!("skip_after names unknown marker `{name}`"),
-                                )
-                                .at(rule.source.clone())
-                                .rule(rule.id),
-                            );
+                            errors.push(rule_error(
+                                rule,
+                                format!("skip_after names unknown marker `{name}`"),
+                            ));
                             None
                         }
                     }
@@ -184,11 +170,7 @@ impl Plan {
         };
         let mut target_selectors = Vec::with_capacity(rules.len());
         for rule in &rules {
-            let fail = |m: String| {
-                Error::new(ErrorKind::Rule, m)
-                    .at(rule.source.clone())
-                    .rule(rule.id)
-            };
+            let fail = |m: String| rule_error(rule, m);
             // A rule's first error is reported; its other conditions are not compiled.
             let mut compile_rule = || -> Result<_, Error> {
                 let mut ms = Vec::with_capacity(rule.conditions.len());
@@ -642,6 +624,13 @@ pub(crate) fn run_observed<E: Evaluate, O: Observe>(
     eval.give_back(cache);
     observer.request_done(started);
     state.verdict
+}
+
+/// An error about one rule, at its place in its file.
+fn rule_error(rule: &Rule, message: String) -> Error {
+    Error::new(ErrorKind::Rule, message)
+        .at(rule.source.clone())
+        .rule(rule.id)
 }
 
 fn scope_matches(
