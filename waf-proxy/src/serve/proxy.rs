@@ -875,9 +875,9 @@ impl ProxyHttp for Waf {
         peer.options.connection_timeout = Some(connect);
         peer.options.total_connection_timeout = Some(connect);
         peer.options.read_timeout = Some(Duration::from_millis(u.read_timeout_ms));
-        // Pingora waits for ever on an upstream that stops taking the request's body (and holds
-        // the client's request, its connection and the upstream's meanwhile), as nginx's
-        // `proxy_send_timeout` does not: each write gets the read timeout.
+        // Pingora waits for ever on an upstream that stops taking the request's body, holding
+        // the client's request, its connection and the upstream's meanwhile (nginx gives up
+        // after `proxy_send_timeout`): each write gets the read timeout.
         peer.options.write_timeout = Some(Duration::from_millis(u.read_timeout_ms));
         // Pingora's default forwards a WebSocket handshake, and once the upstream answers 101
         // the connection is a byte tunnel: whatever the client sends next reaches the upstream
