@@ -93,8 +93,9 @@ fn check_reports_every_broken_file_with_file_line_and_rule() {
 }
 
 /// One run lists every broken rule: of one file (a regex, a collection, a transformation,
-/// a possessive quantifier), and of the whole ruleset once every file loaded (a duplicate id,
-/// an unknown marker). It used to stop at each file's first and at the ruleset's first.
+/// a possessive quantifier; a SecLang rule), and of the whole ruleset once every file loaded (a
+/// duplicate id, an unknown marker). It used to stop at each file's first and at the ruleset's
+/// first.
 #[test]
 fn check_lists_every_broken_rule_of_a_file_and_of_the_ruleset() {
     let rule = |id: u32, extra: &str, rx: &str| {
@@ -108,7 +109,12 @@ fn check_lists_every_broken_rule_of_a_file_and_of_the_ruleset() {
         rule(4, "    transforms: [lowercasee]\n", "x"),
         rule(5, "", "x").replace("[args]", "[argz]"),
     );
-    let dir = Scratch::new("every", &[("a.yaml", file.as_str())]);
+    // And a SecLang file: a broken chain is reported once, not once per rule of it.
+    let conf = "SecRule ARGS \"@rx a\" \"id:11,frobnicate,chain\"\n\
+                \x20   SecRule ARGS \"@rx b\" \"t:none\"\n\
+                SecRule ARGS \"@rx fine\" \"id:12,phase:2,pass\"\n\
+                SecRule ARGS \"@rx (c\" \"id:13,phase:2,pass\"\n";
+    let dir = Scratch::new("every", &[("a.yaml", file.as_str()), ("b.conf", conf)]);
     let out = waf(&["rules", "check", dir.path()], None);
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
@@ -124,7 +130,9 @@ fn check_lists_every_broken_rule_of_a_file_and_of_the_ruleset() {
         at("a.yaml:8:5: rule 3: regex does not compile: `a*+` repeats a repetition"),
         at("a.yaml:11:5: rule 4: unknown transformation `lowercasee`"),
         at("a.yaml:15:5: rule 5: unknown collection `argz`"),
-        at("4 error(s)"),
+        at("b.conf:1:1: rule 11: unknown action `frobnicate`"),
+        at("b.conf:4:1: rule 13: @rx does not compile"),
+        at("6 error(s)"),
     ];
     assert!(order.windows(2).all(|w| w[0] < w[1]), "{text}");
     assert!(!text.contains("rule 2:"), "{text}");

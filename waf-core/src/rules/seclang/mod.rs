@@ -290,10 +290,28 @@ impl Loader {
                 column: 1,
             })
         })?;
+        // A broken directive does not stop the others from being checked: every error of the
+        // file is reported at once (the first carries the rest). After a broken rule with
+        // `chain`, the rest of its chain is skipped: read on its own, each rule of it would be
+        // reported again ("rule has no `id`") for the one mistake.
+        let mut errors = Vec::new();
+        let mut skipping_chain = false;
         for d in directives {
-            self.directive(&d, dir)?;
+            if skipping_chain && d.name.eq_ignore_ascii_case("SecRule") {
+                skipping_chain = chains(&d);
+                continue;
+            }
+            skipping_chain = false;
+            if let Err(e) = self.directive(&d, dir) {
+                errors.push(e);
+                self.pending = None;
+                skipping_chain = chains(&d);
+            }
         }
-        Ok(())
+        match Error::gather(errors) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// The ruleset being built, for the YAML front end to add to.
@@ -952,6 +970,22 @@ fn parse_phase(s: &str) -> Option<Option<Phase>> {
         "3" | "4" | "5" | "response" | "logging" => Some(None),
         _ => None,
     }
+}
+
+/// Whether a `SecRule` or `SecAction` directive has `chain` among its actions: by its parsed
+/// actions, or, when they do not parse, by their text.
+fn chains(d: &Directive) -> bool {
+    let actions = if d.name.eq_ignore_ascii_case("SecAction") {
+        d.args.first()
+    } else if d.name.eq_ignore_ascii_case("SecRule") {
+        d.args.get(2)
+    } else {
+        None
+    };
+    actions.is_some_and(|text| match parse_actions(text) {
+        Ok(actions) => find(&actions, "chain").is_some(),
+        Err(_) => text.contains("chain"),
+    })
 }
 
 fn find<'a>(actions: &'a [(String, String)], name: &str) -> Option<&'a str> {

@@ -235,6 +235,41 @@ fn mistakes_are_errors_with_file_line_and_rule() {
     }
 }
 
+/// Every broken rule of a file is reported, in order; the rest of a broken rule's chain is not
+/// reported again as rules without an id, and the fine rules between still load.
+#[test]
+fn every_broken_rule_of_a_file_is_reported_once() {
+    let text = "\
+SecRule ARGS \"@rx a\" \"id:1,frobnicate,chain\"
+    SecRule ARGS \"@rx b\" \"chain\"
+    SecRule ARGS \"@rx c\" \"t:none\"
+SecRule ARGS \"@rx fine\" \"id:2,phase:2,pass\"
+SecRule ARGS \"@rx d\" \"id:3,chain\"
+    SecRule ARGS \"@rx e\" \"id:4\"
+SecRule ARGS \"@rx (f\" \"id:5,phase:2,pass\"
+SecRule ARGS \"@rx g\" \"id:six\"
+";
+    let mut loader = Loader::new();
+    let err = loader.load_str(text, "t.conf", None).unwrap_err();
+    let all: Vec<String> = std::iter::once(&err)
+        .chain(err.also())
+        .map(ToString::to_string)
+        .collect();
+    let expected = [
+        "t.conf:1:1: rule 1: unknown action `frobnicate`",
+        "t.conf:6:5: rule 3: a chained rule cannot have an id",
+        "t.conf:7:1: rule 5: @rx does not compile",
+        "t.conf:8:1: rule id `six` is not a number",
+    ];
+    assert_eq!(all.len(), expected.len(), "{all:#?}");
+    for (got, want) in all.iter().zip(expected) {
+        assert!(got.starts_with(want), "{got}, not {want}: {all:#?}");
+    }
+    // Rule 2 loaded; no rule of a broken chain did.
+    let ids: Vec<u32> = loader.ruleset_mut().rules().map(|r| r.id).collect();
+    assert_eq!(ids, [2]);
+}
+
 #[test]
 fn remove_and_update_directives_change_earlier_rules() {
     let (set, notes) = load(
