@@ -155,6 +155,60 @@ fn http2_clients_are_served_and_their_bodies_inspected_before_forwarding() {
     assert_eq!(origin.seen().len(), 2, "{:?}", origin.seen());
 }
 
+/// An HTTP/2 client may send its cookies as several `cookie` fields; an HTTP/1.1 upstream must
+/// get them as one header (RFC 9113 section 8.2.3). Pingora forwarded each as its own
+/// `Cookie` header, and an upstream that reads one lost the others (a session cookie).
+#[test]
+fn http2_cookie_crumbs_reach_the_upstream_as_one_cookie_header() {
+    let pki = Pki::new();
+    let origin = Origin::start();
+    let proxy = two_domain_proxy(&origin, &pki);
+    let port = proxy.tls_port.unwrap();
+    let ca = pki.write_ca(proxy.dir.path());
+
+    let crumbs = [
+        "-H",
+        "Cookie: x-ms-cpim-sso:contoso.onmicrosoft.com_0=m1.AbCdEf",
+        "-H",
+        "Cookie: x-ms-cpim-dc=cpim-weu",
+        "-H",
+        "Cookie: ai_user=Wd3kP|2024-05-20T09:41:07.118Z",
+    ];
+    let (status, version, body) = curl_h2(port, "login.contoso.com", &ca, "/authorize", &crumbs);
+    assert_eq!(
+        (status, version.as_str()),
+        (200, "2"),
+        "{body}\n{}",
+        proxy.log()
+    );
+    let seen = origin.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].header_count("cookie"), 1, "{:?}", seen[0].headers);
+    assert_eq!(
+        seen[0].header("cookie"),
+        Some(
+            "x-ms-cpim-sso:contoso.onmicrosoft.com_0=m1.AbCdEf; x-ms-cpim-dc=cpim-weu; \
+             ai_user=Wd3kP|2024-05-20T09:41:07.118Z"
+        )
+    );
+
+    // The rules read every crumb's cookies: an attack in the last one is blocked.
+    let (status, version, _) = curl_h2(
+        port,
+        "login.contoso.com",
+        &ca,
+        "/authorize",
+        &[
+            "-H",
+            "Cookie: a=1",
+            "-H",
+            "Cookie: b=1' UNION SELECT password FROM users--",
+        ],
+    );
+    assert_eq!((status, version.as_str()), (403, "2"), "{}", proxy.log());
+    assert_eq!(origin.seen().len(), 1);
+}
+
 #[test]
 fn tls_to_the_origin_sends_sni_and_verifies_against_the_configured_ca() {
     let pki = Pki::new();

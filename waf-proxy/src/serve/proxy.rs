@@ -303,6 +303,35 @@ fn hop_by_hop(headers: &http::HeaderMap) -> Vec<String> {
     names
 }
 
+/// Joins the `cookie` fields of an HTTP/2 request into one, `; ` between them (RFC 9113
+/// section 8.2.3). An HTTP/2 client may send its cookies as several fields (the "crumbs" of
+/// HPACK, which compress better), and they must be joined before the request goes to an
+/// HTTP/1.1 server, where a request has one `Cookie` header (RFC 6265 section 5.4): an upstream
+/// may read the first alone, or join them with `, ` into one cookie's value, and a user's
+/// session cookie goes missing. Pingora forwards the crumbs as they came. Done before the
+/// rules run, so they, the audit log and the upstream see the one header, as nginx's HTTP/2
+/// module joins them before ModSecurity sees the request.
+///
+/// A joined value that is not a valid header value leaves the crumbs as they are; it cannot
+/// happen (each crumb was one), and a request is never failed for it.
+fn join_cookie_crumbs(req: &mut RequestHeader) {
+    let mut crumbs = req.headers.get_all("cookie").iter();
+    let (Some(first), Some(_)) = (crumbs.next(), crumbs.next()) else {
+        return;
+    };
+    let mut joined = first.as_bytes().to_vec();
+    for crumb in req.headers.get_all("cookie").iter().skip(1) {
+        joined.extend_from_slice(b"; ");
+        joined.extend_from_slice(crumb.as_bytes());
+    }
+    let Ok(joined) = http::HeaderValue::from_bytes(&joined) else {
+        return;
+    };
+    req.remove_header("cookie");
+    // Only an invalid name fails, and `cookie` is valid.
+    let _ = req.insert_header("cookie", joined);
+}
+
 /// What became of a request's protocol upgrade, for the audit log: `None` without one;
 /// `forwarded` for a WebSocket handshake to a site with `websockets: true`; otherwise
 /// `refused`, forwarded as a plain request. The test is Pingora's own: an HTTP/1.1 request
@@ -574,6 +603,9 @@ impl ProxyHttp for Waf {
         // attack holds the connection, its file descriptor and the answer's buffers so); each
         // write gets this long, as each of nginx's gets `send_timeout`.
         session.set_write_timeout(Some(Duration::from_millis(snapshot.limits.send_timeout_ms)));
+        if session.req_header().version == http::Version::HTTP_2 {
+            join_cookie_crumbs(session.req_header_mut());
+        }
         let req = session.req_header();
         // Without a Host header: an HTTP/2 request's `:authority`, or the host an HTTP/1.0
         // request names in an absolute-form target (Pingora refuses one that differs from the
@@ -1060,6 +1092,45 @@ impl ProxyHttp for Waf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cookie_crumbs_are_joined_into_one_header_in_their_order() {
+        for (crumbs, joined) in [
+            (&[][..], None),
+            (&["a=1"][..], Some("a=1")),
+            (&["a=1", "b=2"][..], Some("a=1; b=2")),
+            (
+                &["a=1; b=2", "c=3", "d=\"x y\""][..],
+                Some("a=1; b=2; c=3; d=\"x y\""),
+            ),
+        ] {
+            let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+            req.append_header("accept", "*/*").unwrap();
+            for crumb in crumbs {
+                req.append_header("cookie", *crumb).unwrap();
+            }
+            join_cookie_crumbs(&mut req);
+            let cookies: Vec<&[u8]> = req
+                .headers
+                .get_all("cookie")
+                .iter()
+                .map(|v| v.as_bytes())
+                .collect();
+            let expected: Vec<&[u8]> = joined.map(str::as_bytes).into_iter().collect();
+            assert_eq!(cookies, expected, "{crumbs:?}");
+            assert_eq!(req.headers.get("accept").unwrap(), "*/*");
+        }
+        // Bytes that are not UTF-8 (obs-text) are kept as they are.
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        req.append_header("cookie", http::HeaderValue::from_bytes(b"a=\xe9").unwrap())
+            .unwrap();
+        req.append_header("cookie", "b=2").unwrap();
+        join_cookie_crumbs(&mut req);
+        assert_eq!(
+            req.headers.get("cookie").unwrap().as_bytes(),
+            b"a=\xe9; b=2"
+        );
+    }
 
     #[test]
     fn an_absolute_form_target_is_split_into_its_authority_and_origin_form() {
