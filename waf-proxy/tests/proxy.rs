@@ -1788,28 +1788,10 @@ fn several_upstreams_are_balanced_and_a_dead_one_is_skipped() {
     );
 }
 
-/// An upstream that accepts connections and never answers (after reading each request head
-/// when `read_head`), holding them open: its port.
-fn unanswering_upstream(read_head: bool) -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for c in listener.incoming() {
-            let Ok(mut c) = c else { return };
-            if read_head {
-                common::read_request_head(&mut c);
-            }
-            held.push(c);
-        }
-    });
-    port
-}
-
 #[test]
 fn a_silent_upstream_times_out_with_502_and_is_counted() {
     // An origin that accepts and never answers.
-    let port = unanswering_upstream(false);
+    let port = common::unanswering_upstream(false);
     let origin = Origin::start();
     let proxy = Proxy::start(
         &origin,
@@ -1859,7 +1841,7 @@ fn a_silent_upstream_times_out_with_502_and_is_counted() {
 #[test]
 fn an_upstream_that_stops_taking_the_body_times_out_with_502() {
     // An upstream that reads the head and then nothing more.
-    let port = unanswering_upstream(true);
+    let port = common::unanswering_upstream(true);
     let origin = Origin::start();
     // A site without rules: the body is streamed to the upstream as it arrives.
     let proxy = Proxy::start(

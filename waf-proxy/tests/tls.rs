@@ -769,3 +769,159 @@ fn an_http2_body_that_stops_is_the_clients_fault_not_the_upstreams() {
     assert!(open.seen().is_empty());
     let _ = writer.join();
 }
+
+/// One HTTP/2 frame: its nine-byte header, then its payload.
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let mut frame = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+    frame.extend([kind, flags]);
+    frame.extend(stream.to_be_bytes());
+    frame.extend(payload);
+    frame
+}
+
+/// An HPACK header block of literal fields without indexing, neither name nor value Huffman
+/// coded: all a test's request needs, with no encoder to trust (names and values under 127
+/// bytes).
+fn hpack_literals(fields: &[(&str, &str)]) -> Vec<u8> {
+    let mut block = Vec::new();
+    for (name, value) in fields {
+        block.push(0);
+        for s in [name, value] {
+            block.push(s.len() as u8);
+            block.extend(s.as_bytes());
+        }
+    }
+    block
+}
+
+/// Reads HTTP/2 frames until one of `kind` on `stream`, for up to 5 s: its flags and payload.
+fn read_h2_frame_until(stream: &mut impl Read, kind: u8, on: u32) -> Option<(u8, Vec<u8>)> {
+    let started = Instant::now();
+    let mut read_exact = |buf: &mut [u8]| -> bool {
+        let mut got = 0;
+        while got < buf.len() {
+            if started.elapsed() > Duration::from_secs(5) {
+                return false;
+            }
+            match stream.read(&mut buf[got..]) {
+                Ok(0) => return false,
+                Ok(n) => got += n,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(_) => return false,
+            }
+        }
+        true
+    };
+    loop {
+        let mut header = [0u8; 9];
+        if !read_exact(&mut header) {
+            return None;
+        }
+        let len = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
+        let mut payload = vec![0u8; len];
+        if !read_exact(&mut payload) {
+            return None;
+        }
+        let id = u32::from_be_bytes([header[5], header[6], header[7], header[8]]) & 0x7fff_ffff;
+        if header[3] == kind && id == on {
+            return Some((header[4], payload));
+        }
+    }
+}
+
+/// A browser resets the HTTP/2 stream (`CANCEL`) of every request a user leaves before its
+/// answer: a tab closed, a second click on "Sign in", a page left while the next loads. The
+/// proxy answered such a stream as a malformed request: an `INFO` line "The request is
+/// malformed", Pingora's `ERROR` line, an audit line and a count as `rejected`, for what
+/// is, over HTTP/1, a client that closes its connection while it waits, which is counted as
+/// an abandoned request and nothing else. Now it is that too, and the connection serves on.
+#[test]
+fn an_http2_request_its_client_cancels_while_it_waits_is_abandoned_not_malformed() {
+    let pki = Pki::new();
+    let origin = Origin::start();
+    let silent = common::unanswering_upstream(true);
+    let dir = tempfile::tempdir().unwrap();
+    pki.issue_files(
+        dir.path(),
+        "contoso",
+        &["login.contoso.com", "slow.contoso.com"],
+    );
+    let proxy = Proxy::start_in(
+        dir,
+        &origin,
+        Setup {
+            tls: true,
+            extra_top: "audit: {path: \"{dir}/audit.jsonl\", all_requests: false}\n\
+                        tls:\n\
+                        \x20 listen: \"127.0.0.1:{tls_port}\"\n\
+                        \x20 certificates:\n\
+                        \x20   - {hosts: [login.contoso.com, slow.contoso.com], cert: contoso.pem, key: contoso.key}\n"
+                .into(),
+            extra_sites: format!(
+                "  - hosts: [slow.contoso.com]\n\
+                 \x20   upstream: {{address: \"127.0.0.1:{silent}\"}}\n\
+                 \x20   rules: [\"{}\"]\n",
+                common::rules_dir().display()
+            ),
+            ..Setup::default()
+        },
+    );
+    let port = proxy.tls_port.unwrap();
+    let ca = pki.write_ca(proxy.dir.path());
+    let mut h2 = tls_connect(port, &ca, Some(b"\x02h2"));
+    assert_eq!(h2.ssl().selected_alpn_protocol(), Some(&b"h2"[..]));
+    let request = |authority: &str, path: &str| {
+        hpack_literals(&[
+            (":method", "GET"),
+            (":scheme", "https"),
+            (":authority", authority),
+            (":path", path),
+        ])
+    };
+    const HEADERS: u8 = 1;
+    const RST_STREAM: u8 = 3;
+    const END_STREAM_AND_HEADERS: u8 = 0x5;
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend(h2_frame(4, 0, 0, b""));
+    out.extend(h2_frame(
+        HEADERS,
+        END_STREAM_AND_HEADERS,
+        1,
+        &request("slow.contoso.com", "/authorize?x=1"),
+    ));
+    h2.write_all(&out).unwrap();
+    // Inspected and forwarded: the upstream holds it. Then the user leaves.
+    std::thread::sleep(Duration::from_millis(500));
+    let cancel = 0x8u32.to_be_bytes();
+    h2.write_all(&h2_frame(RST_STREAM, 0, 1, &cancel)).unwrap();
+
+    let abandoned = "waf_client_faults_total{kind=\"abandoned\"}";
+    proxy.wait_until(Duration::from_secs(5), || proxy.metric(abandoned) == 1.0);
+    let counted = "waf_requests_total{action=\"pass\",site=\"slow.contoso.com\"}";
+    proxy.wait_until(Duration::from_secs(5), || proxy.metric(counted) == 1.0);
+    assert_eq!(
+        proxy.metric("waf_requests_total{action=\"rejected\",site=\"slow.contoso.com\"}"),
+        0.0
+    );
+    // The connection serves the next request.
+    h2.write_all(&h2_frame(
+        HEADERS,
+        END_STREAM_AND_HEADERS,
+        3,
+        &request("login.contoso.com", "/authorize?x=2"),
+    ))
+    .unwrap();
+    let (_, block) = read_h2_frame_until(&mut h2, HEADERS, 3).expect("an answer on stream 3");
+    // `:status: 200`, as HPACK's static table has it (index 8).
+    assert_eq!(block.first(), Some(&0x88), "{block:?}");
+    assert_eq!(origin.seen().len(), 1);
+
+    let log = proxy.log();
+    assert!(!log.contains("ERROR"), "{log}");
+    assert!(!log.contains("malformed"), "{log}");
+    assert!(proxy.audit().is_empty(), "{:?}", proxy.audit());
+    assert_eq!(
+        proxy.metric("waf_upstream_errors_total{site=\"slow.contoso.com\"}"),
+        0.0
+    );
+}

@@ -14,7 +14,9 @@
 //!   request: Downstream ConnectionClosed … Peer prematurely closed connection with 95 bytes
 //!   of body remaining`), while it waits for its answer, or before the answer is written
 //!   (`… WriteError … Connection reset by peer`). A browser tab closed, or a phone that lost
-//!   its network, in the middle of a sign-in;
+//!   its network, in the middle of a sign-in. Over HTTP/2 the browser resets the request's
+//!   stream instead (`H2Error … Client closed H2, reason: stream no longer needed`), which was
+//!   answered, logged and counted as a malformed request ([`is_h2_stream_reset`]);
 //! * a body whose framing is broken (`Fail to filter request: Downstream InvalidChunk`): a
 //!   chunk size that is not hexadecimal, a chunk without its line end. Scanners probing for
 //!   request smuggling send them by the hundred; the proxy answers 400.
@@ -140,6 +142,7 @@ impl Kind {
             | ErrorType::Custom("PrematureBodyEnd") => Some(Kind::Abandoned),
             // The same reader's framing errors.
             ErrorType::Custom("InvalidChunk" | "InvalidTrailerEnd") => Some(Kind::MalformedBody),
+            ErrorType::H2Error if is_h2_stream_reset(error) => Some(Kind::Abandoned),
             _ => None,
         }
     }
@@ -153,6 +156,35 @@ impl Kind {
             Kind::MalformedHead => 4,
         }
     }
+}
+
+/// Whether `error` says that a request's HTTP/2 stream was reset while the proxy waited for
+/// the upstream's answer: by the client (a browser sends `CANCEL` for every request a user
+/// leaves before its answer: a tab closed, a second click on "Sign in", a page left), or by the
+/// HTTP/2 codec for the client's protocol error (a body longer than its `Content-Length`).
+/// Either way the stream is gone, nothing can be answered on it, and there is nothing an
+/// operator can fix: the HTTP/2 form of a client that closes its HTTP/1 connection while it
+/// waits. Pingora reports it as an `H2Error` whose context is `Client closed H2, reason: …`,
+/// under whatever context was added on the way (`Peer: …`); its other `H2Error`s (a stream
+/// used wrongly by the proxy itself) are not this. Should an upgrade of Pingora reword it,
+/// such a request is logged as an error and answered as a malformed one again.
+pub fn is_h2_stream_reset(error: &pingora::Error) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        let reset = *e.etype() == pingora::ErrorType::H2Error
+            && e.context
+                .as_ref()
+                .is_some_and(|c| c.as_str().starts_with("Client closed H2"));
+        if reset {
+            return true;
+        }
+        next = e
+            .cause
+            .as_deref()
+            .and_then(|c| c.downcast_ref::<Box<pingora::Error>>())
+            .map(|b| &**b);
+    }
+    false
 }
 
 /// The counts since the last summary line, shared by the [`ClientFaults`] layer and the
@@ -474,6 +506,28 @@ mod tests {
             (up(Custom("InvalidChunk")), None),
             (down(InvalidHTTPHeader), None),
             (down(H2Error), None),
+            // A stream the client reset while its request waited for the upstream, as
+            // Pingora's HTTP/2 server reports it and its proxy adds the peer to it.
+            (
+                Error::explain(H2Error, "Client closed H2, reason: stream no longer needed")
+                    .into_down()
+                    .more_context("Peer: addr: 127.0.0.1:8093, scheme: HTTP"),
+                Some(Kind::Abandoned),
+            ),
+            (
+                Error::explain(H2Error, "Client closed H2, reason: stream no longer needed")
+                    .into_down(),
+                Some(Kind::Abandoned),
+            ),
+            (
+                Error::explain(H2Error, "Client closed H2, reason: stream no longer needed")
+                    .into_up(),
+                None,
+            ),
+            (
+                Error::explain(H2Error, "try to send body before header is sent").into_down(),
+                None,
+            ),
             (up(ConnectionClosed), None),
             (up(ReadTimedout), None),
             (Error::explain(WriteError, "x"), None),

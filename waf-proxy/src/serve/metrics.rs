@@ -102,7 +102,7 @@ impl Metrics {
         registry.register(Box::new(head_timeouts.clone()))?;
         let client_faults = counter(
             "waf_client_faults_total",
-            "Client faults counted rather than logged one by one, by kind: tls_handshake (failed, or not complete within limits.header_timeout_ms), request_head (the client left, or was cut off, in the middle of a request head), abandoned (the client closed or reset its connection after the head: in its body, while it waited, or before its answer was written), malformed_body (broken chunked encoding, answered 400), malformed_head (a request head that does not parse, answered 400 by the HTTP server before inspection).",
+            "Client faults counted rather than logged one by one, by kind: tls_handshake (failed, or not complete within limits.header_timeout_ms), request_head (the client left, or was cut off, in the middle of a request head), abandoned (the client closed or reset its connection, or its HTTP/2 stream, after the head: in its body, while it waited, or before its answer was written), malformed_body (broken chunked encoding, answered 400), malformed_head (a request head that does not parse, answered 400 by the HTTP server before inspection).",
             &["kind"],
         )?;
         let client_connections = IntGauge::new(

@@ -25,7 +25,7 @@ use waf_core::Verdict;
 
 use super::audit::{AuditLog, AuditRecord, AuditRule, AuditValue, Durations};
 use super::block_page::{prefers_json, Page};
-use super::client_faults::ClientFaults;
+use super::client_faults::{self, ClientFaults};
 use super::live::{Live, SiteRuntime, Snapshot};
 use super::metrics::Metrics;
 use super::rate_limit;
@@ -810,6 +810,9 @@ impl ProxyHttp for Waf {
                 ErrorSource::Upstream => 502,
                 ErrorSource::Downstream => match e.etype() {
                     ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
+                    // An HTTP/2 stream reset while its answer was awaited has no one to
+                    // answer; it was answered as malformed, logged and counted as refused.
+                    ErrorType::H2Error if client_faults::is_h2_stream_reset(e) => 0,
                     _ => 400,
                 },
                 ErrorSource::Internal | ErrorSource::Unset => 500,

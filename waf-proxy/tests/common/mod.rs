@@ -203,6 +203,24 @@ pub fn read_request_head(stream: &mut impl Read) -> Vec<u8> {
     head
 }
 
+/// An upstream that accepts connections and never answers (after reading each request head
+/// when `read_head`), holding them open: its port.
+pub fn unanswering_upstream(read_head: bool) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming() {
+            let Ok(mut c) = c else { return };
+            if read_head {
+                read_request_head(&mut c);
+            }
+            held.push(c);
+        }
+    });
+    port
+}
+
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
