@@ -557,23 +557,7 @@ fn idle_connections_are_closed_after_the_idle_timeout() {
 #[test]
 fn an_http2_stream_whose_client_reads_nothing_is_cut_off_after_the_send_timeout() {
     // An upstream that sends a 64 MiB answer, and says when the proxy stopped taking it.
-    let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let upstream_port = upstream.local_addr().unwrap().port();
-    let (let_go, upstream_let_go) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let Ok((mut c, _)) = upstream.accept() else {
-            return;
-        };
-        common::read_request_head(&mut c);
-        let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 67108864\r\n\r\n");
-        let chunk = vec![b'x'; 1 << 20];
-        for _ in 0..64 {
-            if c.write_all(&chunk).is_err() {
-                let _ = let_go.send(());
-                return;
-            }
-        }
-    });
+    let (upstream_port, upstream_let_go) = common::large_answer_upstream();
     let pki = Pki::new();
     let origin = Origin::start();
     let dir = tempfile::tempdir().unwrap();
@@ -830,21 +814,24 @@ fn read_h2_frame_until(stream: &mut impl Read, kind: u8, on: u32) -> Option<(u8,
 }
 
 /// A browser resets the HTTP/2 stream (`CANCEL`) of every request a user leaves before its
-/// answer: a tab closed, a second click on "Sign in", a page left while the next loads. The
-/// proxy answered such a stream as a malformed request: an `INFO` line "The request is
-/// malformed", Pingora's `ERROR` line, an audit line and a count as `rejected`, for what
-/// is, over HTTP/1, a client that closes its connection while it waits, which is counted as
-/// an abandoned request and nothing else. Now it is that too, and the connection serves on.
+/// answer is in: a tab closed, a second click on "Sign in", a page left while the next loads.
+/// The proxy answered such a stream, reset while it waited for the upstream, as a malformed
+/// request: an `INFO` line "The request is malformed", Pingora's `ERROR` line, an audit line
+/// and a count as `rejected`; reset while its answer was written, it was an `ERROR` line
+/// ("cannot reserve capacity"). Over HTTP/1 the same is a client that closes its connection,
+/// counted as an abandoned request and nothing else. Now both are that too, and the
+/// connection serves on.
 #[test]
-fn an_http2_request_its_client_cancels_while_it_waits_is_abandoned_not_malformed() {
+fn an_http2_request_its_client_cancels_is_abandoned_not_malformed() {
     let pki = Pki::new();
     let origin = Origin::start();
     let silent = common::unanswering_upstream(true);
+    let (large, large_let_go) = common::large_answer_upstream();
     let dir = tempfile::tempdir().unwrap();
     pki.issue_files(
         dir.path(),
         "contoso",
-        &["login.contoso.com", "slow.contoso.com"],
+        &["login.contoso.com", "slow.contoso.com", "big.contoso.com"],
     );
     let proxy = Proxy::start_in(
         dir,
@@ -855,13 +842,16 @@ fn an_http2_request_its_client_cancels_while_it_waits_is_abandoned_not_malformed
                         tls:\n\
                         \x20 listen: \"127.0.0.1:{tls_port}\"\n\
                         \x20 certificates:\n\
-                        \x20   - {hosts: [login.contoso.com, slow.contoso.com], cert: contoso.pem, key: contoso.key}\n"
+                        \x20   - {hosts: [login.contoso.com, slow.contoso.com, big.contoso.com], cert: contoso.pem, key: contoso.key}\n"
                 .into(),
             extra_sites: format!(
                 "  - hosts: [slow.contoso.com]\n\
                  \x20   upstream: {{address: \"127.0.0.1:{silent}\"}}\n\
-                 \x20   rules: [\"{}\"]\n",
-                common::rules_dir().display()
+                 \x20   rules: [\"{rules}\"]\n\
+                 \x20 - hosts: [big.contoso.com]\n\
+                 \x20   upstream: {{address: \"127.0.0.1:{large}\"}}\n\
+                 \x20   rules: [\"{rules}\"]\n",
+                rules = common::rules_dir().display()
             ),
             ..Setup::default()
         },
@@ -915,6 +905,28 @@ fn an_http2_request_its_client_cancels_while_it_waits_is_abandoned_not_malformed
     // `:status: 200`, as HPACK's static table has it (index 8).
     assert_eq!(block.first(), Some(&0x88), "{block:?}");
     assert_eq!(origin.seen().len(), 1);
+
+    // A large answer, reset by the client once it has begun. The client never grants more
+    // window than HTTP/2's first 64 KiB, so the proxy is waiting for window when the reset
+    // comes.
+    h2.write_all(&h2_frame(
+        HEADERS,
+        END_STREAM_AND_HEADERS,
+        5,
+        &request("big.contoso.com", "/download"),
+    ))
+    .unwrap();
+    let (_, block) = read_h2_frame_until(&mut h2, HEADERS, 5).expect("an answer on stream 5");
+    assert_eq!(block.first(), Some(&0x88), "{block:?}");
+    const DATA: u8 = 0;
+    read_h2_frame_until(&mut h2, DATA, 5).expect("the answer's first bytes");
+    h2.write_all(&h2_frame(RST_STREAM, 0, 5, &cancel)).unwrap();
+    proxy.wait_until(Duration::from_secs(5), || proxy.metric(abandoned) == 2.0);
+    large_let_go
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the upstream connection is let go");
+    let counted = "waf_requests_total{action=\"pass\",site=\"big.contoso.com\"}";
+    proxy.wait_until(Duration::from_secs(5), || proxy.metric(counted) == 1.0);
 
     let log = proxy.log();
     assert!(!log.contains("ERROR"), "{log}");

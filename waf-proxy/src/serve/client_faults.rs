@@ -15,8 +15,9 @@
 //!   of body remaining`), while it waits for its answer, or before the answer is written
 //!   (`… WriteError … Connection reset by peer`). A browser tab closed, or a phone that lost
 //!   its network, in the middle of a sign-in. Over HTTP/2 the browser resets the request's
-//!   stream instead (`H2Error … Client closed H2, reason: stream no longer needed`), which was
-//!   answered, logged and counted as a malformed request ([`is_h2_stream_reset`]);
+//!   stream instead: while it waits (`H2Error … Client closed H2, reason: stream no longer
+//!   needed`, which was also answered and counted as a malformed request), or while its
+//!   answer is written (`H2Error … cannot reserve capacity`); see [`is_h2_stream_reset`];
 //! * a body whose framing is broken (`Fail to filter request: Downstream InvalidChunk`): a
 //!   chunk size that is not hexadecimal, a chunk without its line end. Scanners probing for
 //!   request smuggling send them by the hundred; the proxy answers 400.
@@ -158,24 +159,34 @@ impl Kind {
     }
 }
 
-/// Whether `error` says that a request's HTTP/2 stream was reset while the proxy waited for
-/// the upstream's answer: by the client (a browser sends `CANCEL` for every request a user
-/// leaves before its answer: a tab closed, a second click on "Sign in", a page left), or by the
-/// HTTP/2 codec for the client's protocol error (a body longer than its `Content-Length`).
-/// Either way the stream is gone, nothing can be answered on it, and there is nothing an
-/// operator can fix: the HTTP/2 form of a client that closes its HTTP/1 connection while it
-/// waits. Pingora reports it as an `H2Error` whose context is `Client closed H2, reason: …`,
-/// under whatever context was added on the way (`Peer: …`); its other `H2Error`s (a stream
-/// used wrongly by the proxy itself) are not this. Should an upgrade of Pingora reword it,
-/// such a request is logged as an error and answered as a malformed one again.
+/// Whether `error` says that a request's HTTP/2 stream was reset, or its connection lost,
+/// by the client's side: while the proxy waited for the upstream's answer, or while it wrote
+/// the answer. A browser resets the stream (`CANCEL`) of every request a user leaves before
+/// its answer is in (a tab closed, a second click on "Sign in", a page left in the middle of
+/// a download), and the HTTP/2 codec resets one for the client's protocol error (a body
+/// longer than its `Content-Length`). Either way the stream is gone, nothing can be answered
+/// on it, and there is nothing an operator can fix: the HTTP/2 form of a client that closes
+/// its HTTP/1 connection while it waits or reads.
+///
+/// Pingora reports these as `H2Error`s with a context of its own, under whatever context
+/// was added on the way (`Peer: …`): `Client closed H2, reason: …` while the answer is
+/// awaited, and, while it is written, `cannot reserve capacity` (the stream closed while the
+/// proxy waited for flow-control window) or `while waiting for capacity` (the stream failed
+/// meanwhile). Its other `H2Error`s (a stream used wrongly by the proxy itself) are not this.
+/// Should an upgrade of Pingora reword one, such a request is logged as an error again.
 pub fn is_h2_stream_reset(error: &pingora::Error) -> bool {
+    const GONE: [&str; 3] = [
+        "Client closed H2",
+        "cannot reserve capacity",
+        "while waiting for capacity",
+    ];
     let mut next = Some(error);
     while let Some(e) = next {
-        let reset = *e.etype() == pingora::ErrorType::H2Error
+        let gone = *e.etype() == pingora::ErrorType::H2Error
             && e.context
                 .as_ref()
-                .is_some_and(|c| c.as_str().starts_with("Client closed H2"));
-        if reset {
+                .is_some_and(|c| GONE.iter().any(|g| c.as_str().starts_with(g)));
+        if gone {
             return true;
         }
         next = e
@@ -523,6 +534,18 @@ mod tests {
                 Error::explain(H2Error, "Client closed H2, reason: stream no longer needed")
                     .into_up(),
                 None,
+            ),
+            // The same while the answer was written: the stream closed while the proxy
+            // waited for window, or failed meanwhile.
+            (
+                Error::explain(H2Error, "cannot reserve capacity")
+                    .into_down()
+                    .more_context("Peer: addr: 127.0.0.1:8095, scheme: HTTP"),
+                Some(Kind::Abandoned),
+            ),
+            (
+                Error::explain(H2Error, "while waiting for capacity").into_down(),
+                Some(Kind::Abandoned),
             ),
             (
                 Error::explain(H2Error, "try to send body before header is sent").into_down(),

@@ -221,6 +221,30 @@ pub fn unanswering_upstream(read_head: bool) -> u16 {
     port
 }
 
+/// An upstream that answers its first request with a 64 MiB body, much more than the sockets
+/// between it and a client hold: its port, and a receiver told when a write of the answer
+/// failed (the proxy let the upstream connection go).
+pub fn large_answer_upstream() -> (u16, std::sync::mpsc::Receiver<()>) {
+    let upstream = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = upstream.local_addr().unwrap().port();
+    let (let_go, upstream_let_go) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let Ok((mut c, _)) = upstream.accept() else {
+            return;
+        };
+        read_request_head(&mut c);
+        let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 67108864\r\n\r\n");
+        let chunk = vec![b'x'; 1 << 20];
+        for _ in 0..64 {
+            if c.write_all(&chunk).is_err() {
+                let _ = let_go.send(());
+                return;
+            }
+        }
+    });
+    (port, upstream_let_go)
+}
+
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
