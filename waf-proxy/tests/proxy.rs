@@ -563,6 +563,56 @@ fn site_without_rules(origin: &Origin) -> String {
     )
 }
 
+/// A `Content-Length` that is a list of equal values (`3, 3`) is refused with 400 before
+/// anything is forwarded, on a site without rules too. Pingora's HTTP/1 server takes the list,
+/// and the proxy forwarded it as it came to such a site: an upstream that reads it otherwise
+/// reads the body as the next request on the pooled connection (request smuggling).
+#[test]
+fn a_content_length_that_is_a_list_is_refused_on_every_site() {
+    let origin = Origin::start();
+    let open = Origin::start();
+    let proxy = Proxy::start(
+        &origin,
+        Setup {
+            extra_sites: site_without_rules(&open),
+            ..Setup::default()
+        },
+    );
+    let smuggled = "GET /smuggled HTTP/1.1\r\nHost: open.contoso.com\r\n\r\n";
+    for host in ["open.contoso.com", "login.contoso.com"] {
+        for length in ["3, 3", "3,3"] {
+            let r = proxy.send(
+                format!(
+                    "POST /form HTTP/1.1\r\nHost: {host}\r\nContent-Length: {length}\r\n\
+                     Connection: close\r\n\r\nabc{smuggled}"
+                )
+                .as_bytes(),
+            );
+            assert_eq!(r.status, 400, "{host} {length}: {}", r.raw);
+            assert_eq!(
+                r.header("x-request-id").map(str::len),
+                Some(16),
+                "{}",
+                r.raw
+            );
+        }
+        // One number is forwarded, with its body only.
+        let r = proxy.send(
+            format!(
+                "POST /form HTTP/1.1\r\nHost: {host}\r\nContent-Length: 3\r\n\
+                 Connection: close\r\n\r\nabc"
+            )
+            .as_bytes(),
+        );
+        assert_eq!(r.status, 200, "{host}: {}\n{}", r.raw, proxy.log());
+    }
+    for seen in [open.seen(), origin.seen()] {
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert_eq!(seen[0].header("content-length"), Some("3"));
+        assert_eq!(seen[0].body, b"abc");
+    }
+}
+
 #[test]
 fn a_site_without_rules_is_a_plain_proxy() {
     let origin = Origin::start();
