@@ -843,8 +843,9 @@ impl ProxyHttp for Waf {
                 ErrorSource::Upstream => 502,
                 ErrorSource::Downstream => match e.etype() {
                     ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
-                    // An HTTP/2 stream reset while its answer was awaited has no one to
-                    // answer; it was answered as malformed, logged and counted as refused.
+                    // An HTTP/2 stream its client reset, while the answer was awaited or
+                    // written, has no one to answer: an abandoned request, as a closed
+                    // HTTP/1 connection is (it was answered as malformed, and counted so).
                     ErrorType::H2Error if client_faults::is_h2_stream_reset(e) => 0,
                     _ => 400,
                 },
