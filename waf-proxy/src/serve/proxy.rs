@@ -311,7 +311,8 @@ fn hop_by_hop(headers: &http::HeaderMap) -> Vec<String> {
 /// which may also swallow the start of another client's request behind it (request
 /// smuggling). nginx refuses such a header, and so does the proxy now, for every site: the
 /// body pre-read of a site with rules refused it already, a site without rules forwarded it.
-fn content_length_is_one_number(req: &RequestHeader) -> bool {
+/// `waf ftw` refuses it in-process too (`cli/ftw/front_end.rs`).
+pub(crate) fn content_length_is_one_number(req: &RequestHeader) -> bool {
     let mut values = req.headers.get_all("content-length").iter();
     match (values.next(), values.next()) {
         (None, _) => true,

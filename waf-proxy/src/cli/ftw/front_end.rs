@@ -3,7 +3,8 @@
 //! In-process, `waf ftw` has no server in front of the engine, yet a CRS test such as
 //! "`Content-Length: NotDigits` gets a 400" is about the server. So the request's head is read
 //! by Pingora's own HTTP/1 server, from memory instead of a socket, and what it refuses is
-//! answered 400 here too. Then, as the proxy: `CONNECT` gets 405, and a body shorter than its
+//! answered 400 here too. Then, as the proxy: `CONNECT` gets 405, a `Content-Length` that is a
+//! list (`3, 3`, which Pingora takes) gets 400, and a body shorter than its
 //! `Content-Length` times out (408). A request that passes loses its target's fragment and,
 //! beside `Transfer-Encoding`, its `Content-Length`, as Pingora drops them (RFC 9112 sections
 //! 3.2 and 6.3). So in-process results agree with `waf ftw --target` against `waf serve`.
@@ -63,16 +64,20 @@ fn refuses(raw: &[u8]) -> Option<Refusal> {
     if head.method == http::Method::CONNECT {
         return refuse(405, "CONNECT is not proxied");
     }
+    // The proxy's own check after Pingora's: a list of equal lengths (`3, 3`), which Pingora
+    // takes, is refused.
+    if !crate::serve::content_length_is_one_number(&head) {
+        return refuse(400, "Content-Length is not one number");
+    }
     if head.headers.contains_key(http::header::TRANSFER_ENCODING) {
         // Chunked (Pingora checked): the body's length is its own framing's.
         return None;
     }
-    // One length, as Pingora checked (equal values in a list are one).
+    // One number, as checked above.
     let length = head
         .headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
         .and_then(|v| v.trim().parse::<usize>().ok());
     let head_len = head_len(raw).unwrap_or(raw.len());
     if length.is_some_and(|l| raw.len().saturating_sub(head_len) < l) {
@@ -197,7 +202,7 @@ mod tests {
 
     #[test]
     fn what_pingora_answers_itself() {
-        let cases: [(&[u8], Option<u16>); 13] = [
+        let cases: [(&[u8], Option<u16>); 15] = [
             (b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", None),
             (b"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", None),
             (b"GET /a|b{c}\"d HTTP/1.1\r\nHost: a\r\n\r\n", None),
@@ -215,6 +220,15 @@ mod tests {
             (
                 b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 50\r\n\r\n",
                 Some(408),
+            ),
+            // Pingora takes a list of equal lengths; the proxy refuses it.
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 3\r\n\r\nabc",
+                Some(400),
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc",
+                None,
             ),
             (
                 b"POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
