@@ -860,25 +860,29 @@ fn an_http2_request_its_client_cancels_is_abandoned_not_malformed() {
     let ca = pki.write_ca(proxy.dir.path());
     let mut h2 = tls_connect(port, &ca, Some(b"\x02h2"));
     assert_eq!(h2.ssl().selected_alpn_protocol(), Some(&b"h2"[..]));
-    let request = |authority: &str, path: &str| {
-        hpack_literals(&[
+    const DATA: u8 = 0;
+    const HEADERS: u8 = 1;
+    const RST_STREAM: u8 = 3;
+    const SETTINGS: u8 = 4;
+    // A GET, all of it in one HEADERS frame (END_STREAM and END_HEADERS).
+    let get = |stream: u32, authority: &str, path: &str| {
+        let fields = hpack_literals(&[
             (":method", "GET"),
             (":scheme", "https"),
             (":authority", authority),
             (":path", path),
-        ])
+        ]);
+        h2_frame(HEADERS, 0x5, stream, &fields)
     };
-    const HEADERS: u8 = 1;
-    const RST_STREAM: u8 = 3;
-    const END_STREAM_AND_HEADERS: u8 = 0x5;
+    // The answer's HEADERS on `stream` say `:status: 200`, as HPACK's static table has it
+    // (index 8).
+    let answered_200 = |h2: &mut SslStream<TcpStream>, stream: u32| {
+        let (_, block) = read_h2_frame_until(h2, HEADERS, stream).expect("an answer");
+        assert_eq!(block.first(), Some(&0x88), "stream {stream}: {block:?}");
+    };
     let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-    out.extend(h2_frame(4, 0, 0, b""));
-    out.extend(h2_frame(
-        HEADERS,
-        END_STREAM_AND_HEADERS,
-        1,
-        &request("slow.contoso.com", "/authorize?x=1"),
-    ));
+    out.extend(h2_frame(SETTINGS, 0, 0, b""));
+    out.extend(get(1, "slow.contoso.com", "/authorize?x=1"));
     h2.write_all(&out).unwrap();
     // Inspected and forwarded: the upstream holds it. Then the user leaves.
     std::thread::sleep(Duration::from_millis(500));
@@ -894,31 +898,17 @@ fn an_http2_request_its_client_cancels_is_abandoned_not_malformed() {
         0.0
     );
     // The connection serves the next request.
-    h2.write_all(&h2_frame(
-        HEADERS,
-        END_STREAM_AND_HEADERS,
-        3,
-        &request("login.contoso.com", "/authorize?x=2"),
-    ))
-    .unwrap();
-    let (_, block) = read_h2_frame_until(&mut h2, HEADERS, 3).expect("an answer on stream 3");
-    // `:status: 200`, as HPACK's static table has it (index 8).
-    assert_eq!(block.first(), Some(&0x88), "{block:?}");
+    h2.write_all(&get(3, "login.contoso.com", "/authorize?x=2"))
+        .unwrap();
+    answered_200(&mut h2, 3);
     assert_eq!(origin.seen().len(), 1);
 
     // A large answer, reset by the client once it has begun. The client never grants more
     // window than HTTP/2's first 64 KiB, so the proxy is waiting for window when the reset
     // comes.
-    h2.write_all(&h2_frame(
-        HEADERS,
-        END_STREAM_AND_HEADERS,
-        5,
-        &request("big.contoso.com", "/download"),
-    ))
-    .unwrap();
-    let (_, block) = read_h2_frame_until(&mut h2, HEADERS, 5).expect("an answer on stream 5");
-    assert_eq!(block.first(), Some(&0x88), "{block:?}");
-    const DATA: u8 = 0;
+    h2.write_all(&get(5, "big.contoso.com", "/download"))
+        .unwrap();
+    answered_200(&mut h2, 5);
     read_h2_frame_until(&mut h2, DATA, 5).expect("the answer's first bytes");
     h2.write_all(&h2_frame(RST_STREAM, 0, 5, &cancel)).unwrap();
     proxy.wait_until(Duration::from_secs(5), || proxy.metric(abandoned) == 2.0);
