@@ -927,3 +927,68 @@ fn an_http2_request_its_client_cancels_is_abandoned_not_malformed() {
         0.0
     );
 }
+
+/// An HTTP/2 request ends its body with its stream: a `POST` whose `HEADERS` frame ends the
+/// stream may carry no `content-length`. Pingora forwarded it to the HTTP/1.1 upstream with
+/// neither `Content-Length` nor `Transfer-Encoding`, which IIS answers `411 Length Required`;
+/// RFC 9110 section 8.6 has a client send `Content-Length: 0` for such a method.
+#[test]
+fn an_http2_post_without_a_body_reaches_the_upstream_with_content_length_0() {
+    let pki = Pki::new();
+    let origin = Origin::start();
+    let proxy = two_domain_proxy(&origin, &pki);
+    let port = proxy.tls_port.unwrap();
+    let ca = pki.write_ca(proxy.dir.path());
+    let mut h2 = tls_connect(port, &ca, Some(b"\x02h2"));
+    let mut preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    preface.extend(h2_frame(4, 0, 0, b""));
+    h2.write_all(&preface).unwrap();
+    // (Our rules refuse `PUT` and `PATCH`, which sign-in pages do not use.)
+    let cases = [
+        (1, "POST", None, Some("0")),
+        (3, "POST", Some("0"), Some("0")),
+        (5, "GET", None, None),
+        (7, "OPTIONS", None, None),
+    ];
+    for (stream, method, sent, forwarded) in cases {
+        let path = format!("/contoso.onmicrosoft.com/B2C_1_signin/api/{stream}");
+        let mut fields = vec![
+            (":method", method),
+            (":scheme", "https"),
+            (":authority", "login.contoso.com"),
+            (":path", path.as_str()),
+        ];
+        if let Some(length) = sent {
+            fields.push(("content-length", length));
+        }
+        // END_STREAM and END_HEADERS: no body.
+        h2.write_all(&h2_frame(1, 0x5, stream, &hpack_literals(&fields)))
+            .unwrap();
+        let (_, block) = read_h2_frame_until(&mut h2, 1, stream).expect("an answer");
+        // `:status: 200`, index 8 of HPACK's static table.
+        assert_eq!(
+            block.first(),
+            Some(&0x88),
+            "{method}: {block:?}\n{}",
+            proxy.log()
+        );
+        let seen = origin.seen();
+        let last = seen.last().expect("the request reached the origin");
+        assert_eq!(
+            (last.method.as_str(), last.target.as_str()),
+            (method, path.as_str())
+        );
+        assert_eq!(
+            last.header("content-length"),
+            forwarded,
+            "{method}: {:?}",
+            last.headers
+        );
+        assert_eq!(
+            last.header_count("content-length"),
+            usize::from(forwarded.is_some())
+        );
+        assert_eq!(last.header("transfer-encoding"), None);
+        assert!(last.body.is_empty());
+    }
+}

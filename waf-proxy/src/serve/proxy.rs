@@ -325,6 +325,21 @@ pub(crate) fn content_length_is_one_number(req: &RequestHeader) -> bool {
     }
 }
 
+/// Whether a request without a body must say `Content-Length: 0` to an HTTP/1.1 upstream: its
+/// method gives a body a meaning (`POST`, `PUT`, `PATCH`), and it has neither a length nor
+/// `Transfer-Encoding`. An HTTP/2 request ends its body with its stream, so a `POST` whose
+/// `HEADERS` frame ended the stream may carry no `content-length` (curl's `-X POST` without
+/// data does that), and Pingora forwarded it with neither header. RFC 9110 section 8.6 has a
+/// client send `Content-Length` for such a method even when it is 0, and servers hold it to
+/// that: IIS answers `411 Length Required`.
+fn needs_content_length_0(req: &RequestHeader) -> bool {
+    matches!(
+        req.method,
+        http::Method::POST | http::Method::PUT | http::Method::PATCH
+    ) && !req.headers.contains_key(http::header::CONTENT_LENGTH)
+        && !req.headers.contains_key(http::header::TRANSFER_ENCODING)
+}
+
 /// Joins the `cookie` fields of an HTTP/2 request into one, `; ` between them (RFC 9113
 /// section 8.2.3). An HTTP/2 client may send its cookies as several fields (the "crumbs" of
 /// HPACK, which compress better), and they must be joined before the request goes to an
@@ -970,7 +985,7 @@ impl ProxyHttp for Waf {
 
     async fn upstream_request_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_request: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
@@ -980,6 +995,12 @@ impl ProxyHttp for Waf {
             .ok_or_else(|| http_error(421, "no site"))?;
         for name in hop_by_hop(&upstream_request.headers) {
             upstream_request.remove_header(name.as_str());
+        }
+        if session.req_header().version == http::Version::HTTP_2
+            && session.is_body_empty()
+            && needs_content_length_0(upstream_request)
+        {
+            upstream_request.insert_header("Content-Length", "0")?;
         }
         if let Some((_, origin)) = absolute_form(upstream_request.raw_path()) {
             upstream_request.set_raw_path(&origin)?;
