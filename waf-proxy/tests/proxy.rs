@@ -1779,6 +1779,9 @@ fn hop_by_hop_headers_stop_here_and_cookies_location_cors_pass_untouched() {
     );
     assert_eq!(r.header("access-control-allow-credentials"), Some("true"));
     assert_eq!(r.header("x-origin-hop"), None, "{}", r.raw);
+    // The upstream's offer to switch protocols is its own connection's: the proxy does not
+    // take `h2c` upgrades.
+    assert_eq!(r.header("upgrade"), None, "{}", r.raw);
     // What the client meant for this hop only did not reach the origin.
     let seen = origin.seen();
     assert_eq!(seen.len(), 1);

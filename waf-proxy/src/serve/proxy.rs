@@ -1056,6 +1056,13 @@ impl ProxyHttp for Waf {
         for name in hop_by_hop(&upstream_response.headers) {
             upstream_response.remove_header(name.as_str());
         }
+        // `Upgrade` in any other answer than a 101 is the upstream's offer to switch its own
+        // connection's protocol (Apache with HTTP/2 offers `h2,h2c` on every answer). It is
+        // hop-by-hop, and this proxy takes no such switch from a client: Pingora passed it on
+        // over HTTP/1 (it drops it over HTTP/2, where it is not allowed).
+        if upstream_response.status != http::StatusCode::SWITCHING_PROTOCOLS {
+            upstream_response.remove_header("upgrade");
+        }
         Ok(())
     }
 

@@ -172,14 +172,16 @@ fn serve_origin<S: Read + Write>(conn: S, log: Arc<Mutex<Vec<Seen>>>, sni: Optio
             sni: sni.clone(),
         });
         // `/redirect...` answers like External ID does after a sign-in: a redirect with its
-        // cookies and CORS headers, and a hop-by-hop header that must not reach the client.
+        // cookies and CORS headers, and hop-by-hop headers that must not reach the client (an
+        // `Upgrade` offer, as Apache with HTTP/2 sends it, among them).
         let answer: &[u8] = if redirect {
             b"HTTP/1.1 302 Found\r\nLocation: https://app.contoso.com/cb?code=abc&state=xyz\r\n\
               Set-Cookie: x-ms-cpim-sso:contoso_0=abc; path=/; SameSite=None; Secure; HttpOnly\r\n\
               Set-Cookie: x-ms-cpim-trans=def; path=/; SameSite=None; Secure; HttpOnly\r\n\
               Access-Control-Allow-Origin: https://app.contoso.com\r\n\
               Access-Control-Allow-Credentials: true\r\n\
-              Connection: X-Origin-Hop\r\nX-Origin-Hop: 1\r\nContent-Length: 0\r\n\r\n"
+              Upgrade: h2,h2c\r\nConnection: Upgrade, X-Origin-Hop\r\nX-Origin-Hop: 1\r\n\
+              Content-Length: 0\r\n\r\n"
         } else {
             b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 6\r\n\r\norigin"
         };
