@@ -57,6 +57,33 @@ fn two_domain_proxy_with(origin: &Origin, pki: &Pki, limits_extra: &str, top: &s
     )
 }
 
+/// A proxy with an HTTPS listener serving one `contoso` certificate for `names`, issued into
+/// `dir` (where a test may have put files of its own first), and `setup`'s other keys: its
+/// `extra_top` goes after the `tls:` block.
+fn contoso_tls_proxy(
+    dir: tempfile::TempDir,
+    origin: &Origin,
+    pki: &Pki,
+    names: &[&str],
+    setup: Setup,
+) -> Proxy {
+    pki.issue_files(dir.path(), "contoso", names);
+    let tls = format!(
+        "tls:\n  listen: \"127.0.0.1:{{tls_port}}\"\n  certificates:\n    \
+         - {{hosts: [{}], cert: contoso.pem, key: contoso.key}}\n",
+        names.join(", ")
+    );
+    Proxy::start_in(
+        dir,
+        origin,
+        Setup {
+            tls: true,
+            extra_top: tls + &setup.extra_top,
+            ..setup
+        },
+    )
+}
+
 #[test]
 fn https_clients_get_the_certificate_of_the_name_they_ask_for() {
     let pki = Pki::new();
@@ -560,23 +587,13 @@ fn an_http2_stream_whose_client_reads_nothing_is_cut_off_after_the_send_timeout(
     let (upstream_port, upstream_let_go) = common::large_answer_upstream();
     let pki = Pki::new();
     let origin = Origin::start();
-    let dir = tempfile::tempdir().unwrap();
-    pki.issue_files(
-        dir.path(),
-        "contoso",
-        &["login.contoso.com", "big.contoso.com"],
-    );
-    let proxy = Proxy::start_in(
-        dir,
+    let proxy = contoso_tls_proxy(
+        tempfile::tempdir().unwrap(),
         &origin,
+        &pki,
+        &["login.contoso.com", "big.contoso.com"],
         Setup {
-            tls: true,
             limits_extra: "  send_timeout_ms: 1000\n".into(),
-            extra_top: "tls:\n\
-                        \x20 listen: \"127.0.0.1:{tls_port}\"\n\
-                        \x20 certificates:\n\
-                        \x20   - {hosts: [login.contoso.com, big.contoso.com], cert: contoso.pem, key: contoso.key}\n"
-                .into(),
             extra_sites: format!(
                 "  - hosts: [big.contoso.com]\n    upstream: {{address: \"127.0.0.1:{upstream_port}\"}}\n"
             ),
@@ -612,22 +629,17 @@ fn an_http2_body_forwarded_as_it_arrives_is_answered_408_when_it_falls_behind() 
     let pki = Pki::new();
     let origin = Origin::start();
     let dir = tempfile::tempdir().unwrap();
-    pki.issue_files(dir.path(), "contoso", &["login.contoso.com"]);
     let body = dir.path().join("upload.bin");
     std::fs::write(&body, vec![b'a'; 8000]).unwrap();
-    let proxy = Proxy::start_in(
+    let proxy = contoso_tls_proxy(
         dir,
         &origin,
+        &pki,
+        &["login.contoso.com"],
         Setup {
-            tls: true,
             large_body: "pass",
             limits_extra: "  body_timeout_ms: 1000\n".into(),
-            extra_top: "audit: {path: \"{dir}/audit.jsonl\", all_requests: false}\n\
-                        tls:\n\
-                        \x20 listen: \"127.0.0.1:{tls_port}\"\n\
-                        \x20 certificates:\n\
-                        \x20   - {hosts: [login.contoso.com], cert: contoso.pem, key: contoso.key}\n"
-                .into(),
+            extra_top: "audit: {path: \"{dir}/audit.jsonl\", all_requests: false}\n".into(),
             ..Setup::default()
         },
     );
@@ -684,28 +696,19 @@ fn an_http2_body_that_stops_is_the_clients_fault_not_the_upstreams() {
     let origin = Origin::start();
     let open = Origin::start();
     let dir = tempfile::tempdir().unwrap();
-    pki.issue_files(
-        dir.path(),
-        "contoso",
-        &["login.contoso.com", "open.contoso.com"],
-    );
     let fifo = dir.path().join("body.fifo");
     let made = std::process::Command::new("mkfifo")
         .arg(&fifo)
         .status()
         .unwrap();
     assert!(made.success());
-    let proxy = Proxy::start_in(
+    let proxy = contoso_tls_proxy(
         dir,
         &origin,
+        &pki,
+        &["login.contoso.com", "open.contoso.com"],
         Setup {
-            tls: true,
-            extra_top: "audit: {path: \"{dir}/audit.jsonl\", all_requests: false}\n\
-                        tls:\n\
-                        \x20 listen: \"127.0.0.1:{tls_port}\"\n\
-                        \x20 certificates:\n\
-                        \x20   - {hosts: [login.contoso.com, open.contoso.com], cert: contoso.pem, key: contoso.key}\n"
-                .into(),
+            extra_top: "audit: {path: \"{dir}/audit.jsonl\", all_requests: false}\n".into(),
             extra_sites: format!(
                 "  - hosts: [open.contoso.com]\n\
                  \x20   upstream: {{address: \"127.0.0.1:{}\", read_timeout_ms: 1500}}\n\
@@ -827,23 +830,13 @@ fn an_http2_request_its_client_cancels_is_abandoned_not_malformed() {
     let origin = Origin::start();
     let silent = common::unanswering_upstream(true);
     let (large, large_let_go) = common::large_answer_upstream();
-    let dir = tempfile::tempdir().unwrap();
-    pki.issue_files(
-        dir.path(),
-        "contoso",
-        &["login.contoso.com", "slow.contoso.com", "big.contoso.com"],
-    );
-    let proxy = Proxy::start_in(
-        dir,
+    let proxy = contoso_tls_proxy(
+        tempfile::tempdir().unwrap(),
         &origin,
+        &pki,
+        &["login.contoso.com", "slow.contoso.com", "big.contoso.com"],
         Setup {
-            tls: true,
-            extra_top: "audit: {path: \"{dir}/audit.jsonl\", all_requests: false}\n\
-                        tls:\n\
-                        \x20 listen: \"127.0.0.1:{tls_port}\"\n\
-                        \x20 certificates:\n\
-                        \x20   - {hosts: [login.contoso.com, slow.contoso.com, big.contoso.com], cert: contoso.pem, key: contoso.key}\n"
-                .into(),
+            extra_top: "audit: {path: \"{dir}/audit.jsonl\", all_requests: false}\n".into(),
             extra_sites: format!(
                 "  - hosts: [slow.contoso.com]\n\
                  \x20   upstream: {{address: \"127.0.0.1:{silent}\"}}\n\
