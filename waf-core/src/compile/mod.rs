@@ -1396,6 +1396,37 @@ impl Program {
         self.memo_lookup(cache, slot, raw, slots)
     }
 
+    /// Whether the memo knows that `plan`'s operator misses the value in `slot` at every
+    /// stage of the condition, so that [`test`](Evaluate::test) would find no match there.
+    ///
+    /// A recurring value opens the same gates on every request, mostly by chance (a literal
+    /// of a regex inside a word, a `;` or a `(` in every `User-Agent`). `test` would ask the
+    /// memo, find the miss recorded on an earlier request, and skip the operator. Asked here,
+    /// before the slot list goes back to the driver, the same answer also spares the driver
+    /// its visit of the value (selectors, exclusions, the call to `test`), and a rule whose
+    /// every candidate is known to miss is over at once. Only for operators whose verdict
+    /// depends on the bytes alone (`pure`), as in `test`, and only for a slot whose memo entry
+    /// was looked up (every listed slot was, by the scan that listed it).
+    fn known_to_miss(
+        memo_slots: &[u32],
+        memo: &memo::ScanMemo,
+        plan: &CondPlan,
+        slot: usize,
+    ) -> bool {
+        if !plan.pure {
+            return false;
+        }
+        let Some(&e) = memo_slots.get(slot) else {
+            return false;
+        };
+        e < NOT_REMEMBERED
+            && !plan.stages.is_empty()
+            && plan
+                .stages
+                .iter()
+                .all(|&(node, _)| memo.missed(e, node, plan.key))
+    }
+
     /// [`memo_entry`](Program::memo_entry) for a slot not looked up yet, or not remembered.
     #[inline(never)]
     fn memo_lookup(&self, cache: &mut Cache, slot: u32, raw: &[u8], slots: usize) -> Option<u32> {
@@ -1826,10 +1857,20 @@ impl Evaluate for Program {
                     }
                 }
                 let mut sorted = Vec::with_capacity(list.len());
+                let known = self.conds.get(rule).and_then(|c| c.get(cond));
                 for s in lowest..=highest {
-                    if marks.get(s).copied().unwrap_or(false) {
-                        sorted.push(s as u32);
+                    if !marks.get(s).copied().unwrap_or(false) {
+                        continue;
                     }
+                    if known.is_some_and(|plan| {
+                        Self::known_to_miss(&cache.memo_slots, &cache.memo, plan, s)
+                    }) {
+                        continue;
+                    }
+                    sorted.push(s as u32);
+                }
+                if sorted.is_empty() {
+                    return Candidates::None;
                 }
                 Candidates::Slots(sorted)
             }
@@ -2379,6 +2420,46 @@ SecRule ARGS:page "@streq 2" "id:4,phase:1,deny,t:none"
                 assert_eq!(reference.inspect(request).decided_by, *decided_by, "{at}");
             }
         }
+    }
+
+    /// A recurring value that opens a condition's gate and misses its operator is no longer a
+    /// candidate once the memo knows the miss: it must hide neither another value of the
+    /// request that matches, nor a match at a later stage of a `multi_match` condition (a miss
+    /// at one stage is not a miss at all of them).
+    #[test]
+    fn a_value_known_to_miss_is_no_candidate_and_hides_nothing() {
+        let set = RuleSet::from_yaml_str(
+            "rules:
+  - id: 1
+    targets: [args]
+    transforms: [url_decode_uni]
+    match: {rx: 'union\\s+select'}
+  - id: 2
+    targets: [request_headers:x-q]
+    transforms: [url_decode_uni, lowercase]
+    multi_match: true
+    match: {rx: 'drop\\s+table'}
+",
+            "known-miss.yaml",
+        )
+        .unwrap();
+        let program = compile(&set).unwrap();
+        let header = |value: &str| Request::builder().uri("/").header("X-Q", value).build();
+        let cases = [
+            // `select` opens rule 1's gate in `a`, whose regex misses it.
+            (Request::builder().uri("/?a=select%20nothing").build(), None),
+            (
+                Request::builder()
+                    .uri("/?a=select%20nothing&b=union%20select%201")
+                    .build(),
+                Some(1),
+            ),
+            // Rule 2 misses the raw and the decoded value, and matches the lowercase one.
+            (header("DROP%20TABLE"), Some(2)),
+            (header("drop%20tables%20later"), Some(2)),
+            (header("table%20drop"), None),
+        ];
+        requests_decided_alike(&program, &set, &cases, |r| format!("{r:?}"));
     }
 
     /// Regression: a value carried twice in one request (two cookies of one name) was listed
