@@ -185,6 +185,56 @@ fn http2_clients_are_served_and_their_bodies_inspected_before_forwarding() {
 /// An HTTP/2 client may send its cookies as several `cookie` fields; an HTTP/1.1 upstream must
 /// get them as one header (RFC 9113 section 8.2.3). Pingora forwarded each as its own
 /// `Cookie` header, and an upstream that reads one lost the others (a session cookie).
+/// An upstream answer whose length is a list of equal numbers (`Content-Length: 6, 6`) reaches
+/// the client with the one number. Pingora framed the body by the list and passed the header on
+/// as it came: over HTTP/2 it then reset the stream (`PROTOCOL_ERROR`), so the answer never
+/// reached the browser.
+#[test]
+fn an_upstream_length_list_reaches_the_client_as_one_number() {
+    let pki = Pki::new();
+    let origin = Origin::start();
+    let proxy = two_domain_proxy(&origin, &pki);
+    let ca = pki.write_ca(proxy.dir.path());
+    let one_length = |head: &str| {
+        let lengths: Vec<&str> = head
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .filter(|(n, _)| n.trim().eq_ignore_ascii_case("content-length"))
+            .map(|(_, v)| v.trim())
+            .collect();
+        assert_eq!(lengths, ["6"], "{head}");
+    };
+
+    // HTTP/1.1, twice on one connection: the first body ended where its length said.
+    let mut s = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+    for _ in 0..2 {
+        s.write_all(b"GET /length-list HTTP/1.1\r\nHost: login.contoso.com\r\n\r\n")
+            .unwrap();
+        let r = Response::read_head(&mut s);
+        assert_eq!(r.status, 200, "{}", r.raw);
+        one_length(&r.raw);
+        let mut body = [0u8; 6];
+        s.read_exact(&mut body).unwrap();
+        assert_eq!(&body, b"origin");
+    }
+
+    // HTTP/2.
+    let head = proxy.dir.path().join("h2-head.txt");
+    let (status, version, body) = curl_h2(
+        proxy.tls_port.unwrap(),
+        "login.contoso.com",
+        &ca,
+        "/length-list",
+        &["-D", head.to_str().unwrap()],
+    );
+    assert_eq!(
+        (status, version.as_str(), body.as_str()),
+        (200, "2", "origin")
+    );
+    one_length(&std::fs::read_to_string(&head).unwrap());
+    assert_eq!(origin.seen().len(), 3);
+}
+
 #[test]
 fn http2_cookie_crumbs_reach_the_upstream_as_one_cookie_header() {
     let pki = Pki::new();

@@ -325,6 +325,38 @@ pub(crate) fn content_length_is_one_number(req: &RequestHeader) -> bool {
     }
 }
 
+/// The one length an upstream's answer gives as a list of equal numbers (`Content-Length: 6,
+/// 6`, or the header twice); `None` for one number, no header, or anything else.
+///
+/// RFC 9110 section 8.6 lets a recipient take such a list as its one value, and Pingora does:
+/// it frames the body by it, then passed the header on as it came. A client, a cache or a CDN
+/// in front of the proxy that refuses a list (as the proxy refuses one from a client, see
+/// [`content_length_is_one_number`]) would have failed a good answer, or worse, framed it
+/// otherwise. Unequal values never get here: Pingora answers 502 to them.
+fn content_length_list(headers: &http::HeaderMap) -> Option<u64> {
+    if headers.contains_key(http::header::TRANSFER_ENCODING) {
+        // Pingora drops the length beside `Transfer-Encoding`.
+        return None;
+    }
+    let mut length = None;
+    let mut count = 0;
+    for value in headers.get_all(http::header::CONTENT_LENGTH) {
+        for number in value.as_bytes().split(|&b| b == b',') {
+            let number = number.trim_ascii();
+            if number.is_empty() || !number.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            let n = std::str::from_utf8(number).ok()?.parse::<u64>().ok()?;
+            if length.is_some_and(|l| l != n) {
+                return None;
+            }
+            length = Some(n);
+            count += 1;
+        }
+    }
+    length.filter(|_| count > 1)
+}
+
 /// Whether a request without a body must say `Content-Length: 0` to an HTTP/1.1 upstream: its
 /// method gives a body a meaning (`POST`, `PUT`, `PATCH`), and it has neither a length nor
 /// `Transfer-Encoding`. An HTTP/2 request ends its body with its stream, so a `POST` whose
@@ -1063,6 +1095,9 @@ impl ProxyHttp for Waf {
         if upstream_response.status != http::StatusCode::SWITCHING_PROTOCOLS {
             upstream_response.remove_header("upgrade");
         }
+        if let Some(length) = content_length_list(&upstream_response.headers) {
+            upstream_response.insert_header(http::header::CONTENT_LENGTH, length.to_string())?;
+        }
         Ok(())
     }
 
@@ -1182,6 +1217,35 @@ mod tests {
                 req.append_header("content-length", *v).unwrap();
             }
             assert_eq!(content_length_is_one_number(&req), one_number, "{values:?}");
+        }
+    }
+
+    #[test]
+    fn an_answers_length_list_is_taken_as_its_one_number() {
+        for (values, chunked, one) in [
+            (&[][..], false, None),
+            (&["6"][..], false, None),
+            (&["6, 6"][..], false, Some(6)),
+            (&["6,6,6"][..], false, Some(6)),
+            (&[" 6 ,\t6 "][..], false, Some(6)),
+            (&["6", "6"][..], false, Some(6)),
+            (&["6", "6, 6"][..], false, Some(6)),
+            (&["6, 7"][..], false, None),
+            (&["6", "7"][..], false, None),
+            (&["6, "][..], false, None),
+            (&["6, +6"][..], false, None),
+            (&["6, 6"][..], true, None),
+        ] {
+            let mut answer = ResponseHeader::build(200, None).unwrap();
+            for v in values {
+                answer.append_header("content-length", *v).unwrap();
+            }
+            if chunked {
+                answer
+                    .append_header("transfer-encoding", "chunked")
+                    .unwrap();
+            }
+            assert_eq!(content_length_list(&answer.headers), one, "{values:?}");
         }
     }
 

@@ -164,6 +164,7 @@ fn serve_origin<S: Read + Write>(conn: S, log: Arc<Mutex<Vec<Seen>>>, sni: Optio
             }
         }
         let redirect = target.starts_with("/redirect");
+        let length_list = target.starts_with("/length-list");
         log.lock().unwrap().push(Seen {
             method,
             target,
@@ -182,6 +183,9 @@ fn serve_origin<S: Read + Write>(conn: S, log: Arc<Mutex<Vec<Seen>>>, sni: Optio
               Access-Control-Allow-Credentials: true\r\n\
               Upgrade: h2,h2c\r\nConnection: Upgrade, X-Origin-Hop\r\nX-Origin-Hop: 1\r\n\
               Content-Length: 0\r\n\r\n"
+        } else if length_list {
+            // The length as a list of equal numbers, which RFC 9110 lets a recipient take.
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 6, 6\r\n\r\norigin"
         } else {
             b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 6\r\n\r\norigin"
         };
