@@ -240,17 +240,21 @@ fn switching_site(host: &str, extra: &str) -> (String, std::sync::Arc<std::sync:
     )
 }
 
-/// Sends a WebSocket handshake (with `upgrade` as its `Upgrade`) and, when the answer is 101,
-/// a request through the tunnel; returns the answer and what came back through the tunnel.
-fn handshake_then_smuggle(proxy: &Proxy, host: &str, upgrade: &str) -> (Response, String) {
+/// Sends a WebSocket handshake (with `upgrade` as its `Upgrade`; a plain request without) and,
+/// when the answer is 101, a request through the tunnel; returns the answer and what came back
+/// through the tunnel.
+fn handshake_then_smuggle(proxy: &Proxy, host: &str, upgrade: Option<&str>) -> (Response, String) {
     let mut s = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "GET /chat HTTP/1.1\r\nHost: {host}\r\nUpgrade: {upgrade}\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    .unwrap();
+    let handshake = upgrade
+        .map(|u| {
+            format!(
+                "Upgrade: {u}\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+            )
+        })
+        .unwrap_or_default();
+    write!(s, "GET /chat HTTP/1.1\r\nHost: {host}\r\n{handshake}\r\n").unwrap();
     let answer = Response::read_head(&mut s);
     // A refusal's page, before anything that could come through a tunnel.
     let page = answer
@@ -298,7 +302,7 @@ fn websocket_upgrades_are_forwarded_only_to_sites_that_allow_them() {
 
     // A site without `websockets`: the upstream sees no upgrade, its 101 is refused, and the
     // bytes sent after the handshake never reach it.
-    let (r, echoed) = handshake_then_smuggle(&proxy, "closed.contoso.com", "websocket");
+    let (r, echoed) = handshake_then_smuggle(&proxy, "closed.contoso.com", Some("websocket"));
     assert_eq!(r.status, 502, "{}", r.raw);
     assert_eq!(echoed, "");
     let seen = closed_seen.lock().unwrap();
@@ -312,7 +316,7 @@ fn websocket_upgrades_are_forwarded_only_to_sites_that_allow_them() {
 
     // A site with `websockets: true`: the handshake is forwarded, and after the 101 the
     // connection is a tunnel, as the site asked.
-    let (r, echoed) = handshake_then_smuggle(&proxy, "ws.contoso.com", "websocket");
+    let (r, echoed) = handshake_then_smuggle(&proxy, "ws.contoso.com", Some("websocket"));
     assert_eq!(r.status, 101, "{}", r.raw);
     assert!(echoed.starts_with("GET /admin"), "{echoed:?}");
     let seen = open_seen.lock().unwrap();
@@ -322,12 +326,18 @@ fn websocket_upgrades_are_forwarded_only_to_sites_that_allow_them() {
     drop(seen);
 
     // Even there, only a WebSocket handshake: an `h2c` upgrade goes out as a plain request.
-    let (r, echoed) = handshake_then_smuggle(&proxy, "ws.contoso.com", "h2c");
+    let (r, echoed) = handshake_then_smuggle(&proxy, "ws.contoso.com", Some("h2c"));
     assert_eq!(r.status, 502, "{}", r.raw);
     assert_eq!(echoed, "");
     assert!(!open_seen.lock().unwrap().heads[1]
         .to_ascii_lowercase()
         .contains("\r\nupgrade:"));
+
+    // Nor does a request that asked for no upgrade get one: the 101 is refused there too
+    // (Pingora passed it to the client, then closed the connection).
+    let (r, echoed) = handshake_then_smuggle(&proxy, "ws.contoso.com", None);
+    assert_eq!(r.status, 502, "{}", r.raw);
+    assert_eq!(echoed, "");
 
     // The handshake itself is inspected like any request.
     let mut s = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
@@ -340,11 +350,11 @@ fn websocket_upgrades_are_forwarded_only_to_sites_that_allow_them() {
     .unwrap();
     let r = Response::read_head(&mut s);
     assert_eq!(r.status, 403, "{}", r.raw);
-    assert_eq!(open_seen.lock().unwrap().heads.len(), 2);
+    assert_eq!(open_seen.lock().unwrap().heads.len(), 3);
 
     // The audit log says what became of each upgrade. A line is written once its request is
     // done (a tunnel's when it closes), so they are compared in no particular order.
-    proxy.wait_until(Duration::from_secs(5), || proxy.audit().len() >= 4);
+    proxy.wait_until(Duration::from_secs(5), || proxy.audit().len() >= 5);
     let audit = proxy.audit();
     let mut upgrades: Vec<(&str, &str, u64)> = audit
         .iter()
@@ -361,6 +371,7 @@ fn websocket_upgrades_are_forwarded_only_to_sites_that_allow_them() {
         upgrades,
         [
             ("closed.contoso.com", "refused", 502),
+            ("ws.contoso.com", "", 502),
             ("ws.contoso.com", "forwarded", 101),
             ("ws.contoso.com", "forwarded", 403),
             ("ws.contoso.com", "refused", 502),

@@ -235,6 +235,61 @@ fn an_upstream_length_list_reaches_the_client_as_one_number() {
     assert_eq!(origin.seen().len(), 3);
 }
 
+/// Answers an HTTP/2 stream cannot carry as they came: a `101` to a request that asked for no
+/// upgrade (HTTP/2 has no 101), and a `204` with a `Content-Length`. Pingora passed both on and
+/// the client's stream was reset (`PROTOCOL_ERROR`); over HTTP/1.1 the 101 reached the client,
+/// and the connection closed. Now the 101 is a 502 with the proxy's page, and the 204 loses its
+/// length, over either protocol.
+#[test]
+fn an_upstream_101_or_204_with_a_length_does_not_break_the_answer() {
+    let pki = Pki::new();
+    let origin = Origin::start();
+    let proxy = two_domain_proxy(&origin, &pki);
+    let ca = pki.write_ca(proxy.dir.path());
+    let port = proxy.tls_port.unwrap();
+
+    let r = proxy.get("login.contoso.com", "/switch", "");
+    assert_eq!(r.status, 502, "{}", r.raw);
+    assert!(
+        r.header("x-request-id")
+            .is_some_and(|id| r.body.contains(id)),
+        "{}",
+        r.raw
+    );
+    let (status, version, body) = curl_h2(port, "login.contoso.com", &ca, "/switch", &[]);
+    assert_eq!(
+        (status, version.as_str()),
+        (502, "2"),
+        "{body}\n{}",
+        proxy.log()
+    );
+
+    let r = proxy.get("login.contoso.com", "/no-content", "");
+    assert_eq!(r.status, 204, "{}", r.raw);
+    assert_eq!(r.header("content-length"), None, "{}", r.raw);
+    let head = proxy.dir.path().join("h2-head.txt");
+    let (status, version, body) = curl_h2(
+        port,
+        "login.contoso.com",
+        &ca,
+        "/no-content",
+        &["-D", head.to_str().unwrap()],
+    );
+    assert_eq!((status, version.as_str(), body.as_str()), (204, "2", ""));
+    let head = std::fs::read_to_string(&head).unwrap();
+    assert!(
+        !head.to_ascii_lowercase().contains("content-length"),
+        "{head}"
+    );
+    assert_eq!(origin.seen().len(), 4);
+    // The upstream's misstep is counted as its failure.
+    assert!(
+        proxy.log().contains("upstream switched protocols"),
+        "{}",
+        proxy.log()
+    );
+}
+
 #[test]
 fn http2_cookie_crumbs_reach_the_upstream_as_one_cookie_header() {
     let pki = Pki::new();

@@ -1079,12 +1079,40 @@ impl ProxyHttp for Waf {
 
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
         ctx.upstream_status = Some(upstream_response.status.as_u16());
         ctx.upstream_elapsed = ctx.upstream_started.map(|t| t.elapsed());
+        // A 101 to anything but a WebSocket handshake the site forwards is the upstream
+        // switching protocols on its own (a plain request, an HTTP/2 stream, which has no
+        // 101 at all). Pingora refuses it for a handshake it did not forward; to a plain
+        // HTTP/1 request it passed the 101 on and closed the connection, and to an HTTP/2
+        // request the client's stream was reset. 502, with the proxy's page, for both.
+        if upstream_response.status == http::StatusCode::SWITCHING_PROTOCOLS {
+            let websockets = ctx
+                .snapshot
+                .as_deref()
+                .and_then(|s| ctx.site(s))
+                .is_some_and(|s| s.site.websockets);
+            if upgrade_outcome(session.req_header(), websockets) != Some("forwarded") {
+                return Err(Error::explain(
+                    ErrorType::HTTPStatus(502),
+                    "the upstream switched protocols for a request that did not ask it to",
+                )
+                .into_up());
+            }
+        }
+        // RFC 9110 section 8.6: no `Content-Length` in a 1xx or 204 answer. Pingora sends a
+        // 204 without a body whatever its length says, but passed the header on, and an HTTP/2
+        // client then had its stream reset: the length promised bytes its end never brought.
+        let status = upstream_response.status;
+        if (status.is_informational() && status != http::StatusCode::SWITCHING_PROTOCOLS)
+            || status == http::StatusCode::NO_CONTENT
+        {
+            upstream_response.remove_header(&http::header::CONTENT_LENGTH);
+        }
         for name in hop_by_hop(&upstream_response.headers) {
             upstream_response.remove_header(name.as_str());
         }

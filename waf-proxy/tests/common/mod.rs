@@ -165,6 +165,8 @@ fn serve_origin<S: Read + Write>(conn: S, log: Arc<Mutex<Vec<Seen>>>, sni: Optio
         }
         let redirect = target.starts_with("/redirect");
         let length_list = target.starts_with("/length-list");
+        let switch = target.starts_with("/switch");
+        let no_content = target.starts_with("/no-content");
         log.lock().unwrap().push(Seen {
             method,
             target,
@@ -183,6 +185,12 @@ fn serve_origin<S: Read + Write>(conn: S, log: Arc<Mutex<Vec<Seen>>>, sni: Optio
               Access-Control-Allow-Credentials: true\r\n\
               Upgrade: h2,h2c\r\nConnection: Upgrade, X-Origin-Hop\r\nX-Origin-Hop: 1\r\n\
               Content-Length: 0\r\n\r\n"
+        } else if switch {
+            // Switches protocols whatever the request asked, then closes.
+            b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+        } else if no_content {
+            // A length that a 204 must not have (RFC 9110 section 8.6).
+            b"HTTP/1.1 204 No Content\r\nContent-Length: 4\r\n\r\n"
         } else if length_list {
             // The length as a list of equal numbers, which RFC 9110 lets a recipient take.
             b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 6, 6\r\n\r\norigin"
@@ -190,7 +198,7 @@ fn serve_origin<S: Read + Write>(conn: S, log: Arc<Mutex<Vec<Seen>>>, sni: Optio
             b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 6\r\n\r\norigin"
         };
         let out = reader.get_mut();
-        if out.write_all(answer).is_err() || out.flush().is_err() {
+        if out.write_all(answer).is_err() || out.flush().is_err() || switch {
             return;
         }
     }
