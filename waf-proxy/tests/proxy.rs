@@ -624,6 +624,57 @@ fn a_content_length_that_is_a_list_is_refused_on_every_site() {
     }
 }
 
+/// A request-target in no form of its method (RFC 9112 section 3.2) is refused with 400 on
+/// every site. Pingora's HTTP/1 server takes `POST ?x=1`, `GET x`, `GET *` and an authority as
+/// the target, and the proxy forwarded them as they came; two spaces before the target went
+/// upstream as `GET %20/x`. nginx refuses them all.
+#[test]
+fn a_target_in_no_form_of_its_method_is_refused_on_every_site() {
+    let origin = Origin::start();
+    let open = Origin::start();
+    let proxy = Proxy::start(
+        &origin,
+        Setup {
+            extra_sites: site_without_rules(&open),
+            ..Setup::default()
+        },
+    );
+    for host in ["open.contoso.com", "login.contoso.com"] {
+        for line in [
+            "POST ?x=1 HTTP/1.1",
+            "GET x HTTP/1.1",
+            "GET * HTTP/1.1",
+            "GET login.contoso.com:80 HTTP/1.1",
+            "GET  /form HTTP/1.1",
+        ] {
+            let r = proxy.send(
+                format!("{line}\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            );
+            assert_eq!(r.status, 400, "{host} {line}: {}", r.raw);
+            assert_eq!(
+                r.header("x-request-id").map(str::len),
+                Some(16),
+                "{}",
+                r.raw
+            );
+        }
+        // The forms a method has pass.
+        for line in ["OPTIONS * HTTP/1.1", "GET /form?x=1 HTTP/1.1"] {
+            let r = proxy
+                .send(format!("{line}\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes());
+            assert_eq!(r.status, 200, "{host} {line}: {}\n{}", r.raw, proxy.log());
+        }
+    }
+    for seen in [open.seen(), origin.seen()] {
+        let targets: Vec<(&str, &str)> = seen
+            .iter()
+            .map(|s| (s.method.as_str(), s.target.as_str()))
+            .collect();
+        assert_eq!(targets, [("OPTIONS", "*"), ("GET", "/form?x=1")]);
+    }
+}
+
 #[test]
 fn a_site_without_rules_is_a_plain_proxy() {
     let origin = Origin::start();

@@ -290,6 +290,30 @@ fn an_upstream_101_or_204_with_a_length_does_not_break_the_answer() {
     );
 }
 
+/// Over HTTP/2, `:path: *` is for `OPTIONS` alone: a `GET *` went upstream as `GET *`, and is
+/// refused now, as over HTTP/1.1 (`a_target_in_no_form_of_its_method_is_refused_on_every_site`).
+#[test]
+fn an_http2_get_of_star_is_refused() {
+    let pki = Pki::new();
+    let origin = Origin::start();
+    let proxy = two_domain_proxy(&origin, &pki);
+    let ca = pki.write_ca(proxy.dir.path());
+    let port = proxy.tls_port.unwrap();
+    let star = ["--request-target", "*"];
+    let (status, version, body) = curl_h2(port, "login.contoso.com", &ca, "", &star);
+    assert_eq!((status, version.as_str()), (400, "2"), "{body}");
+    assert!(origin.seen().is_empty());
+    let options = ["--request-target", "*", "-X", "OPTIONS"];
+    let (status, _, body) = curl_h2(port, "login.contoso.com", &ca, "", &options);
+    assert_eq!(status, 200, "{body}\n{}", proxy.log());
+    let seen = origin.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        (seen[0].method.as_str(), seen[0].target.as_str()),
+        ("OPTIONS", "*")
+    );
+}
+
 #[test]
 fn http2_cookie_crumbs_reach_the_upstream_as_one_cookie_header() {
     let pki = Pki::new();

@@ -40,7 +40,7 @@ use pingora::services::listening::Service;
 use crate::config::{Config, LargeBody, LogFormat, SiteMode};
 
 /// What the proxy refuses beside Pingora's HTTP/1 server, which `waf ftw` does in-process too.
-pub(crate) use proxy::content_length_is_one_number;
+pub(crate) use proxy::{content_length_is_one_number, target_has_a_form};
 
 /// Arguments of `waf serve`.
 #[derive(clap::Args)]

@@ -325,6 +325,23 @@ pub(crate) fn content_length_is_one_number(req: &RequestHeader) -> bool {
     }
 }
 
+/// Whether a request-target has a form HTTP gives its method (RFC 9112 section 3.2): a path
+/// (`/…`, origin form), a URL (`https://…`, absolute form), or `*` for `OPTIONS` (asterisk
+/// form). (`CONNECT`'s authority form never gets here: Pingora answers it 405.)
+///
+/// Pingora's HTTP/1 server takes more, and forwarded it: `POST ?x=1`, `GET x`, `GET
+/// login.contoso.com:80`, `GET *`, and a request line with two spaces before its target, whose
+/// space it percent-encoded into the target (the upstream got `GET %20/x`); over HTTP/2, a `GET`
+/// with `:path: *` went upstream as `GET *`. nginx refuses these with 400, and so does the
+/// proxy, on every site. `waf ftw` refuses them in-process too (`cli/ftw/front_end.rs`).
+pub(crate) fn target_has_a_form(method: &http::Method, target: &[u8]) -> bool {
+    match target {
+        [b'/', ..] => true,
+        b"*" => method == http::Method::OPTIONS,
+        _ => absolute_form(target).is_some(),
+    }
+}
+
 /// The one length an upstream's answer gives as a list of equal numbers (`Content-Length: 6,
 /// 6`, or the header twice); `None` for one number, no header, or anything else.
 ///
@@ -724,7 +741,8 @@ impl ProxyHttp for Waf {
             .await;
         }
 
-        if !content_length_is_one_number(session.req_header()) {
+        let req = session.req_header();
+        if !content_length_is_one_number(req) || !target_has_a_form(&req.method, req.raw_path()) {
             return refuse(
                 session,
                 ctx,
@@ -1245,6 +1263,32 @@ mod tests {
                 req.append_header("content-length", *v).unwrap();
             }
             assert_eq!(content_length_is_one_number(&req), one_number, "{values:?}");
+        }
+    }
+
+    #[test]
+    fn a_target_must_have_a_form_of_its_method() {
+        use http::Method;
+        for (method, target, has_a_form) in [
+            (Method::GET, "/", true),
+            (Method::GET, "/a/b?c=d", true),
+            (Method::GET, "//a", true),
+            (Method::GET, "/?x=%20", true),
+            (Method::GET, "http://login.contoso.com/a", true),
+            (Method::GET, "https://login.contoso.com", true),
+            (Method::OPTIONS, "*", true),
+            (Method::GET, "*", false),
+            (Method::POST, "?x=eval(1)", false),
+            (Method::GET, "x", false),
+            (Method::GET, "login.contoso.com:80", false),
+            (Method::GET, "", false),
+            (Method::GET, "%20/x", false),
+        ] {
+            assert_eq!(
+                target_has_a_form(&method, target.as_bytes()),
+                has_a_form,
+                "{method} {target:?}"
+            );
         }
     }
 

@@ -69,6 +69,10 @@ fn refuses(raw: &[u8]) -> Option<Refusal> {
     if !crate::serve::content_length_is_one_number(&head) {
         return refuse(400, "Content-Length is not one number");
     }
+    // And a target in no form of its method (`POST ?x=1`, `GET *`), which Pingora takes too.
+    if !crate::serve::target_has_a_form(&head.method, head.raw_path()) {
+        return refuse(400, "the request-target has no form of its method");
+    }
     if head.headers.contains_key(http::header::TRANSFER_ENCODING) {
         // Chunked (Pingora checked): the body's length is its own framing's.
         return None;
@@ -202,9 +206,16 @@ mod tests {
 
     #[test]
     fn what_pingora_answers_itself() {
-        let cases: [(&[u8], Option<u16>); 15] = [
+        let cases: [(&[u8], Option<u16>); 20] = [
             (b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", None),
+            // Pingora percent-encodes a space in the target (`/a%20b`), as a client would.
             (b"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", None),
+            // Pingora takes these targets in no form of their method; the proxy refuses them.
+            (b"GET  /a HTTP/1.1\r\nHost: a\r\n\r\n", Some(400)),
+            (b"POST ?x=1 HTTP/1.1\r\nHost: a\r\n\r\n", Some(400)),
+            (b"GET * HTTP/1.1\r\nHost: a\r\n\r\n", Some(400)),
+            (b"GET a:80 HTTP/1.1\r\nHost: a\r\n\r\n", Some(400)),
+            (b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", None),
             (b"GET /a|b{c}\"d HTTP/1.1\r\nHost: a\r\n\r\n", None),
             (b"GET /?x=<script> HTTP/1.1\r\nHost: a\r\n\r\n", Some(400)),
             (b"GET /a`b HTTP/1.1\r\nHost: a\r\n\r\n", Some(400)),
