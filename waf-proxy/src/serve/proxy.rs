@@ -346,10 +346,11 @@ pub(crate) fn target_has_a_form(method: &http::Method, target: &[u8]) -> bool {
 /// 6`, or the header twice); `None` for one number, no header, or anything else.
 ///
 /// RFC 9110 section 8.6 lets a recipient take such a list as its one value, and Pingora does:
-/// it frames the body by it, then passed the header on as it came. A client, a cache or a CDN
-/// in front of the proxy that refuses a list (as the proxy refuses one from a client, see
-/// [`content_length_is_one_number`]) would have failed a good answer, or worse, framed it
-/// otherwise. Unequal values never get here: Pingora answers 502 to them.
+/// it frames the body by it, then passed the header on as it came. An HTTP/2 client then had
+/// its stream reset (`PROTOCOL_ERROR`), so the answer never reached a browser; and a client, a
+/// cache or a CDN that refuses a list (as the proxy refuses one from a client, see
+/// [`content_length_is_one_number`]) fails it over HTTP/1.1. Unequal values never get here:
+/// Pingora answers 502 to them.
 fn content_length_list(headers: &http::HeaderMap) -> Option<u64> {
     if headers.contains_key(http::header::TRANSFER_ENCODING) {
         // Pingora drops the length beside `Transfer-Encoding`.

@@ -44,7 +44,10 @@ impl Seen {
     }
 }
 
-/// A small HTTP/1.1 server that records every request and answers 200.
+/// A small HTTP/1.1 server that records every request and answers 200 (`origin`), but for a
+/// few targets that answer as an upstream may: `/redirect…` (External ID's redirect after a
+/// sign-in, with hop-by-hop headers), `/length-list…` (`Content-Length: 6, 6`), `/switch…` (a
+/// 101 whatever was asked, then the connection closes), `/no-content…` (a 204 with a length).
 pub struct Origin {
     pub port: u16,
     seen: Arc<Mutex<Vec<Seen>>>,
