@@ -64,10 +64,33 @@ fn spoofed_forwarded_for_from_an_untrusted_client_is_replaced() {
     assert_eq!(seen[0].header("x-forwarded-for"), Some("127.0.0.1"));
     assert_eq!(seen[0].header_count("x-forwarded-for"), 1);
     assert_eq!(seen[0].header("forwarded"), None);
+    // Nor under another spelling: a server that maps header names to CGI-style variables
+    // (`HTTP_X_FORWARDED_FOR`) reads `X_Forwarded_For` as the same header. Other headers with
+    // an underscore pass.
+    let r = proxy.get(
+        "login.contoso.com",
+        "/",
+        "X_Forwarded_For: 6.6.6.6\r\nX-Forwarded_For: 7.7.7.7\r\nX_Real_IP: 8.8.8.8\r\n\
+         X_Forwarded_Host: evil.example\r\nX_Request_Id: 1\r\nX_Custom: kept\r\n",
+    );
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let seen = origin.seen();
+    let underscored: Vec<&str> = seen[1]
+        .headers
+        .iter()
+        .filter(|(n, _)| n.contains('_'))
+        .map(|(n, _)| n.as_str())
+        .collect();
+    assert_eq!(underscored, ["X_Custom"], "{:?}", seen[1].headers);
+    assert_eq!(seen[1].header("x-forwarded-for"), Some("127.0.0.1"));
+    assert_eq!(
+        seen[1].header("x-forwarded-host"),
+        Some("login.contoso.com")
+    );
     // Nor is an untrusted client's word on its scheme taken.
     let r = proxy.get("login.contoso.com", "/", "X-Forwarded-Proto: https\r\n");
     assert_eq!(r.status, 200, "{}", r.raw);
-    assert_eq!(origin.seen()[1].header("x-forwarded-proto"), Some("http"));
+    assert_eq!(origin.seen()[2].header("x-forwarded-proto"), Some("http"));
 }
 
 #[test]

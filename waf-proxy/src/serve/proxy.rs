@@ -303,6 +303,44 @@ fn hop_by_hop(headers: &http::HeaderMap) -> Vec<String> {
     names
 }
 
+/// The headers that tell the upstream who the client is and what it asked for, which the proxy
+/// sets itself (or drops): a client's own never reach the upstream.
+const FORWARDED_HEADERS: [&str; 6] = [
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-request-id",
+    "forwarded",
+    "x-real-ip",
+];
+
+/// The client's headers that spell one of [`FORWARDED_HEADERS`] with an underscore for a dash
+/// (`X_Forwarded_For`, `X-Forwarded_For`).
+///
+/// A server that hands headers to the application as CGI-style variables (IIS and ASP.NET's
+/// server variables, PHP's `$_SERVER`) maps `-` to `_`: both spellings become
+/// `HTTP_X_FORWARDED_FOR`, and which one the application reads is the server's choice. The
+/// proxy replaced the client's `X-Forwarded-For` with the address it saw, and passed
+/// `X_Forwarded_For: 6.6.6.6` on beside it: a client could name its own address to such a back
+/// end. nginx drops every header with an underscore by default; the proxy drops these.
+fn forwarded_lookalikes(headers: &http::HeaderMap) -> Vec<http::HeaderName> {
+    headers
+        .keys()
+        .filter(|name| {
+            let name = name.as_str().as_bytes();
+            name.contains(&b'_')
+                && FORWARDED_HEADERS.iter().any(|forwarded| {
+                    forwarded.len() == name.len()
+                        && forwarded
+                            .bytes()
+                            .zip(name)
+                            .all(|(f, &n)| f == n || (f == b'-' && n == b'_'))
+                })
+        })
+        .cloned()
+        .collect()
+}
+
 /// Whether the request's `Content-Length`, if it has one, is one number: digits, with the
 /// optional whitespace around a field's value. Pingora's HTTP/1 server takes a list of equal
 /// values (`3, 3`, which RFC 9112 section 6.3 lets a recipient take or refuse) and forwarded
@@ -1070,6 +1108,9 @@ impl ProxyHttp for Waf {
         upstream_request.remove_header("x-forwarded-for");
         upstream_request.remove_header("forwarded");
         upstream_request.remove_header("x-real-ip");
+        for name in forwarded_lookalikes(&upstream_request.headers) {
+            upstream_request.remove_header(&name);
+        }
         if !xff.is_empty() {
             upstream_request.insert_header("X-Forwarded-For", xff)?;
         }
@@ -1265,6 +1306,38 @@ mod tests {
             }
             assert_eq!(content_length_is_one_number(&req), one_number, "{values:?}");
         }
+    }
+
+    #[test]
+    fn forwarded_headers_spelled_with_underscores_are_found() {
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        for name in [
+            "X_Forwarded_For",
+            "x-forwarded_for",
+            "X_FORWARDED_HOST",
+            "x_request_id",
+            "X_Real_IP",
+            "x-forwarded-for",
+            "x_forwarded_for_x",
+            "x_custom",
+            "forwarded",
+        ] {
+            req.append_header(name.to_string(), "1").unwrap();
+        }
+        let found: Vec<String> = forwarded_lookalikes(&req.headers)
+            .iter()
+            .map(|n| n.as_str().to_string())
+            .collect();
+        assert_eq!(
+            found,
+            [
+                "x_forwarded_for",
+                "x-forwarded_for",
+                "x_forwarded_host",
+                "x_request_id",
+                "x_real_ip"
+            ]
+        );
     }
 
     #[test]
