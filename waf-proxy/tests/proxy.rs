@@ -65,13 +65,14 @@ fn spoofed_forwarded_for_from_an_untrusted_client_is_replaced() {
     assert_eq!(seen[0].header_count("x-forwarded-for"), 1);
     assert_eq!(seen[0].header("forwarded"), None);
     // Nor under another spelling: a server that maps header names to CGI-style variables
-    // (`HTTP_X_FORWARDED_FOR`) reads `X_Forwarded_For` as the same header. Other headers with
-    // an underscore pass.
+    // (`HTTP_X_FORWARDED_FOR`) reads `X_Forwarded_For` as the same header. Nor in the headers
+    // CDNs name a client in. Other headers with an underscore pass.
     let r = proxy.get(
         "login.contoso.com",
         "/",
         "X_Forwarded_For: 6.6.6.6\r\nX-Forwarded_For: 7.7.7.7\r\nX_Real_IP: 8.8.8.8\r\n\
-         X_Forwarded_Host: evil.example\r\nX_Request_Id: 1\r\nX_Custom: kept\r\n",
+         X_Forwarded_Host: evil.example\r\nX_Request_Id: 1\r\nX_Custom: kept\r\n\
+         True-Client-IP: 6.6.6.6\r\nX-Azure-ClientIP: 6.6.6.6\r\nX_Client_IP: 6.6.6.6\r\n",
     );
     assert_eq!(r.status, 200, "{}", r.raw);
     let seen = origin.seen();
@@ -82,6 +83,8 @@ fn spoofed_forwarded_for_from_an_untrusted_client_is_replaced() {
         .map(|(n, _)| n.as_str())
         .collect();
     assert_eq!(underscored, ["X_Custom"], "{:?}", seen[1].headers);
+    assert_eq!(seen[1].header("true-client-ip"), None);
+    assert_eq!(seen[1].header("x-azure-clientip"), None);
     assert_eq!(seen[1].header("x-forwarded-for"), Some("127.0.0.1"));
     assert_eq!(
         seen[1].header("x-forwarded-host"),
@@ -103,13 +106,19 @@ fn forwarded_for_from_a_trusted_proxy_is_kept_and_the_peer_appended() {
             ..Setup::default()
         },
     );
-    let r = proxy.get("login.contoso.com", "/", "X-Forwarded-For: 203.0.113.7\r\n");
+    let r = proxy.get(
+        "login.contoso.com",
+        "/",
+        "X-Forwarded-For: 203.0.113.7\r\nTrue-Client-IP: 203.0.113.7\r\n",
+    );
     assert_eq!(r.status, 200, "{}", r.raw);
     let seen = origin.seen();
     assert_eq!(
         seen[0].header("x-forwarded-for"),
         Some("203.0.113.7, 127.0.0.1")
     );
+    // A trusted peer's word on the client, in the header a CDN names it in, passes.
+    assert_eq!(seen[0].header("true-client-ip"), Some("203.0.113.7"));
     // A client that put its own address in front, through the trusted proxy: the chain is read
     // from the right, the spoofed part never reaches the origin, and the rules judge the real
     // client (`ip_match` on REMOTE_ADDR would see 203.0.113.7).

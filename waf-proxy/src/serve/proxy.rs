@@ -314,28 +314,45 @@ const FORWARDED_HEADERS: [&str; 6] = [
     "x-real-ip",
 ];
 
-/// The client's headers that spell one of [`FORWARDED_HEADERS`] with an underscore for a dash
-/// (`X_Forwarded_For`, `X-Forwarded_For`).
+/// Headers in which CDNs and load balancers name the client they got a request from. Only a
+/// trusted peer's are its word; a client's own name whatever address it likes.
+const CLIENT_ADDRESS_HEADERS: [&str; 8] = [
+    "x-client-ip",
+    "true-client-ip",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+    "x-cluster-client-ip",
+    "x-original-forwarded-for",
+    "x-azure-clientip",
+    "x-azure-socketip",
+];
+
+/// The client's headers that must not reach the upstream beside the proxy's forwarded
+/// headers: any of [`FORWARDED_HEADERS`] spelled with an underscore for a dash
+/// (`X_Forwarded_For`, `X-Forwarded_For`), and, unless the peer is trusted, the
+/// [`CLIENT_ADDRESS_HEADERS`] in either spelling.
 ///
 /// A server that hands headers to the application as CGI-style variables (IIS and ASP.NET's
 /// server variables, PHP's `$_SERVER`) maps `-` to `_`: both spellings become
 /// `HTTP_X_FORWARDED_FOR`, and which one the application reads is the server's choice. The
 /// proxy replaced the client's `X-Forwarded-For` with the address it saw, and passed
-/// `X_Forwarded_For: 6.6.6.6` on beside it: a client could name its own address to such a back
-/// end. nginx drops every header with an underscore by default; the proxy drops these.
-fn forwarded_lookalikes(headers: &http::HeaderMap) -> Vec<http::HeaderName> {
+/// `X_Forwarded_For: 6.6.6.6` on beside it, and `True-Client-IP: 6.6.6.6` too: a client could
+/// name its own address to a back end that reads one of them. nginx drops every header with an
+/// underscore by default; the proxy drops these, and passes the others.
+fn spoofed_client_headers(headers: &http::HeaderMap, peer_trusted: bool) -> Vec<http::HeaderName> {
+    let spells = |name: &[u8], header: &str| {
+        header.len() == name.len()
+            && header
+                .bytes()
+                .zip(name)
+                .all(|(h, &n)| h == n || (h == b'-' && n == b'_'))
+    };
     headers
         .keys()
         .filter(|name| {
             let name = name.as_str().as_bytes();
-            name.contains(&b'_')
-                && FORWARDED_HEADERS.iter().any(|forwarded| {
-                    forwarded.len() == name.len()
-                        && forwarded
-                            .bytes()
-                            .zip(name)
-                            .all(|(f, &n)| f == n || (f == b'-' && n == b'_'))
-                })
+            (name.contains(&b'_') && FORWARDED_HEADERS.iter().any(|h| spells(name, h)))
+                || (!peer_trusted && CLIENT_ADDRESS_HEADERS.iter().any(|h| spells(name, h)))
         })
         .cloned()
         .collect()
@@ -1108,7 +1125,8 @@ impl ProxyHttp for Waf {
         upstream_request.remove_header("x-forwarded-for");
         upstream_request.remove_header("forwarded");
         upstream_request.remove_header("x-real-ip");
-        for name in forwarded_lookalikes(&upstream_request.headers) {
+        let peer_trusted = ctx.peer.is_some_and(|p| snapshot.is_trusted(p));
+        for name in spoofed_client_headers(&upstream_request.headers, peer_trusted) {
             upstream_request.remove_header(&name);
         }
         if !xff.is_empty() {
@@ -1309,7 +1327,7 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_headers_spelled_with_underscores_are_found() {
+    fn spoofed_client_headers_are_found() {
         let mut req = RequestHeader::build("GET", b"/", None).unwrap();
         for name in [
             "X_Forwarded_For",
@@ -1321,23 +1339,30 @@ mod tests {
             "x_forwarded_for_x",
             "x_custom",
             "forwarded",
+            "True-Client-IP",
+            "x_azure_clientip",
+            "X-Azure-SocketIP",
+            "x-client-ip-x",
         ] {
             req.append_header(name.to_string(), "1").unwrap();
         }
-        let found: Vec<String> = forwarded_lookalikes(&req.headers)
-            .iter()
-            .map(|n| n.as_str().to_string())
-            .collect();
-        assert_eq!(
-            found,
-            [
-                "x_forwarded_for",
-                "x-forwarded_for",
-                "x_forwarded_host",
-                "x_request_id",
-                "x_real_ip"
-            ]
-        );
+        let found = |trusted| -> Vec<String> {
+            spoofed_client_headers(&req.headers, trusted)
+                .iter()
+                .map(|n| n.as_str().to_string())
+                .collect()
+        };
+        let lookalikes = [
+            "x_forwarded_for",
+            "x-forwarded_for",
+            "x_forwarded_host",
+            "x_request_id",
+            "x_real_ip",
+        ];
+        assert_eq!(found(true), lookalikes);
+        let mut untrusted = lookalikes.to_vec();
+        untrusted.extend(["true-client-ip", "x_azure_clientip", "x-azure-socketip"]);
+        assert_eq!(found(false), untrusted);
     }
 
     #[test]
