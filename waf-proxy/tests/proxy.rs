@@ -72,7 +72,8 @@ fn spoofed_forwarded_for_from_an_untrusted_client_is_replaced() {
         "/",
         "X_Forwarded_For: 6.6.6.6\r\nX-Forwarded_For: 7.7.7.7\r\nX_Real_IP: 8.8.8.8\r\n\
          X_Forwarded_Host: evil.example\r\nX_Request_Id: 1\r\nX_Custom: kept\r\n\
-         True-Client-IP: 6.6.6.6\r\nX-Azure-ClientIP: 6.6.6.6\r\nX_Client_IP: 6.6.6.6\r\n",
+         True-Client-IP: 6.6.6.6\r\nX-Azure-ClientIP: 6.6.6.6\r\nX_Client_IP: 6.6.6.6\r\n\
+         X-Original-URL: /admin\r\nX-Rewrite-URL: /admin?q=1\r\n",
     );
     assert_eq!(r.status, 200, "{}", r.raw);
     let seen = origin.seen();
@@ -85,6 +86,9 @@ fn spoofed_forwarded_for_from_an_untrusted_client_is_replaced() {
     assert_eq!(underscored, ["X_Custom"], "{:?}", seen[1].headers);
     assert_eq!(seen[1].header("true-client-ip"), None);
     assert_eq!(seen[1].header("x-azure-clientip"), None);
+    // Nor a URL that would have IIS's URL Rewrite serve another path than the rules read.
+    assert_eq!(seen[1].header("x-original-url"), None);
+    assert_eq!(seen[1].header("x-rewrite-url"), None);
     assert_eq!(seen[1].header("x-forwarded-for"), Some("127.0.0.1"));
     assert_eq!(
         seen[1].header("x-forwarded-host"),

@@ -314,9 +314,12 @@ const FORWARDED_HEADERS: [&str; 6] = [
     "x-real-ip",
 ];
 
-/// Headers in which CDNs and load balancers name the client they got a request from. Only a
-/// trusted peer's are its word; a client's own name whatever address it likes.
-const CLIENT_ADDRESS_HEADERS: [&str; 8] = [
+/// Headers in which CDNs and load balancers tell the server behind them about a request: the
+/// client they got it from, and the URL it asked for before they rewrote it. Only a trusted
+/// peer's are its word. A client's own name whatever address it likes, and `X-Original-URL`
+/// or `X-Rewrite-URL` make IIS's URL Rewrite module (and some frameworks) serve another path
+/// than the one the rules read.
+const PEER_ONLY_HEADERS: [&str; 10] = [
     "x-client-ip",
     "true-client-ip",
     "cf-connecting-ip",
@@ -325,12 +328,14 @@ const CLIENT_ADDRESS_HEADERS: [&str; 8] = [
     "x-original-forwarded-for",
     "x-azure-clientip",
     "x-azure-socketip",
+    "x-original-url",
+    "x-rewrite-url",
 ];
 
 /// The client's headers that must not reach the upstream beside the proxy's forwarded
 /// headers: any of [`FORWARDED_HEADERS`] spelled with an underscore for a dash
 /// (`X_Forwarded_For`, `X-Forwarded_For`), and, unless the peer is trusted, the
-/// [`CLIENT_ADDRESS_HEADERS`] in either spelling.
+/// [`PEER_ONLY_HEADERS`] in either spelling.
 ///
 /// A server that hands headers to the application as CGI-style variables (IIS and ASP.NET's
 /// server variables, PHP's `$_SERVER`) maps `-` to `_`: both spellings become
@@ -352,7 +357,7 @@ fn spoofed_client_headers(headers: &http::HeaderMap, peer_trusted: bool) -> Vec<
         .filter(|name| {
             let name = name.as_str().as_bytes();
             (name.contains(&b'_') && FORWARDED_HEADERS.iter().any(|h| spells(name, h)))
-                || (!peer_trusted && CLIENT_ADDRESS_HEADERS.iter().any(|h| spells(name, h)))
+                || (!peer_trusted && PEER_ONLY_HEADERS.iter().any(|h| spells(name, h)))
         })
         .cloned()
         .collect()
@@ -1343,6 +1348,7 @@ mod tests {
             "x_azure_clientip",
             "X-Azure-SocketIP",
             "x-client-ip-x",
+            "X-Original-URL",
         ] {
             req.append_header(name.to_string(), "1").unwrap();
         }
@@ -1361,7 +1367,12 @@ mod tests {
         ];
         assert_eq!(found(true), lookalikes);
         let mut untrusted = lookalikes.to_vec();
-        untrusted.extend(["true-client-ip", "x_azure_clientip", "x-azure-socketip"]);
+        untrusted.extend([
+            "true-client-ip",
+            "x_azure_clientip",
+            "x-azure-socketip",
+            "x-original-url",
+        ]);
         assert_eq!(found(false), untrusted);
     }
 
