@@ -981,6 +981,16 @@ fn sign_in_posts_over_the_rate_limit_get_429_and_never_reach_the_origin() {
     let json: serde_json::Value = serde_json::from_str(&r.body).unwrap();
     assert_eq!(json["status"], 429);
     assert_eq!(json["error"], "too many requests");
+    // And normalised: the spellings the server resolves to the same endpoint count too (they
+    // went uncounted past `(?i)/selfasserted$`).
+    for other in [
+        "/contoso.onmicrosoft.com/B2C_1_signin/SelfAsserted/",
+        "/contoso.onmicrosoft.com/B2C_1_signin/SelfAsserted/.?tx=1",
+        "/contoso.onmicrosoft.com/B2C_1_signin//x/../SelfAsserted",
+    ] {
+        let r = post_sign_in(&proxy, other, "");
+        assert_eq!(r.status, 429, "{other}: {}", r.raw);
+    }
 
     // Other requests are not counted: a GET of the same path, a POST elsewhere.
     let r = proxy.get("login.contoso.com", SIGN_IN, "");
@@ -1013,7 +1023,7 @@ fn sign_in_posts_over_the_rate_limit_get_429_and_never_reach_the_origin() {
     assert_eq!(origin.seen().len(), 6);
 
     let (before, after) = ("site=\"login.contoso.com\"", "site=\"auth.contoso.com\"");
-    for (site, limited) in [(before, 3.0), (after, 1.0)] {
+    for (site, limited) in [(before, 6.0), (after, 1.0)] {
         assert_eq!(
             proxy.metric(&format!(
                 "waf_rate_limited_total{{limit=\"sign-in\",{site}}}"
@@ -1027,7 +1037,7 @@ fn sign_in_posts_over_the_rate_limit_get_429_and_never_reach_the_origin() {
     }
     let audit = proxy.audit();
     let limited: Vec<_> = audit.iter().filter(|l| l["action"] == "limited").collect();
-    assert_eq!(limited.len(), 4, "{audit:?}");
+    assert_eq!(limited.len(), 7, "{audit:?}");
     assert!(limited
         .iter()
         .all(|l| l["rate_limit"] == "sign-in" && l["status"] == 429 && l["body"] == "not read"));

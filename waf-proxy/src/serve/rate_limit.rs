@@ -201,7 +201,8 @@ impl RateLimit {
     }
 
     /// Whether the limit counts this request. `target` is the request-target as received; its
-    /// path is matched percent-decoded, so `/SelfAssert%65d` counts as `/SelfAsserted`.
+    /// path is matched as [`limited_path`] spells it, so `/SelfAssert%65d`, `/SelfAsserted/`
+    /// and `/x/../SelfAsserted` count as `/SelfAsserted`.
     pub fn applies(&self, method: &http::Method, target: &[u8]) -> bool {
         if !self.methods.is_empty() && !self.methods.contains(method) {
             return false;
@@ -209,9 +210,7 @@ impl RateLimit {
         let Some(path_re) = &self.path else {
             return true;
         };
-        let end = path_end(target);
-        let path: Cow<[u8]> = percent_encoding::percent_decode(&target[..end]).into();
-        path_re.is_match(path.as_ref())
+        path_re.is_match(&limited_path(target))
     }
 
     /// Counts one request of `client`; `Err` with the wait when it is over the limit (the
@@ -234,6 +233,29 @@ impl RateLimit {
         self.limiter.shrink_to_fit();
         (self.limiter.len(), self.clients.is_full())
     }
+}
+
+/// The path of `target` a limit's `path` regex is matched against: up to `?`, percent-decoded
+/// once, with `\` read as `/`, runs of `/` and `.` segments collapsed, `..` resolved, and a
+/// trailing `/` dropped.
+///
+/// A limit exists to count every sign-in attempt of a client, and a client that wants more
+/// attempts than that spells the path another way. The identity provider's server resolves
+/// `/SelfAsserted/`, `/SelfAsserted/.` or `/b2c//x/../SelfAsserted` to the endpoint of
+/// `/SelfAsserted` (ASP.NET routing, for one, ignores a trailing slash; servers resolve dot
+/// segments before routing, and IIS reads `\` as `/`), while a regex anchored as the
+/// documentation shows (`/selfasserted$`) missed every one of them: the attempts went
+/// uncounted. Counting a path the server would not route there costs nothing.
+fn limited_path(target: &[u8]) -> Vec<u8> {
+    let end = path_end(target);
+    let decoded: Cow<[u8]> = percent_encoding::percent_decode(&target[..end]).into();
+    let mut path = waf_core::transform::Transform::NormalizePathWin
+        .apply(&decoded)
+        .into_owned();
+    if path.len() > 1 && path.last() == Some(&b'/') {
+        path.pop();
+    }
+    path
 }
 
 /// Checks the limits that apply to a request, in order; the first one exceeded is returned.
@@ -318,6 +340,24 @@ mod tests {
             b"/contoso/B2C_1_signin/SelfAsserted?tx=1&p=B2C_1_signin"
         ));
         assert!(l.applies(&post, b"/contoso/B2C_1_signin/SelfAssert%65d"));
+        // Other spellings of the path the server resolves to the same endpoint.
+        for other in [
+            &b"/contoso/B2C_1_signin/SelfAsserted/"[..],
+            b"/contoso/B2C_1_signin/SelfAsserted/.",
+            b"/contoso/B2C_1_signin/SelfAsserted%2F?x=1",
+            b"/contoso/B2C_1_signin/x/../SelfAsserted",
+            b"/contoso/B2C_1_signin\\SelfAsserted",
+            b"/contoso//B2C_1_signin/SelfAsserted//",
+        ] {
+            assert!(
+                l.applies(&post, other),
+                "{}",
+                String::from_utf8_lossy(other)
+            );
+        }
+        assert!(!l.applies(&post, b"/contoso/B2C_1_signin/SelfAsserted/x"));
+        assert_eq!(limited_path(b"/"), b"/");
+        assert_eq!(limited_path(b"/a/"), b"/a");
         assert!(!l.applies(&http::Method::GET, b"/contoso/B2C_1_signin/SelfAsserted"));
         assert!(!l.applies(&post, b"/contoso/oauth2/v2.0/token"));
         let any = limit(&[], None, 1, 60);
