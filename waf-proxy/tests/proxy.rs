@@ -610,12 +610,9 @@ fn site_without_rules(origin: &Origin) -> String {
     )
 }
 
-/// A `Content-Length` that is a list of equal values (`3, 3`) is refused with 400 before
-/// anything is forwarded, on a site without rules too. Pingora's HTTP/1 server takes the list,
-/// and the proxy forwarded it as it came to such a site: an upstream that reads it otherwise
-/// reads the body as the next request on the pooled connection (request smuggling).
-#[test]
-fn a_content_length_that_is_a_list_is_refused_on_every_site() {
+/// A proxy with the default site (with rules, upstream `origin`) and `open.contoso.com`, a
+/// site without rules whose upstream is `open`: `(origin, open, proxy)`.
+fn proxy_with_a_site_without_rules() -> (Origin, Origin, Proxy) {
     let origin = Origin::start();
     let open = Origin::start();
     let proxy = Proxy::start(
@@ -625,6 +622,16 @@ fn a_content_length_that_is_a_list_is_refused_on_every_site() {
             ..Setup::default()
         },
     );
+    (origin, open, proxy)
+}
+
+/// A `Content-Length` that is a list of equal values (`3, 3`) is refused with 400 before
+/// anything is forwarded, on a site without rules too. Pingora's HTTP/1 server takes the list,
+/// and the proxy forwarded it as it came to such a site: an upstream that reads it otherwise
+/// reads the body as the next request on the pooled connection (request smuggling).
+#[test]
+fn a_content_length_that_is_a_list_is_refused_on_every_site() {
+    let (origin, open, proxy) = proxy_with_a_site_without_rules();
     let smuggled = "GET /smuggled HTTP/1.1\r\nHost: open.contoso.com\r\n\r\n";
     for host in ["open.contoso.com", "login.contoso.com"] {
         for length in ["3, 3", "3,3"] {
@@ -666,15 +673,7 @@ fn a_content_length_that_is_a_list_is_refused_on_every_site() {
 /// upstream as `GET %20/x`. nginx refuses them all.
 #[test]
 fn a_target_in_no_form_of_its_method_is_refused_on_every_site() {
-    let origin = Origin::start();
-    let open = Origin::start();
-    let proxy = Proxy::start(
-        &origin,
-        Setup {
-            extra_sites: site_without_rules(&open),
-            ..Setup::default()
-        },
-    );
+    let (origin, open, proxy) = proxy_with_a_site_without_rules();
     for host in ["open.contoso.com", "login.contoso.com"] {
         for line in [
             "POST ?x=1 HTTP/1.1",
@@ -1708,15 +1707,7 @@ fn a_body_forwarded_as_it_arrives_is_answered_408_when_it_falls_behind() {
 /// origin never sees a whole request, whether the body was read ahead or forwarded as it came.
 #[test]
 fn a_chunked_body_with_broken_framing_is_refused_with_400_and_counted_not_logged() {
-    let origin = Origin::start();
-    let open = Origin::start();
-    let proxy = Proxy::start(
-        &origin,
-        Setup {
-            extra_sites: site_without_rules(&open),
-            ..Setup::default()
-        },
-    );
+    let (origin, open, proxy) = proxy_with_a_site_without_rules();
     for (host, body) in [
         ("login.contoso.com", "zz\r\nname=a\r\n0\r\n\r\n"),
         ("login.contoso.com", "6\r\nname=a0\r\n\r\n"),
