@@ -818,6 +818,14 @@ fn a_body_that_does_not_parse_as_its_content_type_is_refused_with_400() {
             "multipart/form-data",
             "--XX\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--XX--\r\n",
         ),
+        // A part after the final delimiter, which a parser that reads on finds (this passed:
+        // the rules read the epilogue as nothing).
+        (
+            "multipart/form-data; boundary=XX",
+            "--XX\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\nx\r\n--XX--\r\n\
+             --XX\r\nContent-Disposition: form-data; name=\"signInName\"\r\n\r\n\
+             x' UNION SELECT password FROM users--\r\n--XX--\r\n",
+        ),
     ];
     for (content_type, body) in invalid {
         let r = post("login.contoso.com", content_type, body);
@@ -846,6 +854,50 @@ fn a_body_that_does_not_parse_as_its_content_type_is_refused_with_400() {
         );
         assert_eq!(r.status, 400, "{content_type}: {}", r.raw);
     }
+    // Multipart fields the application may decode and the rules cannot (rules 120118 and
+    // 120119): one in base64, one in IBM037, one in the charset a `_charset_` field names.
+    // Each passed with the SQL injection the application reads.
+    let multipart = [
+        (
+            "Content-Transfer-Encoding: base64",
+            "eCcgVU5JT04gU0VMRUNUIHBhc3N3b3JkIEZST00gdXNlcnMtLQ==".as_bytes().to_vec(),
+        ),
+        (
+            "Content-Type: text/plain; charset=ibm037",
+            // `x' UNION SELECT password FROM users--` in EBCDIC.
+            b"\xa7\x7d\x40\xe4\xd5\xc9\xd6\xd5\x40\xe2\xc5\xd3\xc5\xc3\xe3\x40\x97\x81\xa2\xa2\xa6\x96\x99\x84\x40\xc6\xd9\xd6\xd4\x40\xa4\xa2\x85\x99\xa2\x60\x60".to_vec(),
+        ),
+    ];
+    let multipart_post = |part: &[u8]| {
+        let mut request = format!(
+            "POST /contoso.onmicrosoft.com/B2C_1_signin/SelfAsserted HTTP/1.1\r\n\
+             Host: login.contoso.com\r\nContent-Type: multipart/form-data; boundary=XX\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
+            part.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(part);
+        proxy.send(&request)
+    };
+    let charset_field =
+        "--XX\r\nContent-Disposition: form-data; name=\"_charset_\"\r\n\r\nutf-16le\r\n";
+    for (header, value) in multipart {
+        for prefix in ["", charset_field] {
+            let mut body = format!(
+                "{prefix}--XX\r\nContent-Disposition: form-data; name=\"signInName\"\r\n{header}\r\n\r\n"
+            )
+            .into_bytes();
+            body.extend_from_slice(&value);
+            body.extend_from_slice(b"\r\n--XX--\r\n");
+            let r = multipart_post(&body);
+            assert_eq!(r.status, 400, "{header}: {}", r.raw);
+        }
+    }
+    let r = multipart_post(
+        format!("{charset_field}--XX\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nb\r\n--XX--\r\n")
+            .as_bytes(),
+    );
+    assert_eq!(r.status, 400, "{}", r.raw);
     // A compressed body (rule 120116): the rules would read it compressed.
     let r = post(
         "login.contoso.com",
@@ -867,7 +919,16 @@ fn a_body_that_does_not_parse_as_its_content_type_is_refused_with_400() {
         "<?xml version=\"1.0\"?><a>x</a>\n",
     );
     assert_eq!(r.status, 200, "{}", r.raw);
-    assert_eq!(origin.seen().len(), 2);
+    // A browser's multipart form passes whole: its `_charset_`, a part naming UTF-8, an
+    // identity transfer encoding, and the line ending after the final delimiter.
+    let form = "--XX\r\nContent-Disposition: form-data; name=\"_charset_\"\r\n\r\nUTF-8\r\n\
+                --XX\r\nContent-Disposition: form-data; name=\"displayName\"\r\n\
+                Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n\
+                Zoë O'Brien\r\n--XX--\r\n\r\n";
+    let r = multipart_post(form.as_bytes());
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(origin.seen().len(), 3);
+    assert_eq!(origin.seen()[2].body, form.as_bytes());
     // `invalid_body: inspect`: the rules judge what parsing recovered, and the clean ones pass.
     let r = post("lenient.contoso.com", "application/json", "{\"a\": 1,");
     assert_eq!(r.status, 200, "{}", r.raw);

@@ -28,6 +28,8 @@
 //!   is skipped and flagged ([`MultipartFlags::invalid_part`]).
 //! - No final delimiter makes the body invalid, but the fields read so far — including a last,
 //!   unfinished one — are kept: a body cut short by a size limit is still inspected.
+//! - After the final delimiter, the epilogue is ignored but for a delimiter line, which makes the
+//!   body invalid: a parser that reads on would find a part there.
 //!
 //! [`ParseIssueKind::BodyInvalid`]: super::ParseIssueKind::BodyInvalid
 //! [`ParsedBody::files`]: super::ParsedBody::files
@@ -674,6 +676,7 @@ pub(super) fn parse_multipart_body(content_type: &[u8], body: &[u8], sink: &mut 
             if is_final {
                 complete = true;
                 parser.flags.data_after = !rest.is_empty();
+                parser.check_epilogue(rest, &delimiter);
                 break;
             }
             if parts >= max_parts {
@@ -716,6 +719,24 @@ pub(super) fn parse_multipart_body(content_type: &[u8], body: &[u8], sink: &mut 
 }
 
 impl Parser<'_, '_> {
+    /// What follows the final delimiter is an epilogue, which RFC 2046 says to ignore, and so
+    /// does this parser (ModSecurity flags it, [`MultipartFlags::data_after`]). But not every
+    /// application stops there: a parser that takes `--boundary--` for one more delimiter, or
+    /// reads on to the end of the body, finds the parts that follow, and the rules never saw
+    /// them. No client sends a delimiter after the final one, so one makes the body invalid.
+    /// Other bytes there (a stray line ending) are left to the flag.
+    fn check_epilogue(&mut self, mut epilogue: &[u8], delimiter: &[u8]) {
+        while !epilogue.is_empty() {
+            let (content, _, consumed) = next_line(epilogue);
+            if super::trim_start(content).starts_with(delimiter) {
+                self.sink
+                    .invalid("multipart: a delimiter after the final boundary");
+                return;
+            }
+            epilogue = epilogue.get(consumed..).unwrap_or_default();
+        }
+    }
+
     /// Lines that look like a delimiter but are not ours: a sign that someone hopes the
     /// application splits the body differently.
     fn check_lookalike(
@@ -1113,7 +1134,46 @@ mod tests {
         assert!(body.multipart.data_before);
         assert!(body.multipart.data_after);
         assert!(body.multipart.strict_error);
-        assert!(body.issues.is_empty());
+        assert_eq!(
+            messages(&body),
+            ["multipart: a delimiter after the final boundary"]
+        );
+    }
+
+    #[test]
+    fn a_part_after_the_final_boundary_makes_the_body_invalid() {
+        let part = "Content-Disposition: form-data; name=\"b\"\r\n\r\n' OR 1=1--\r\n";
+        for (epilogue, invalid) in [
+            ("", false),
+            ("\r\n", false),
+            ("\r\n\r\n", false),
+            ("trailing words\r\n", false),
+            // Not a delimiter of this body: flagged as data after, nothing more.
+            ("--000\r\n-- 0000\r\n", false),
+            // The body's delimiter with bytes after it, which the parser takes for one.
+            ("--00000\r\n", true),
+            (&format!("--0000\r\n{part}--0000--\r\n"), true),
+            (&format!("\r\n--0000\n{part}"), true),
+            (&format!("--0000--\r\n--0000\r\n{part}"), true),
+            (&format!(" \t--0000\r\n{part}"), true),
+        ] {
+            let data = format!(
+                "--0000\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--0000--\r\n{epilogue}"
+            );
+            let body = parse(CT, &data);
+            assert_eq!(fields(&body.args), p(&[("a", "1")]), "{epilogue:?}");
+            assert_eq!(
+                body.multipart.data_after,
+                !epilogue.is_empty(),
+                "{epilogue:?}"
+            );
+            assert_eq!(
+                body.has_issue(ParseIssueKind::BodyInvalid),
+                invalid,
+                "{epilogue:?}: {:?}",
+                body.issues
+            );
+        }
     }
 
     #[test]
