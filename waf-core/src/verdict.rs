@@ -52,7 +52,8 @@ pub struct Verdict {
     /// Every logged rule that matched, in evaluation order.
     pub matches: Vec<RuleMatch>,
     /// Why the body could not be parsed as its declared type, when it could not
-    /// (`REQBODY_ERROR_MSG`). With [`InvalidBody::Block`](crate::rules::InvalidBody::Block)
+    /// (`REQBODY_ERROR_MSG`), or else which parse limit the request went past (`more than 1000
+    /// arguments; 3 dropped`). With [`InvalidBody::Block`](crate::rules::InvalidBody::Block)
     /// that alone blocks the request with 400, before the rules that read the body run.
     pub body_error: Option<String>,
 }

@@ -959,6 +959,83 @@ fn a_body_that_does_not_parse_as_its_content_type_is_refused_with_400() {
         .all(|l| l.get("body_error").is_none()));
 }
 
+/// The bug: each parse limit let an attack past every rule. The parsers drop what lies beyond
+/// `max_args` arguments, `max_multipart_parts` parts or `max_json_depth` levels, and the
+/// request was forwarded whole: an SQL injection as the 1,001st argument or 33 levels deep in
+/// JSON reached the origin (all four passed with 200).
+#[test]
+fn an_attack_past_a_parse_limit_is_refused_with_400() {
+    let origin = Origin::start();
+    let proxy = Proxy::start(
+        &origin,
+        Setup {
+            extra_top: "audit: {path: \"{dir}/audit.jsonl\"}\n".into(),
+            max_body: 65536,
+            ..Setup::default()
+        },
+    );
+    let attack = "x%27%20UNION%20SELECT%20password%20FROM%20users--";
+    let args = |n: usize| -> String {
+        (0..n)
+            .map(|i| format!("a{i}=1&"))
+            .chain([format!("z={attack}")])
+            .collect()
+    };
+    let part = "--X\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n";
+    let deep = |levels: usize| {
+        format!(
+            "{}\"x' UNION SELECT password FROM users--\"{}",
+            "[".repeat(levels),
+            "]".repeat(levels)
+        )
+    };
+    let target = "/contoso.onmicrosoft.com/B2C_1_signin/SelfAsserted";
+    let r = proxy.get("login.contoso.com", &format!("{target}?{}", args(1000)), "");
+    assert_eq!(r.status, 400, "{}", r.raw);
+    let r = proxy.post(target, "application/x-www-form-urlencoded", &args(1000));
+    assert_eq!(r.status, 400, "{}", r.raw);
+    let r = proxy.post(
+        target,
+        "multipart/form-data; boundary=X",
+        &format!(
+            "{}--X\r\nContent-Disposition: form-data; name=\"z\"\r\n\r\n\
+             x' UNION SELECT password FROM users--\r\n--X--\r\n",
+            part.repeat(100)
+        ),
+    );
+    assert_eq!(r.status, 400, "{}", r.raw);
+    let r = proxy.post(target, "application/json", &deep(33));
+    assert_eq!(r.status, 400, "{}", r.raw);
+    assert!(r.header("x-request-id").is_some(), "{}", r.raw);
+    assert!(origin.seen().is_empty(), "{:?}", origin.seen());
+    let audit = proxy.audit();
+    let errors: Vec<&str> = audit
+        .iter()
+        .filter_map(|line| line["body_error"].as_str())
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            "more than 1000 arguments; 1 dropped",
+            "more than 1000 arguments; 1 dropped",
+            "more than 100 multipart parts; the rest was not parsed",
+            "JSON nested deeper than 32 levels; the deeper parts were skipped",
+        ],
+        "{audit:?}"
+    );
+    // Within the limits the attack is read, and blocked by its rules; a clean request as
+    // large passes.
+    let r = proxy.post(target, "application/x-www-form-urlencoded", &args(999));
+    assert_eq!(r.status, 403, "{}", r.raw);
+    let r = proxy.post(target, "application/json", &deep(32));
+    assert_eq!(r.status, 403, "{}", r.raw);
+    let clean = args(999).replace(attack, "zoe");
+    let r = proxy.post(target, "application/x-www-form-urlencoded", &clean);
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(origin.seen().len(), 1);
+    assert_eq!(origin.seen()[0].body, clean.as_bytes());
+}
+
 #[test]
 fn the_work_stealing_scheduler_forwards_and_blocks_too() {
     let origin = Origin::start();

@@ -589,7 +589,9 @@ pub(crate) fn run_observed<E: Evaluate, O: Observe>(
             let since = observer.mark();
             state.data.parse_body(&settings.parse_limits);
             observer.body_parsed(since);
-            if let Some(error) = state.data.body_error() {
+            // A request the parsers read only in part (past a limit) is as opaque to the rules
+            // as a body that does not parse: what was dropped was never inspected.
+            if let Some(error) = state.data.body_error().or(state.data.limit_hit()) {
                 state.verdict.body_error = Some(error.to_string());
                 if settings.invalid_body == InvalidBody::Block && reject_invalid_body(&mut state) {
                     break 'phases;
@@ -1388,6 +1390,102 @@ mod tests {
         assert_eq!(verdict.action, Action::Block { status: 403 });
         assert_eq!(verdict.decided_by, Some(2));
         assert!(verdict.body_error.is_some());
+    }
+
+    /// The bug: every parse limit was a way past the rules. An attack after the thousandth
+    /// argument, after the hundredth multipart part, after the ten-thousandth JSON value or
+    /// nested 33 levels deep was dropped by the parser, read by no rule, and forwarded.
+    #[test]
+    fn an_attack_past_a_parse_limit_is_refused_not_forwarded_uninspected() {
+        let set = RuleSet::from_yaml_str(
+            "rules:\n  - id: 1\n    targets: [args]\n    match: detect_sqli\n",
+            "t.yaml",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let attack = "x' UNION SELECT password FROM users--";
+        let many: Vec<String> = (0..1000).map(|i| format!("a{i}=1")).collect();
+        let form = format!("{}&z={}", many.join("&"), attack.replace(' ', "%20"));
+        let part = "--X\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n";
+        let post = |content_type: &str, body: String| {
+            Request::builder()
+                .method("POST")
+                .header("Content-Type", content_type)
+                .body(body)
+                .build()
+        };
+        let past_a_limit = [
+            (
+                "query",
+                Request::builder().uri(format!("/?{form}")).build(),
+                "more than 1000 arguments",
+            ),
+            (
+                "form",
+                post("application/x-www-form-urlencoded", form.clone()),
+                "more than 1000 arguments",
+            ),
+            (
+                "multipart",
+                post(
+                    "multipart/form-data; boundary=X",
+                    format!(
+                        "{}--X\r\nContent-Disposition: form-data; name=\"z\"\r\n\r\n{attack}\r\n--X--\r\n",
+                        part.repeat(100)
+                    ),
+                ),
+                "more than 100 multipart parts",
+            ),
+            (
+                "deep JSON",
+                post(
+                    "application/json",
+                    format!("{}\"{attack}\"{}", "[".repeat(33), "]".repeat(33)),
+                ),
+                "JSON nested deeper than 32 levels",
+            ),
+            (
+                // JSON values are arguments too: the argument limit comes first.
+                "long JSON",
+                post(
+                    "application/json",
+                    format!("[{}\"{attack}\"]", "1,".repeat(1000)),
+                ),
+                "more than 1000 arguments",
+            ),
+        ];
+        let program = compile(&set).unwrap_or_else(|e| panic!("{e}"));
+        let mut lenient = set.clone();
+        lenient.settings.invalid_body = InvalidBody::Inspect;
+        let lenient = compile(&lenient).unwrap_or_else(|e| panic!("{e}"));
+        for (what, request, message) in &past_a_limit {
+            let verdict = program.inspect(request);
+            assert_eq!(verdict.action, Action::Block { status: 400 }, "{what}");
+            let error = verdict.body_error.unwrap_or_default();
+            assert!(error.starts_with(message), "{what}: {error}");
+            // `inspect`: the rules judge what was read, and the attack was not.
+            let verdict = lenient.inspect(request);
+            assert_eq!(verdict.action, Action::Pass, "{what}");
+            assert!(verdict.body_error.is_some(), "{what}");
+        }
+        // One value short of each limit, everything is read: the attack is found.
+        let within = [
+            Request::builder()
+                .uri(format!(
+                    "/?{}&z={}",
+                    many[1..].join("&"),
+                    attack.replace(' ', "%20")
+                ))
+                .build(),
+            post(
+                "application/json",
+                format!("{}\"{attack}\"{}", "[".repeat(32), "]".repeat(32)),
+            ),
+        ];
+        for request in &within {
+            let verdict = program.inspect(request);
+            assert_eq!(verdict.action, Action::Block { status: 403 });
+            assert_eq!(verdict.body_error, None);
+        }
     }
 
     #[test]

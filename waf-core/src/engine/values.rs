@@ -88,6 +88,9 @@ pub(crate) struct RequestData<'r> {
     head_urlencoded_error: bool,
     /// Why the body processor failed, once the body is parsed.
     body_error: Option<String>,
+    /// The first parse limit the request hit (`ParseIssueKind::is_limit`): some of its
+    /// values were dropped, and no rule reads them.
+    limit_hit: Option<String>,
 }
 
 impl<'r> RequestData<'r> {
@@ -104,7 +107,9 @@ impl<'r> RequestData<'r> {
             body_parsed: false,
             head_urlencoded_error: false,
             body_error: None,
+            limit_hit: None,
         };
+        data.note_limit_hit(&head.issues);
         let mut basename = head
             .decoded_path
             .rsplit(|&b| b == b'/' || b == b'\\')
@@ -170,6 +175,21 @@ impl<'r> RequestData<'r> {
         self.body_error.as_deref()
     }
 
+    /// The first parse limit the request hit, query or body (once the body is parsed): what it
+    /// dropped was never inspected.
+    pub(crate) fn limit_hit(&self) -> Option<&str> {
+        self.limit_hit.as_deref()
+    }
+
+    fn note_limit_hit(&mut self, issues: &[parse::ParseIssue]) {
+        if self.limit_hit.is_none() {
+            self.limit_hit = issues
+                .iter()
+                .find(|i| i.kind.is_limit())
+                .map(|i| i.message.clone());
+        }
+    }
+
     /// Parses the body and appends its fields. Idempotent.
     pub(crate) fn parse_body(&mut self, limits: &ParseLimits) {
         if self.body_parsed {
@@ -190,6 +210,7 @@ impl<'r> RequestData<'r> {
             .iter()
             .find(|i| i.kind == ParseIssueKind::BodyInvalid);
         self.body_error = error.map(|e| e.message.clone());
+        self.note_limit_hit(&body.issues);
         let urlencoded_error = self.head_urlencoded_error
             || body
                 .issues

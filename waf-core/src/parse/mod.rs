@@ -252,6 +252,31 @@ pub enum ParseIssueKind {
     ExpansionLimit,
 }
 
+impl ParseIssueKind {
+    /// Whether the issue is a [`ParseLimits`] bound (or the expansion budget) that the request
+    /// went past: values beyond it were dropped or skipped, so no rule read them. An attack
+    /// put after the thousandth argument, or 33 levels deep in JSON, would reach an
+    /// application that reads on; the engine refuses such a request as it refuses a body that
+    /// does not parse (see [`InvalidBody`](crate::rules::InvalidBody)).
+    ///
+    /// ```
+    /// use waf_core::parse::ParseIssueKind;
+    ///
+    /// assert!(ParseIssueKind::JsonTooDeep.is_limit());
+    /// assert!(!ParseIssueKind::InvalidUrlEncoding.is_limit());
+    /// ```
+    pub fn is_limit(self) -> bool {
+        match self {
+            ParseIssueKind::TooManyArgs
+            | ParseIssueKind::JsonTooDeep
+            | ParseIssueKind::TooManyJsonElements
+            | ParseIssueKind::TooManyParts
+            | ParseIssueKind::ExpansionLimit => true,
+            ParseIssueKind::BodyInvalid | ParseIssueKind::InvalidUrlEncoding => false,
+        }
+    }
+}
+
 /// How many times its own size a body may expand to in names and values (JSON paths and
 /// multipart field names are repeated for every value and header under them) before parsing
 /// stops with [`ParseIssueKind::ExpansionLimit`]. Ordinary bodies stay far below; the budget

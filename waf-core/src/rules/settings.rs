@@ -21,8 +21,10 @@ pub enum Mode {
 }
 
 /// What becomes of a request whose body cannot be read as the type its `Content-Type` declares
-/// (invalid JSON or XML, a multipart body without its boundary): the rules cannot see into it,
-/// but the application behind may still read something out of it.
+/// (invalid JSON or XML, a multipart body without its boundary), or that the parsers read only
+/// in part, past one of the [parse limits](crate::parse::ParseIssueKind::is_limit) (more than
+/// `max_args` arguments, JSON nested deeper than `max_json_depth`): the rules cannot see into
+/// it, but the application behind may still read something out of it.
 ///
 /// ```
 /// use waf_core::rules::{InvalidBody, RuleSet};
