@@ -19,10 +19,10 @@
 //! - Other lines starting with `--` are flagged ([`MultipartFlags::unmatched_boundary`]) and
 //!   nothing more: a signature (`-- `) or an SQL comment in a text field starts one.
 //! - Each part has header lines, a blank line, then data up to the line ending before the next
-//!   delimiter. `Content-Disposition: form-data; name="…"` names the part; with a `filename`
-//!   parameter (even empty) the part is a file: its name and file name go to
-//!   [`ParsedBody::files`] and its size to [`ParsedBody::files_combined_size`]. Other parts are
-//!   arguments, and JSON fields are flattened as for form bodies.
+//!   delimiter. `Content-Disposition: form-data; name="…"` names the part; with a non-empty
+//!   `filename` parameter the part is a file: its name and file name go to
+//!   [`ParsedBody::files`] and its size to [`ParsedBody::files_combined_size`]. Other parts,
+//!   `filename=""` among them, are arguments, and JSON fields are flattened as for form bodies.
 //! - Where ModSecurity stops at the first error, this parser records the error and goes on with
 //!   the next part, so that rules still see the rest of the body; a part without a usable name
 //!   is skipped and flagged ([`MultipartFlags::invalid_part`]).
@@ -395,7 +395,10 @@ impl Parser<'_, '_> {
                         .invalid("multipart: Content-Disposition header missing name field"),
                     _ => {}
                 }
-                part.filename = parsed.filename;
+                // An empty file name makes no file: ASP.NET Core and ModSecurity read such a
+                // part as a form field, and a browser sends one for a file input left empty
+                // (with empty content). Taken for a file, its content was read by no rule.
+                part.filename = parsed.filename.filter(|f| !f.is_empty());
             }
         }
         if part.name.is_none() {
@@ -1049,11 +1052,28 @@ mod tests {
         );
         assert_eq!(
             fields(&body.files),
-            p(&[("f1", "a.txt"), ("f2", ""), ("f3", "C:\\dir\\b.php")])
+            p(&[("f1", "a.txt"), ("f3", "C:\\dir\\b.php")])
         );
-        assert_eq!(body.files_combined_size, 10, "5 + 0 + 5");
-        assert!(body.args.is_empty(), "file content is not an argument");
+        assert_eq!(body.files_combined_size, 10, "5 + 5");
+        assert_eq!(
+            fields(&body.args),
+            p(&[("f2", "")]),
+            "an empty file name makes no file"
+        );
         assert!(body.issues.is_empty(), "{:?}", body.issues);
+    }
+
+    /// The bug: a part with `filename=""` was taken for a file, whose content no rule reads,
+    /// while ASP.NET Core (and ModSecurity) read it as a form field.
+    #[test]
+    fn a_part_with_an_empty_file_name_is_a_field_whose_value_is_read() {
+        let body = parse(
+            CT,
+            "--0000\r\nContent-Disposition: form-data; name=\"signInName\"; filename=\"\"\r\n\r\n\
+             ' OR 1=1--\r\n--0000--\r\n",
+        );
+        assert!(body.files.is_empty());
+        assert_eq!(fields(&body.args), p(&[("signInName", "' OR 1=1--")]));
     }
 
     #[test]
