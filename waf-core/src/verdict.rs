@@ -56,6 +56,9 @@ pub struct Verdict {
     /// arguments; 3 dropped`). With [`InvalidBody::Block`](crate::rules::InvalidBody::Block)
     /// that alone blocks the request with 400, before the rules that read the body run.
     pub body_error: Option<String>,
+    /// Whether [`body_error`](Self::body_error) names a parse limit the request went past (the
+    /// values beyond it were never read) rather than a body that does not parse.
+    pub parse_limit_hit: bool,
 }
 
 impl Verdict {

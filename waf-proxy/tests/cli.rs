@@ -372,6 +372,26 @@ fn explain_says_a_body_that_does_not_parse_as_its_type_is_refused() {
 }
 
 #[test]
+fn explain_says_a_request_past_a_parse_limit_is_refused() {
+    let body = format!("{}\"x\"{}", "[".repeat(40), "]".repeat(40));
+    let raw = format!(
+        "POST /login HTTP/1.1\r\nHost: login.contoso.com\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let out = waf(&["explain", "--rules", "rules/", "-"], Some(raw.as_bytes()));
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.starts_with(
+            "verdict: block (400) because the request goes past a parse limit, and what lies \
+             beyond was not read (JSON nested deeper than 32 levels"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
 fn explain_rejects_what_is_not_a_request() {
     let out = waf(
         &["explain", "--rules", "rules/", "-"],

@@ -591,8 +591,13 @@ pub(crate) fn run_observed<E: Evaluate, O: Observe>(
             observer.body_parsed(since);
             // A request the parsers read only in part (past a limit) is as opaque to the rules
             // as a body that does not parse: what was dropped was never inspected.
-            if let Some(error) = state.data.body_error().or(state.data.limit_hit()) {
+            let limit_hit = state
+                .data
+                .limit_hit()
+                .filter(|_| state.data.body_error().is_none());
+            if let Some(error) = state.data.body_error().or(limit_hit) {
                 state.verdict.body_error = Some(error.to_string());
+                state.verdict.parse_limit_hit = limit_hit.is_some();
                 if settings.invalid_body == InvalidBody::Block && reject_invalid_body(&mut state) {
                     break 'phases;
                 }
@@ -1460,6 +1465,7 @@ mod tests {
         for (what, request, message) in &past_a_limit {
             let verdict = program.inspect(request);
             assert_eq!(verdict.action, Action::Block { status: 400 }, "{what}");
+            assert!(verdict.parse_limit_hit, "{what}");
             let error = verdict.body_error.unwrap_or_default();
             assert!(error.starts_with(message), "{what}: {error}");
             // `inspect`: the rules judge what was read, and the attack was not.
@@ -1485,6 +1491,7 @@ mod tests {
             let verdict = program.inspect(request);
             assert_eq!(verdict.action, Action::Block { status: 403 });
             assert_eq!(verdict.body_error, None);
+            assert!(!verdict.parse_limit_hit);
         }
     }
 

@@ -33,7 +33,12 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     if let Some(id) = verdict.decided_by {
         write!(out, " by rule {id}")?;
     } else if let Some(error) = &verdict.body_error {
-        if verdict.block_status() == Some(400) {
+        if verdict.block_status() == Some(400) && verdict.parse_limit_hit {
+            write!(
+                out,
+                " because the request goes past a parse limit, and what lies beyond was not read ({error})"
+            )?;
+        } else if verdict.block_status() == Some(400) {
             write!(
                 out,
                 " because the body does not parse as its type ({error})"
@@ -55,9 +60,14 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         scores.join(", ")
     )?;
     if let (Some(error), false) = (&verdict.body_error, verdict.block_status() == Some(400)) {
+        let what = if verdict.parse_limit_hit {
+            "request: goes past a parse limit"
+        } else {
+            "body: does not parse as its type"
+        };
         writeln!(
             out,
-            "body: does not parse as its type ({error}); the rules saw what parsing recovered"
+            "{what} ({error}); the rules saw what parsing recovered"
         )?;
     }
     for m in &verdict.matches {
