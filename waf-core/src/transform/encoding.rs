@@ -42,6 +42,33 @@ fn base64_value(b: u8) -> Option<u8> {
     }
 }
 
+/// Raw DEFLATE decompression, bounded by [`INFLATE_MAX`](super::INFLATE_MAX): the output
+/// of a complete stream, or what came out before an error or the bound.
+///
+/// One call of the decompressor's core into a buffer of the final size, rather than
+/// `decompress_to_vec_with_limit`, whose error carries its whole zero-filled buffer instead of
+/// the bytes written. DEFLATE expands at most 1,032 times, so a short value gets a short
+/// buffer.
+pub(super) fn inflate(input: &[u8]) -> Cow<'_, [u8]> {
+    use miniz_oxide::inflate::core::{decompress, inflate_flags, DecompressorOxide};
+    const MAX_RATIO: usize = 1032;
+    let size = input
+        .len()
+        .saturating_mul(MAX_RATIO)
+        .min(super::INFLATE_MAX);
+    let mut out = vec![0; size];
+    let mut state = Box::<DecompressorOxide>::default();
+    let (_, _, written) = decompress(
+        &mut state,
+        input,
+        &mut out,
+        0,
+        inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF,
+    );
+    out.truncate(written);
+    finish(input, out)
+}
+
 pub(super) fn base64_decode(input: &[u8]) -> Cow<'_, [u8]> {
     let mut out = Vec::with_capacity(input.len() / 4 * 3 + 2);
     let mut bits = Base64Bits::default();

@@ -47,7 +47,7 @@
 //! | case | [`Lowercase`](Transform::Lowercase), [`Uppercase`](Transform::Uppercase) |
 //! | URL | [`UrlDecode`](Transform::UrlDecode), [`UrlDecodeUni`](Transform::UrlDecodeUni), [`Utf8ToUnicode`](Transform::Utf8ToUnicode) |
 //! | markup and script escapes | [`HtmlEntityDecode`](Transform::HtmlEntityDecode), [`JsDecode`](Transform::JsDecode), [`CssDecode`](Transform::CssDecode), [`EscapeSeqDecode`](Transform::EscapeSeqDecode) |
-//! | binary encodings | [`Base64Decode`](Transform::Base64Decode), [`Base64DecodeExt`](Transform::Base64DecodeExt), [`Base64Encode`](Transform::Base64Encode), [`HexDecode`](Transform::HexDecode), [`HexEncode`](Transform::HexEncode), [`SqlHexDecode`](Transform::SqlHexDecode) |
+//! | binary encodings | [`Base64Decode`](Transform::Base64Decode), [`Base64DecodeExt`](Transform::Base64DecodeExt), [`Base64Encode`](Transform::Base64Encode), [`HexDecode`](Transform::HexDecode), [`HexEncode`](Transform::HexEncode), [`SqlHexDecode`](Transform::SqlHexDecode), [`Inflate`](Transform::Inflate) |
 //! | NUL bytes | [`RemoveNulls`](Transform::RemoveNulls), [`ReplaceNulls`](Transform::ReplaceNulls) |
 //! | whitespace | [`RemoveWhitespace`](Transform::RemoveWhitespace), [`CompressWhitespace`](Transform::CompressWhitespace), [`Trim`](Transform::Trim), [`TrimLeft`](Transform::TrimLeft), [`TrimRight`](Transform::TrimRight) |
 //! | comments | [`ReplaceComments`](Transform::ReplaceComments), [`RemoveComments`](Transform::RemoveComments), [`RemoveCommentsChar`](Transform::RemoveCommentsChar) |
@@ -91,6 +91,8 @@
 //! * [`RemoveComments`](Transform::RemoveComments) does not copy the byte
 //!   that follows a comment's end unexamined, so `/**//**/` is removed whole.
 //! * [`HtmlEntityDecode`](Transform::HtmlEntityDecode) also decodes `&apos;`.
+//! * [`Inflate`](Transform::Inflate) is this crate's own: ModSecurity has no
+//!   transformation that reads compressed data.
 //! * [`CompressWhitespace`](Transform::CompressWhitespace) counts the
 //!   non-breaking space (0xA0) as whitespace, as ModSecurity 2 did, and both
 //!   it and [`RemoveWhitespace`](Transform::RemoveWhitespace) treat the UTF-8
@@ -100,6 +102,16 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
+
+/// Most bytes [`Transform::Inflate`] produces from one value. A SAML message decompresses to a
+/// few kilobytes, and what the rules look for in one (a `DOCTYPE`) comes before its root
+/// element; the bound keeps a compressed value a thousandth of its output's size, repeated in
+/// every argument of a request, from costing gigabytes.
+///
+/// ```
+/// assert_eq!(waf_core::transform::INFLATE_MAX, 16 * 1024);
+/// ```
+pub const INFLATE_MAX: usize = 16 * 1024;
 
 mod comments;
 mod encoding;
@@ -204,6 +216,20 @@ pub enum Transform {
     /// assert_eq!(Transform::Base64DecodeExt.apply(b"VG.Vz dA").as_ref(), b"Test");
     /// ```
     Base64DecodeExt,
+    /// Raw DEFLATE decompression (RFC 1951, no zlib or gzip header), as the SAML
+    /// HTTP-Redirect binding compresses a `SAMLRequest` or `SAMLResponse` before its base64:
+    /// `[base64_decode, inflate]` reads the XML. At most [`INFLATE_MAX`] bytes come out, so
+    /// a small compressed value cannot grow into megabytes; data that is not DEFLATE (or is
+    /// cut short) yields what decompressed before the first error, often nothing.
+    ///
+    /// ```
+    /// use waf_core::transform::Transform;
+    /// // `<!DOCTYPE x>` compressed with DEFLATE, fixed Huffman codes.
+    /// let deflated = [0xb3, 0x51, 0x74, 0xf1, 0x77, 0x0e, 0x89, 0x0c, 0x70, 0x55, 0xa8, 0xb0, 0x03, 0x00];
+    /// assert_eq!(Transform::Inflate.apply(&deflated).as_ref(), b"<!DOCTYPE x>");
+    /// assert_eq!(Transform::Inflate.apply(b"not deflate").as_ref(), b"");
+    /// ```
+    Inflate,
     /// Base64 encoding with the standard alphabet and padding.
     ///
     /// ```
@@ -404,6 +430,7 @@ impl Transform {
         Transform::HexDecode,
         Transform::HexEncode,
         Transform::SqlHexDecode,
+        Transform::Inflate,
         Transform::EscapeSeqDecode,
         Transform::RemoveNulls,
         Transform::ReplaceNulls,
@@ -449,6 +476,7 @@ impl Transform {
             Transform::HexDecode => encoding::hex_decode(input),
             Transform::HexEncode => encoding::hex_encode(input),
             Transform::SqlHexDecode => encoding::sql_hex_decode(input),
+            Transform::Inflate => encoding::inflate(input),
             Transform::EscapeSeqDecode => escapes::escape_seq_decode(input),
             Transform::RemoveNulls => text::remove_nulls(input),
             Transform::ReplaceNulls => text::replace_nulls(input),
@@ -504,6 +532,7 @@ impl Transform {
             | Transform::Base64Encode
             | Transform::HexDecode
             | Transform::HexEncode
+            | Transform::Inflate
             | Transform::Length
             | Transform::Md5
             | Transform::Sha1 => return None,
@@ -542,6 +571,7 @@ impl Transform {
             Transform::HexDecode => "hex_decode",
             Transform::HexEncode => "hex_encode",
             Transform::SqlHexDecode => "sql_hex_decode",
+            Transform::Inflate => "inflate",
             Transform::EscapeSeqDecode => "escape_seq_decode",
             Transform::RemoveNulls => "remove_nulls",
             Transform::ReplaceNulls => "replace_nulls",
@@ -584,6 +614,7 @@ impl Transform {
             Transform::HexDecode => "hexDecode",
             Transform::HexEncode => "hexEncode",
             Transform::SqlHexDecode => "sqlHexDecode",
+            Transform::Inflate => "inflate",
             Transform::EscapeSeqDecode => "escapeSeqDecode",
             Transform::RemoveNulls => "removeNulls",
             Transform::ReplaceNulls => "replaceNulls",

@@ -137,7 +137,7 @@ fn all_lists_each_variant_once() {
     for t in Transform::ALL {
         assert!(seen.insert(*t), "{t} listed twice");
     }
-    assert_eq!(seen.len(), 31);
+    assert_eq!(seen.len(), 32);
 }
 
 #[test]
@@ -287,4 +287,20 @@ proptest! {
         let out = Transform::Utf8ToUnicode.apply(text.as_bytes());
         prop_assert!(out.is_ascii());
     }
+}
+
+/// A DEFLATE bomb: a megabyte of zeros compresses to about a kilobyte, and decompresses to
+/// no more than the bound.
+#[test]
+fn inflate_stops_at_its_bound() {
+    let zeros = vec![0u8; 1 << 20];
+    let bomb = miniz_oxide::deflate::compress_to_vec(&zeros, 9);
+    assert!(bomb.len() < 2048, "{}", bomb.len());
+    let out = Transform::Inflate.apply(&bomb);
+    assert_eq!(out.len(), super::INFLATE_MAX);
+    assert!(out.iter().all(|&b| b == 0));
+    // Within the bound, the round trip is exact.
+    let text: Vec<u8> = (0..super::INFLATE_MAX).map(|i| (i % 251) as u8).collect();
+    let packed = miniz_oxide::deflate::compress_to_vec(&text, 6);
+    assert_eq!(Transform::Inflate.apply(&packed).as_ref(), &text[..]);
 }
