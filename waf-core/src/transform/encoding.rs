@@ -45,26 +45,43 @@ fn base64_value(b: u8) -> Option<u8> {
 /// Raw DEFLATE decompression, bounded by [`INFLATE_MAX`](super::INFLATE_MAX): the output
 /// of a complete stream, or what came out before an error or the bound.
 ///
-/// One call of the decompressor's core into a buffer of the final size, rather than
-/// `decompress_to_vec_with_limit`, whose error carries its whole zero-filled buffer instead of
-/// the bytes written. DEFLATE expands at most 1,032 times, so a short value gets a short
-/// buffer.
+/// The decompressor's core is driven here rather than through `decompress_to_vec_with_limit`,
+/// whose error carries its whole zero-filled buffer instead of the bytes written, and which
+/// sets up an 11 KB decompressor and a buffer twice the input for every value. A rule reading
+/// `[base64_decode, inflate]` has every argument of every request inflated, nearly all of them
+/// random bytes that stop the decoder within a few bytes: so the decompressor is kept per
+/// thread (`init` resets it), and the buffer starts small and doubles as output comes.
 pub(super) fn inflate(input: &[u8]) -> Cow<'_, [u8]> {
     use miniz_oxide::inflate::core::{decompress, inflate_flags, DecompressorOxide};
-    const MAX_RATIO: usize = 1032;
-    let size = input
-        .len()
-        .saturating_mul(MAX_RATIO)
-        .min(super::INFLATE_MAX);
-    let mut out = vec![0; size];
-    let mut state = Box::<DecompressorOxide>::default();
-    let (_, _, written) = decompress(
-        &mut state,
-        input,
-        &mut out,
-        0,
-        inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF,
-    );
+    use miniz_oxide::inflate::TINFLStatus;
+    use std::cell::RefCell;
+    thread_local! {
+        static DECOMPRESSOR: RefCell<Box<DecompressorOxide>> = RefCell::default();
+    }
+    let max = super::INFLATE_MAX;
+    let mut out = vec![0; input.len().saturating_mul(2).clamp(64, max)];
+    let written = DECOMPRESSOR.with_borrow_mut(|state| {
+        state.init();
+        let mut rest = input;
+        let mut written = 0;
+        loop {
+            let (status, read, wrote) = decompress(
+                state,
+                rest,
+                &mut out,
+                written,
+                inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF,
+            );
+            written += wrote;
+            match status {
+                TINFLStatus::HasMoreOutput if out.len() < max => {
+                    rest = rest.get(read..).unwrap_or_default();
+                    out.resize(out.len().saturating_mul(2).min(max), 0);
+                }
+                _ => return written,
+            }
+        }
+    });
     out.truncate(written);
     finish(input, out)
 }
