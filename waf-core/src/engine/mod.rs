@@ -1398,8 +1398,8 @@ mod tests {
     }
 
     /// The bug: every parse limit was a way past the rules. An attack after the thousandth
-    /// argument, after the hundredth multipart part, after the ten-thousandth JSON value or
-    /// nested 33 levels deep was dropped by the parser, read by no rule, and forwarded.
+    /// argument (in the query, a form or a JSON array), after the hundredth multipart part or
+    /// nested 33 levels deep in JSON was dropped by the parser, read by no rule, and forwarded.
     #[test]
     fn an_attack_past_a_parse_limit_is_refused_not_forwarded_uninspected() {
         let set = RuleSet::from_yaml_str(
