@@ -4,7 +4,8 @@
 //!
 //! - `apply` returns `Cow::Borrowed` exactly when the output equals the input (the engine
 //!   relies on this for `multiMatch`);
-//! - decoders, removers and normalisers never lengthen a value;
+//! - decoders (but `inflate`, which is bounded), removers and normalisers never lengthen a
+//!   value;
 //! - case, NUL, whitespace, trim, path and command-line transformations are idempotent, and
 //!   their output lacks what they remove (no ASCII upper case after `lowercase`, no NUL after
 //!   `removeNulls`, no backslash after `normalizePathWin`...);
@@ -60,11 +61,12 @@ fuzz_target!(|data: &[u8]| {
 
     // Transformations that only decode, remove or normalise never make a value longer.
     // (The sole exception among decoders would be an escape that decodes to more bytes than
-    // it is written with; none does.)
+    // it is written with; none does.) `inflate` decompresses: its bound is checked below.
     let shrinks = !matches!(
         t,
         Transform::Base64Encode
             | Transform::HexEncode
+            | Transform::Inflate
             | Transform::Utf8ToUnicode
             | Transform::Length
             | Transform::Md5
