@@ -427,6 +427,13 @@ fn attacks_are_blocked_and_never_reach_the_origin() {
             "/contoso.onmicrosoft.com/oauth2/v2.0/authorize?state=1%27%20OR%20%271%27%3D%271",
             "",
         ),
+        // a traversal with full-width slashes (U+FF0F as UTF-8), which Windows' best-fit
+        // mapping turns into `/` (this passed)
+        proxy.get(
+            "login.contoso.com",
+            "/download?file=..%EF%BC%8F..%EF%BC%8Fetc%EF%BC%8Fpasswd",
+            "",
+        ),
         // a header
         proxy.get(
             "login.contoso.com",
