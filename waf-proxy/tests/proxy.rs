@@ -434,6 +434,9 @@ fn attacks_are_blocked_and_never_reach_the_origin() {
             "/download?file=..%EF%BC%8F..%EF%BC%8Fetc%EF%BC%8Fpasswd",
             "",
         ),
+        // a parent directory with a path parameter, which Tomcat and Jetty resolve after the
+        // proxy (`/public/..;/admin` is `/admin` to them; this passed)
+        proxy.get("login.contoso.com", "/public/..;/admin/", ""),
         // a header
         proxy.get(
             "login.contoso.com",
