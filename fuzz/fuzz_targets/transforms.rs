@@ -4,7 +4,8 @@
 //!
 //! - `apply` returns `Cow::Borrowed` exactly when the output equals the input (the engine
 //!   relies on this for `multiMatch`);
-//! - decoders (but `inflate`, which is bounded), removers and normalisers never lengthen a
+//! - decoders (but `inflate`, which is bounded), removers and normalisers (but `nfkc`, which
+//!   spells out compatibility characters, at most 11 bytes for one byte) never lengthen a
 //!   value;
 //! - case, NUL, whitespace, trim, path and command-line transformations are idempotent, and
 //!   their output lacks what they remove (no ASCII upper case after `lowercase`, no NUL after
@@ -61,12 +62,14 @@ fuzz_target!(|data: &[u8]| {
 
     // Transformations that only decode, remove or normalise never make a value longer.
     // (The sole exception among decoders would be an escape that decodes to more bytes than
-    // it is written with; none does.) `inflate` decompresses: its bound is checked below.
+    // it is written with; none does.) `inflate` decompresses and `nfkc` spells out ligatures:
+    // their bounds are checked below.
     let shrinks = !matches!(
         t,
         Transform::Base64Encode
             | Transform::HexEncode
             | Transform::Inflate
+            | Transform::Nfkc
             | Transform::Utf8ToUnicode
             | Transform::Length
             | Transform::Md5
@@ -181,6 +184,11 @@ fuzz_target!(|data: &[u8]| {
         Transform::HexDecode => assert_eq!(out.len(), input.len() / 2, "{t}"),
         Transform::Base64Decode => assert!(out.len() <= input.len() / 4 * 3 + 2, "{t}"),
         Transform::Inflate => assert!(out.len() <= waf_core::transform::INFLATE_MAX, "{t}"),
+        // Unicode's bound for NFKC in UTF-8 (UAX #15), and a normal form is its own.
+        Transform::Nfkc => {
+            assert!(out.len() <= input.len() * 11, "{t} lengthened {input:?} to {out:?}");
+            assert_eq!(apply(t, out), out, "{t} is not idempotent on {input:?}");
+        }
         Transform::Length => assert_eq!(out, input.len().to_string().as_bytes(), "{t}"),
         Transform::Md5 => assert_eq!(out.len(), 16, "{t}"),
         Transform::Sha1 => assert_eq!(out.len(), 20, "{t}"),

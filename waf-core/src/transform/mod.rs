@@ -46,6 +46,7 @@
 //! |---|---|
 //! | case | [`Lowercase`](Transform::Lowercase), [`Uppercase`](Transform::Uppercase) |
 //! | URL | [`UrlDecode`](Transform::UrlDecode), [`UrlDecodeUni`](Transform::UrlDecodeUni), [`Utf8ToUnicode`](Transform::Utf8ToUnicode) |
+//! | Unicode | [`Nfkc`](Transform::Nfkc) |
 //! | markup and script escapes | [`HtmlEntityDecode`](Transform::HtmlEntityDecode), [`JsDecode`](Transform::JsDecode), [`CssDecode`](Transform::CssDecode), [`EscapeSeqDecode`](Transform::EscapeSeqDecode) |
 //! | binary encodings | [`Base64Decode`](Transform::Base64Decode), [`Base64DecodeExt`](Transform::Base64DecodeExt), [`Base64Encode`](Transform::Base64Encode), [`HexDecode`](Transform::HexDecode), [`HexEncode`](Transform::HexEncode), [`SqlHexDecode`](Transform::SqlHexDecode), [`Inflate`](Transform::Inflate) |
 //! | NUL bytes | [`RemoveNulls`](Transform::RemoveNulls), [`ReplaceNulls`](Transform::ReplaceNulls) |
@@ -93,6 +94,9 @@
 //! * [`HtmlEntityDecode`](Transform::HtmlEntityDecode) also decodes `&apos;`.
 //! * [`Inflate`](Transform::Inflate) is this crate's own: ModSecurity has no
 //!   transformation that reads compressed data.
+//! * [`Nfkc`](Transform::Nfkc) is this crate's own too: ModSecurity maps
+//!   full-width characters to ASCII only when they come as `%uff..` escapes
+//!   (`urlDecodeUni`), not when they come as UTF-8.
 //! * [`CompressWhitespace`](Transform::CompressWhitespace) counts the
 //!   non-breaking space (0xA0) as whitespace, as ModSecurity 2 did, and both
 //!   it and [`RemoveWhitespace`](Transform::RemoveWhitespace) treat the UTF-8
@@ -120,6 +124,7 @@ mod hash;
 mod html;
 mod path;
 mod text;
+mod unicode;
 mod url;
 mod whitespace;
 
@@ -360,6 +365,24 @@ pub enum Transform {
     /// assert_eq!(Transform::Utf8ToUnicode.apply("a\u{e9}\u{ff1c}".as_bytes()).as_ref(), b"a%u00e9%uff1c");
     /// ```
     Utf8ToUnicode,
+    /// Unicode normalization form KC (compatibility composition) of each run of valid UTF-8;
+    /// bytes that are not UTF-8 are kept as they are, and ASCII never changes.
+    ///
+    /// Applications that normalize their input this way (Python's `unicodedata`, Django's
+    /// user names, Java's `Normalizer`, identifier and search fields) read the full-width
+    /// `＇` (U+FF07), `＜` and `；` as `'`, `<` and `;`, and `ｓｅｌｅｃｔ` as `select`: without this
+    /// step a rule sees bytes it does not know where the application sees an attack. NFKC also
+    /// spells out ligatures and compatibility forms (`ﬁ` is `fi`, `…` is `...`, `²` is
+    /// `2`), so a value may grow, at most eighteen characters for one.
+    ///
+    /// ```
+    /// use waf_core::transform::Transform;
+    /// let fullwidth = "1\u{ff07} OR \u{ff07}1\u{ff07}=\u{ff07}1";
+    /// assert_eq!(Transform::Nfkc.apply(fullwidth.as_bytes()).as_ref(), b"1' OR '1'='1");
+    /// assert_eq!(Transform::Nfkc.apply("Zo\u{eb}".as_bytes()).as_ref(), "Zo\u{eb}".as_bytes());
+    /// assert_eq!(Transform::Nfkc.apply(b"\xff\xef\xbc\x9c").as_ref(), b"\xff<");
+    /// ```
+    Nfkc,
     /// Removes leading and trailing whitespace (space, `\t \n \v \f \r`).
     ///
     /// ```
@@ -443,6 +466,7 @@ impl Transform {
         Transform::NormalizePath,
         Transform::NormalizePathWin,
         Transform::Utf8ToUnicode,
+        Transform::Nfkc,
         Transform::Trim,
         Transform::TrimLeft,
         Transform::TrimRight,
@@ -489,6 +513,7 @@ impl Transform {
             Transform::NormalizePath => path::normalize_path(input, false),
             Transform::NormalizePathWin => path::normalize_path(input, true),
             Transform::Utf8ToUnicode => encoding::utf8_to_unicode(input),
+            Transform::Nfkc => unicode::nfkc(input),
             Transform::Trim => whitespace::trim(input, true, true),
             Transform::TrimLeft => whitespace::trim(input, true, false),
             Transform::TrimRight => whitespace::trim(input, false, true),
@@ -525,7 +550,7 @@ impl Transform {
             // is `.`.
             Transform::NormalizePath => b"/.",
             Transform::NormalizePathWin => b"/\\.",
-            Transform::Utf8ToUnicode => NON_ASCII,
+            Transform::Utf8ToUnicode | Transform::Nfkc => NON_ASCII,
             Transform::Trim | Transform::TrimLeft | Transform::TrimRight => b" \t\n\x0b\x0c\r",
             Transform::Base64Decode
             | Transform::Base64DecodeExt
@@ -584,6 +609,7 @@ impl Transform {
             Transform::NormalizePath => "normalize_path",
             Transform::NormalizePathWin => "normalize_path_win",
             Transform::Utf8ToUnicode => "utf8_to_unicode",
+            Transform::Nfkc => "nfkc",
             Transform::Trim => "trim",
             Transform::TrimLeft => "trim_left",
             Transform::TrimRight => "trim_right",
@@ -627,6 +653,7 @@ impl Transform {
             Transform::NormalizePath => "normalizePath",
             Transform::NormalizePathWin => "normalizePathWin",
             Transform::Utf8ToUnicode => "utf8toUnicode",
+            Transform::Nfkc => "nfkc",
             Transform::Trim => "trim",
             Transform::TrimLeft => "trimLeft",
             Transform::TrimRight => "trimRight",

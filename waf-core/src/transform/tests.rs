@@ -137,7 +137,7 @@ fn all_lists_each_variant_once() {
     for t in Transform::ALL {
         assert!(seen.insert(*t), "{t} listed twice");
     }
-    assert_eq!(seen.len(), 32);
+    assert_eq!(seen.len(), 33);
 }
 
 #[test]
