@@ -506,6 +506,43 @@ fn attacks_are_blocked_and_never_reach_the_origin() {
     assert_eq!(origin.connections(), 0);
 }
 
+/// An application that normalizes its input to NFKC (Python's `unicodedata`, Django's user
+/// names, Java's `Normalizer`) reads the full-width `＇` (U+FF07) as `'`: an injection written
+/// with it passed (200), because the rules saw bytes they did not know. Text in full-width
+/// and other non-ASCII characters still reaches the origin byte for byte.
+#[test]
+fn an_injection_in_full_width_characters_is_blocked_and_full_width_text_passes() {
+    let origin = Origin::start();
+    let proxy = Proxy::start(&origin, Setup::default());
+    let authorize = "/contoso.onmicrosoft.com/oauth2/v2.0/authorize";
+    // `1＇ OR ＇1＇=＇1`, and `admin＇--` in a form.
+    let r = proxy.get(
+        "login.contoso.com",
+        &format!("{authorize}?login_hint=1%EF%BC%87%20OR%20%EF%BC%871%EF%BC%87%3D%EF%BC%871"),
+        "",
+    );
+    r.assert_block_page();
+    let self_asserted = "/contoso.onmicrosoft.com/B2C_1_signin/SelfAsserted";
+    let r = proxy.post(
+        self_asserted,
+        "application/x-www-form-urlencoded",
+        "request_type=RESPONSE&signInName=admin%EF%BC%87--&password=x",
+    );
+    r.assert_block_page();
+    assert!(origin.seen().is_empty(), "{:?}", origin.seen());
+    // `ｚｏｅ＠ｃｏｎｔｏｓｏ．ｃｏｍ` and `ＡＢＣ株式会社 Zoë Müller`.
+    let clean = format!(
+        "{authorize}?login_hint=%EF%BD%9A%EF%BD%8F%EF%BD%85%EF%BC%A0%EF%BD%83%EF%BD%8F%EF%BD%8E\
+         %EF%BD%94%EF%BD%8F%EF%BD%93%EF%BD%8F%EF%BC%8E%EF%BD%83%EF%BD%8F%EF%BD%8D\
+         &state=%EF%BC%A1%EF%BC%A2%EF%BC%A3%E6%A0%AA%E5%BC%8F%E4%BC%9A%E7%A4%BE%20Zo%C3%AB%20M%C3%BCller"
+    );
+    let r = proxy.get("login.contoso.com", &clean, "");
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let seen = origin.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].target, clean);
+}
+
 /// SAML messages carry their XML encoded: base64 when posted, DEFLATE then base64 in a URL
 /// (the HTTP-Redirect binding). A DOCTYPE in a redirected `SAMLRequest` passed (200): the
 /// rule decoded the base64 and found compressed bytes.
