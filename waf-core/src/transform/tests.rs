@@ -253,6 +253,19 @@ proptest! {
     }
 
     #[test]
+    fn base64_decode_agrees_with_the_bytewise_decoder(
+        input in proptest::collection::vec(
+            proptest::sample::select(b"ABCxyz0189+/=\r\n-_ \0\xff".to_vec()),
+            0..64,
+        )
+    ) {
+        let fast = Transform::Base64Decode.apply(&input);
+        let bytewise = super::encoding::base64_decode_bytewise(&input);
+        prop_assert_eq!(fast.as_ref(), bytewise.as_ref());
+        prop_assert_eq!(matches!(fast, Cow::Borrowed(_)), matches!(bytewise, Cow::Borrowed(_)));
+    }
+
+    #[test]
     fn hex_and_base64_round_trip(input in proptest::collection::vec(any::<u8>(), 0..128)) {
         let hex = Transform::HexEncode.apply(&input);
         prop_assert_eq!(Transform::HexDecode.apply(&hex).into_owned(), input.clone());
