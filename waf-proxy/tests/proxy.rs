@@ -530,11 +530,11 @@ fn an_injection_in_full_width_characters_is_blocked_and_full_width_text_passes()
     );
     r.assert_block_page();
     assert!(origin.seen().is_empty(), "{:?}", origin.seen());
-    // `ｚｏｅ＠ｃｏｎｔｏｓｏ．ｃｏｍ` and `ＡＢＣ株式会社 Zoë Müller`.
+    // `ｚｏｅ＠ｃｏｎｔｏｓｏ．ｃｏｍ` and `ＡＢＣ株式会社 Zoë Müller…` (an ellipsis, three dots after NFKC).
     let clean = format!(
         "{authorize}?login_hint=%EF%BD%9A%EF%BD%8F%EF%BD%85%EF%BC%A0%EF%BD%83%EF%BD%8F%EF%BD%8E\
          %EF%BD%94%EF%BD%8F%EF%BD%93%EF%BD%8F%EF%BC%8E%EF%BD%83%EF%BD%8F%EF%BD%8D\
-         &state=%EF%BC%A1%EF%BC%A2%EF%BC%A3%E6%A0%AA%E5%BC%8F%E4%BC%9A%E7%A4%BE%20Zo%C3%AB%20M%C3%BCller"
+         &state=%EF%BC%A1%EF%BC%A2%EF%BC%A3%E6%A0%AA%E5%BC%8F%E4%BC%9A%E7%A4%BE%20Zo%C3%AB%20M%C3%BCller%E2%80%A6"
     );
     let r = proxy.get("login.contoso.com", &clean, "");
     assert_eq!(r.status, 200, "{}", r.raw);
