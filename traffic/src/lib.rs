@@ -55,6 +55,7 @@ pub enum Flow {
     TokenRefresh,
     FederatedAuthResp,
     SamlAcs,
+    WsFedResponse,
     SelfAssertedSignIn,
     SelfAssertedSignUp,
     SelfAssertedPasswordReset,
@@ -69,13 +70,14 @@ pub enum Flow {
 
 impl Flow {
     /// Every flow, in the order the generator cycles through them.
-    pub const ALL: [Flow; 16] = [
+    pub const ALL: [Flow; 17] = [
         Flow::Authorize,
         Flow::Logout,
         Flow::TokenCode,
         Flow::TokenRefresh,
         Flow::FederatedAuthResp,
         Flow::SamlAcs,
+        Flow::WsFedResponse,
         Flow::SelfAssertedSignIn,
         Flow::SelfAssertedSignUp,
         Flow::SelfAssertedPasswordReset,
@@ -96,7 +98,7 @@ pub struct Sample {
     pub request: Request,
 }
 
-/// The stream of benign requests for one seed. Flows come round-robin, so any 16 consecutive
+/// The stream of benign requests for one seed. Flows come round-robin, so any 17 consecutive
 /// requests cover every flow.
 pub struct SignInTraffic {
     rng: ChaCha8Rng,
@@ -541,6 +543,32 @@ fn build<R: Rng>(flow: Flow, rng: &mut R) -> Request {
                 rng,
                 Request::builder()
                     .uri("/contoso.onmicrosoft.com/B2C_1A_SAML/samlp/sso/assertionconsumer"),
+                false,
+            )
+            .header("Origin", "https://sts.fabrikam.com");
+            post_form(b, body)
+        }
+        Flow::WsFedResponse => {
+            // An identity provider federated over WS-Federation posts its token response to the
+            // tenant; the rules read the arguments, whatever the path.
+            let prefix = tenant(rng, false);
+            let body = form(&[
+                ("wa", "wsignin1.0"),
+                (
+                    "wresult",
+                    &tokens::ws_fed_response(rng, &person.email, &person.display),
+                ),
+                (
+                    "wctx",
+                    &format!(
+                        "LoginOptions=3&estsredirect=2&estsrequest={}",
+                        tokens::base64url_between(rng, 300, 900)
+                    ),
+                ),
+            ]);
+            let b = browser(
+                rng,
+                Request::builder().uri(format!("{prefix}/login.srf")),
                 false,
             )
             .header("Origin", "https://sts.fabrikam.com");

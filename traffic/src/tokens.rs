@@ -1,5 +1,5 @@
 //! The opaque values sign-in traffic carries: ids, PKCE values, MSAL `state`, JWTs, B2C's
-//! `StateProperties`, CSRF tokens, cookies and SAML responses. Shapes and lengths follow what
+//! `StateProperties`, CSRF tokens, cookies, SAML responses and WS-Federation token responses. Shapes and lengths follow what
 //! External ID, B2C and MSAL send; the contents are random.
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -109,6 +109,25 @@ pub fn saml_response<R: Rng>(rng: &mut R, email: &str, acs: &str) -> String {
     STANDARD.encode(xml)
 }
 
+/// A WS-Federation token response (`wresult`), as an identity provider federated over WS-Fed
+/// (AD FS) posts it: a WS-Trust envelope around one signed SAML 1.1 assertion, as XML text.
+/// `display` is a person's name, escaped here as XML text.
+pub fn ws_fed_response<R: Rng>(rng: &mut R, email: &str, display: &str) -> String {
+    let escaped = display
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    let id = format!("_{}", uuid(rng).replace('-', ""));
+    let minute = rng.gen_range(10..50);
+    format!(
+        r##"<t:RequestSecurityTokenResponse xmlns:t="http://schemas.xmlsoap.org/ws/2005/02/trust"><t:Lifetime><wsu:Created xmlns:wsu="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd">2024-05-20T09:{minute}:07.118Z</wsu:Created><wsu:Expires xmlns:wsu="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd">2024-05-20T10:{minute}:07.118Z</wsu:Expires></t:Lifetime><wsp:AppliesTo xmlns:wsp="http://schemas.xmlsoap.org/ws/2004/09/policy"><wsa:EndpointReference xmlns:wsa="http://www.w3.org/2005/08/addressing"><wsa:Address>urn:federation:MicrosoftOnline</wsa:Address></wsa:EndpointReference></wsp:AppliesTo><t:RequestedSecurityToken><saml:Assertion MajorVersion="1" MinorVersion="1" AssertionID="{id}" Issuer="http://sts.fabrikam.com/adfs/services/trust" IssueInstant="2024-05-20T09:{minute}:07.118Z" xmlns:saml="urn:oasis:names:tc:SAML:1.0:assertion"><saml:Conditions NotBefore="2024-05-20T09:{minute}:07.118Z" NotOnOrAfter="2024-05-20T10:{minute}:07.118Z"><saml:AudienceRestrictionCondition><saml:Audience>urn:federation:MicrosoftOnline</saml:Audience></saml:AudienceRestrictionCondition></saml:Conditions><saml:AttributeStatement><saml:Subject><saml:NameIdentifier Format="urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified">{email}</saml:NameIdentifier><saml:SubjectConfirmation><saml:ConfirmationMethod>urn:oasis:names:tc:SAML:1.0:cm:bearer</saml:ConfirmationMethod></saml:SubjectConfirmation></saml:Subject><saml:Attribute AttributeName="UPN" AttributeNamespace="http://schemas.xmlsoap.org/claims"><saml:AttributeValue>{email}</saml:AttributeValue></saml:Attribute><saml:Attribute AttributeName="displayname" AttributeNamespace="http://schemas.xmlsoap.org/claims"><saml:AttributeValue>{escaped}</saml:AttributeValue></saml:Attribute><saml:Attribute AttributeName="ImmutableID" AttributeNamespace="http://schemas.microsoft.com/LiveID/Federation/2008/05"><saml:AttributeValue>{immutable}</saml:AttributeValue></saml:Attribute></saml:AttributeStatement><saml:AuthenticationStatement AuthenticationMethod="urn:oasis:names:tc:SAML:1.0:am:password" AuthenticationInstant="2024-05-20T09:{minute}:05.000Z"><saml:Subject><saml:NameIdentifier Format="urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified">{email}</saml:NameIdentifier><saml:SubjectConfirmation><saml:ConfirmationMethod>urn:oasis:names:tc:SAML:1.0:cm:bearer</saml:ConfirmationMethod></saml:SubjectConfirmation></saml:Subject></saml:AuthenticationStatement><ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/><ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/><ds:Reference URI="#{id}"><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/><ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/></ds:Transforms><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue>{digest}</ds:DigestValue></ds:Reference></ds:SignedInfo><ds:SignatureValue>{sig}</ds:SignatureValue><KeyInfo xmlns="http://www.w3.org/2000/09/xmldsig#"><X509Data><X509Certificate>{cert}</X509Certificate></X509Data></KeyInfo></ds:Signature></saml:Assertion></t:RequestedSecurityToken><t:TokenType>urn:oasis:names:tc:SAML:1.0:assertion</t:TokenType><t:RequestType>http://schemas.xmlsoap.org/ws/2005/02/trust/Issue</t:RequestType><t:KeyType>http://schemas.xmlsoap.org/ws/2005/05/identity/NoProofKey</t:KeyType></t:RequestSecurityTokenResponse>"##,
+        immutable = STANDARD.encode(rng.gen::<[u8; 16]>()),
+        digest = STANDARD.encode(rng.gen::<[u8; 32]>()),
+        sig = STANDARD.encode(base64url(rng, 256)),
+        cert = STANDARD.encode(base64url(rng, 540)),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,5 +145,8 @@ mod tests {
         let s = saml_response(&mut rng, "zoe@contoso.com", "https://x/acs");
         let xml = String::from_utf8(STANDARD.decode(s).unwrap()).unwrap();
         assert!(xml.contains("zoe@contoso.com"));
+        let w = ws_fed_response(&mut rng, "zoe@contoso.com", "Zoë O'Brien & Sons <Sales>");
+        assert!(w.contains("Zoë O'Brien &amp; Sons &lt;Sales&gt;"));
+        assert_eq!(w.matches("<saml:Assertion ").count(), 1);
     }
 }
