@@ -55,6 +55,8 @@ pub enum Flow {
     TokenRefresh,
     FederatedAuthResp,
     SamlAcs,
+    SamlRedirect,
+    WsFedSignIn,
     WsFedResponse,
     SelfAssertedSignIn,
     SelfAssertedSignUp,
@@ -70,13 +72,15 @@ pub enum Flow {
 
 impl Flow {
     /// Every flow, in the order the generator cycles through them.
-    pub const ALL: [Flow; 17] = [
+    pub const ALL: [Flow; 19] = [
         Flow::Authorize,
         Flow::Logout,
         Flow::TokenCode,
         Flow::TokenRefresh,
         Flow::FederatedAuthResp,
         Flow::SamlAcs,
+        Flow::SamlRedirect,
+        Flow::WsFedSignIn,
         Flow::WsFedResponse,
         Flow::SelfAssertedSignIn,
         Flow::SelfAssertedSignUp,
@@ -98,7 +102,7 @@ pub struct Sample {
     pub request: Request,
 }
 
-/// The stream of benign requests for one seed. Flows come round-robin, so any 17 consecutive
+/// The stream of benign requests for one seed. Flows come round-robin, so any 19 consecutive
 /// requests cover every flow.
 pub struct SignInTraffic {
     rng: ChaCha8Rng,
@@ -547,6 +551,106 @@ fn build<R: Rng>(flow: Flow, rng: &mut R) -> Request {
             )
             .header("Origin", "https://sts.fabrikam.com");
             post_form(b, body)
+        }
+        Flow::SamlRedirect => {
+            // An application that signs its requests (the redirect binding signs the query:
+            // `SigAlg` and `Signature` beside the DEFLATEd request).
+            let app = pick(
+                rng,
+                &[
+                    "https://app.contoso.com",
+                    "https://crm.contoso.com/saml2",
+                    "urn:contoso:hr",
+                ],
+            );
+            let acs = pick(
+                rng,
+                &[
+                    "https://app.contoso.com/saml/acs",
+                    "https://crm.contoso.com/saml2/sp/acs.php?sp=default",
+                    "https://hr.contoso.com/Saml2/Acs",
+                ],
+            );
+            let mut pairs = vec![
+                ("SAMLRequest", tokens::saml_redirect_request(rng, acs, app)),
+                (
+                    "RelayState",
+                    pick(
+                        rng,
+                        &[
+                            "https://app.contoso.com/orders?tab=open",
+                            "ss:mem:4b6e1f0c8f1a3f0e7b2d5c9a1e6f3d2b",
+                            "/dashboard#team",
+                        ],
+                    )
+                    .to_string(),
+                ),
+            ];
+            if rng.gen_bool(0.8) {
+                pairs.push((
+                    "SigAlg",
+                    pick(
+                        rng,
+                        &[
+                            "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+                            "http://www.w3.org/2000/09/xmldsig#rsa-sha1",
+                        ],
+                    )
+                    .to_string(),
+                ));
+                pairs.push(("Signature", tokens::redirect_signature(rng)));
+            }
+            let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let uri = format!(
+                "/contoso.onmicrosoft.com/B2C_1A_SAML/samlp/sso/login?{}",
+                form(&pairs)
+            );
+            browser(rng, Request::builder().uri(uri), false).build()
+        }
+        Flow::WsFedSignIn => {
+            // An application that signs its users in over WS-Federation: the realm, the reply
+            // address, its own context, and sometimes the home realm and the method wanted.
+            let mut pairs = vec![
+                ("wa", "wsignin1.0".to_string()),
+                (
+                    "wtrealm",
+                    pick(rng, &["https://app.contoso.com/", "urn:contoso:intranet"]).to_string(),
+                ),
+                ("wreply", redirect.to_string()),
+                (
+                    "wctx",
+                    format!(
+                        "rm=0&id=passive&ru=%2forders%2f{}%3ftab%3dopen",
+                        rng.gen_range(1..9999)
+                    ),
+                ),
+                (
+                    "wct",
+                    format!("2024-05-20T09:{:02}:07Z", rng.gen_range(0..60)),
+                ),
+            ];
+            if rng.gen_bool(0.5) {
+                pairs.push((
+                    "whr",
+                    "https://sts.fabrikam.com/adfs/services/trust".to_string(),
+                ));
+            }
+            if rng.gen_bool(0.3) {
+                pairs.push((
+                    "wauth",
+                    pick(
+                        rng,
+                        &[
+                            "http://schemas.microsoft.com/ws/2008/06/identity/authenticationmethod/password",
+                            "urn:oasis:names:tc:SAML:1.0:am:password",
+                        ],
+                    )
+                    .to_string(),
+                ));
+            }
+            let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let uri = format!("{}/wsfed?{}", tenant(rng, false), form(&pairs));
+            browser(rng, Request::builder().uri(uri), false).build()
         }
         Flow::WsFedResponse => {
             // An identity provider federated over WS-Federation posts its token response to the

@@ -109,6 +109,25 @@ pub fn saml_response<R: Rng>(rng: &mut R, email: &str, acs: &str) -> String {
     STANDARD.encode(xml)
 }
 
+/// A SAML `AuthnRequest` in the HTTP-Redirect binding, as an application sends its users to
+/// the identity provider: the XML, raw DEFLATE, then base64 (the query encoding is the
+/// caller's).
+pub fn saml_redirect_request<R: Rng>(rng: &mut R, acs: &str, issuer: &str) -> String {
+    let xml = format!(
+        r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_{id}" Version="2.0" IssueInstant="2024-05-20T09:{m}:07Z" Destination="https://login.contoso.com/contoso.onmicrosoft.com/B2C_1A_SAML/samlp/sso/login" AssertionConsumerServiceURL="{acs}" ProtocolBinding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"><saml:Issuer>{issuer}</saml:Issuer><samlp:NameIDPolicy Format="urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified" AllowCreate="true"/></samlp:AuthnRequest>"#,
+        id = uuid(rng).replace('-', ""),
+        m = rng.gen_range(10..60),
+    );
+    STANDARD.encode(miniz_oxide::deflate::compress_to_vec(xml.as_bytes(), 6))
+}
+
+/// The `Signature` of a signed redirect: base64 of an RSA-2048 signature (256 random bytes).
+pub fn redirect_signature<R: Rng>(rng: &mut R) -> String {
+    let mut signature = [0u8; 256];
+    rng.fill(&mut signature[..]);
+    STANDARD.encode(signature)
+}
+
 /// A WS-Federation token response (`wresult`), as an identity provider federated over WS-Fed
 /// (AD FS) posts it: a WS-Trust envelope around one signed SAML 1.1 assertion, as XML text.
 /// `display` is a person's name, escaped here as XML text.
@@ -145,6 +164,20 @@ mod tests {
         let s = saml_response(&mut rng, "zoe@contoso.com", "https://x/acs");
         let xml = String::from_utf8(STANDARD.decode(s).unwrap()).unwrap();
         assert!(xml.contains("zoe@contoso.com"));
+        let r = saml_redirect_request(
+            &mut rng,
+            "https://app.contoso.com/saml/acs",
+            "https://app.contoso.com",
+        );
+        let deflated = STANDARD.decode(r).unwrap();
+        let xml = miniz_oxide::inflate::decompress_to_vec(&deflated).unwrap();
+        assert!(String::from_utf8(xml)
+            .unwrap()
+            .contains("AssertionConsumerServiceURL=\"https://app.contoso.com/saml/acs\""));
+        assert_eq!(
+            STANDARD.decode(redirect_signature(&mut rng)).unwrap().len(),
+            256
+        );
         let w = ws_fed_response(&mut rng, "zoe@contoso.com", "Zoë O'Brien & Sons <Sales>");
         assert!(w.contains("Zoë O'Brien &amp; Sons &lt;Sales&gt;"));
         assert_eq!(w.matches("<saml:Assertion ").count(), 1);

@@ -739,6 +739,36 @@ fn a_ws_federation_token_response_passes_and_its_forgeries_are_blocked() {
     assert_eq!(origin.seen()[0].body, clean.as_bytes());
 }
 
+/// Two sign-in requests applications send carried URIs by design in parameters the ruleset
+/// did not know, and 131120 ("URL to another host in a parameter that does not carry URLs")
+/// blocked them: the `SigAlg` of a signed SAML redirect (the signature algorithm's URI), and
+/// WS-Federation's `whr` (the home realm) and `wauth` (the authentication method). Both pass
+/// now, unchanged; a script URI in the same parameters is still blocked.
+#[test]
+fn a_signed_saml_redirect_and_a_ws_federation_sign_in_request_pass() {
+    let origin = Origin::start();
+    let proxy = Proxy::start(&origin, Setup::default());
+    let saml = "/contoso.onmicrosoft.com/B2C_1A_SAML/samlp/sso/login?SAMLRequest=fZJNb8IwDIb%2FSpU79GNlbBGtVEDTkNhW0W6HXVBIXRqpTbo43ce%2FX2hBg8M4JbL9%2BLXfZIasqVuadKaSG%2FjoAI3z3dQSaZ%2BISKclVQwFUskaQGo4zZKnNQ3GHm21Moqrmpwh1wmGCNoIJYmzWkZkCzf3EE79MpgwHt754W4yCTwe8CKcluDtGHHeQKOtj4jFLYTYwUqiYdLYkBeEI28yCrzcu6f%2BLfWm78RZ2h2EZKanKmNapK5bq72QY66kUajs2binu5KN4NreStPH58Fi6yfbw8hu74GLqAaeOMlp%2FoWS2DWgM9CfgsPrZv2nVekLocw2CdyEI3HSo2FzIQsh99e92g1FSB%2FzPB2lL1lO4tlhItq7oOMDfBSilZ6557nZ8K7Ptutqmapa8B%2FnQemGmf9F%2FbHfR0QxKvtS2klsgYtSQGF3r2v1tdDADETE6A6IGw%2Bil%2F8n%2FgU%3D&RelayState=https%3A%2F%2Fapp.contoso.com%2Forders%3Ftab%3Dopen&SigAlg=http%3A%2F%2Fwww.w3.org%2F2001%2F04%2Fxmldsig-more%23rsa-sha256&Signature=PDJQxeSXvLXiAdnV%2FZNXFFOQ39kBwS4MN2KcZccUHr6AVdnohZZnsa%2FpFMPEtoojYjrTh7vm6v93WDNtTVJBUgT1Yx7trYUZxFzLdX4mEHwGVgqvhOwBCNtXg5W7X1O4HoUYiWkerRDFnW4%2F%2BbfaQVzoq%2FV0K5v2vKNV4yfmQR6qFpuoJwId%2FIxXMUv5lDBNpVhiDhK6vSaNcds1CfJypDmBqk43kK1D9rliRG3yg0pBhnSEIwjgSsjgOS%2FSTCY%2FjXkfSAxUQkWqKJtawMK2UVZZIfY7aKLRyo9xWXcIM18JHVLp2LSDWp7CxD71uzcGP42mHPTuIabfCJ2oA4uQlg%3D%3D";
+    let ws_fed = "/contoso.onmicrosoft.com/wsfed?wa=wsignin1.0&wtrealm=https%3A%2F%2Fapp.contoso.com%2F&wreply=https%3A%2F%2Fapp.contoso.com%2Fsignin-wsfed&wctx=rm%3D0%26id%3Dpassive%26ru%3D%252forders%252f42%253ftab%253dopen&wct=2024-05-20T09%3A41%3A07Z&whr=https%3A%2F%2Fsts.fabrikam.com%2Fadfs%2Fservices%2Ftrust&wauth=http%3A%2F%2Fschemas.microsoft.com%2Fws%2F2008%2F06%2Fidentity%2Fauthenticationmethod%2Fpassword";
+    for target in [saml, ws_fed] {
+        let r = proxy.get("login.contoso.com", target, "");
+        assert_eq!(r.status, 200, "{target}: {}", r.raw);
+    }
+    let seen = origin.seen();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[0].target, saml);
+    assert_eq!(seen[1].target, ws_fed);
+    for attack in [
+        "/contoso.onmicrosoft.com/wsfed?wa=wsignin1.0&whr=javascript%3Aalert(document.cookie)",
+        "/contoso.onmicrosoft.com/B2C_1A_SAML/samlp/sso/login?SAMLRequest=fZJN&SigAlg=javascript:alert(1)",
+    ] {
+        proxy
+            .get("login.contoso.com", attack, "")
+            .assert_block_page();
+    }
+    assert_eq!(origin.seen().len(), 2);
+}
+
 #[test]
 fn detect_only_forwards_attacks_and_logs_them() {
     let origin = Origin::start();
