@@ -505,26 +505,44 @@ fn build<R: Rng>(flow: Flow, rng: &mut R) -> Request {
             post_msal_form(b, form(&pairs))
         }
         Flow::FederatedAuthResp => {
-            let body = form(&[
-                ("code", &tokens::auth_code(rng)),
-                (
-                    "id_token",
-                    &tokens::jwt(rng, "https://accounts.google.com", client_id),
-                ),
-                ("state", &tokens::state_properties(rng)),
-                (
+            // Apple posts, on a user's first sign-in, the name they gave as a `user` JSON
+            // object beside the code and the id_token.
+            let apple = rng.gen_bool(0.3);
+            let (issuer, origin) = if apple {
+                ("https://appleid.apple.com", "https://appleid.apple.com")
+            } else {
+                ("https://accounts.google.com", "https://accounts.google.com")
+            };
+            let mut pairs = vec![
+                ("code", tokens::auth_code(rng)),
+                ("id_token", tokens::jwt(rng, issuer, client_id)),
+                ("state", tokens::state_properties(rng)),
+            ];
+            if apple {
+                pairs.push((
+                    "user",
+                    format!(
+                        r#"{{"name":{{"firstName":"{}","lastName":"{}"}},"email":"{}"}}"#,
+                        json_escape(&person.given),
+                        json_escape(&person.family),
+                        json_escape(&person.email)
+                    ),
+                ));
+            } else {
+                pairs.push((
                     "session_state",
-                    &format!("{}.{}", tokens::uuid(rng), tokens::base64url(rng, 22)),
-                ),
-            ]);
+                    format!("{}.{}", tokens::uuid(rng), tokens::base64url(rng, 22)),
+                ));
+            }
+            let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
             let prefix = tenant(rng, false);
             let b = browser(
                 rng,
                 Request::builder().uri(format!("{}/oauth2/authresp", prefix)),
                 false,
             )
-            .header("Origin", "https://accounts.google.com");
-            post_form(b, body)
+            .header("Origin", origin);
+            post_form(b, form(&pairs))
         }
         Flow::SamlAcs => {
             let acs = format!(

@@ -769,6 +769,28 @@ fn a_signed_saml_redirect_and_a_ws_federation_sign_in_request_pass() {
     assert_eq!(origin.seen().len(), 2);
 }
 
+/// Apple posts to the federated callback, on a user's first sign-in, the name they gave as a
+/// `user` JSON object. 142370 read a surname such as "Drop" after the JSON's quote as SQL
+/// (`"Drop"`), and the sign-in was blocked. It passes on the callback now, unchanged; the same
+/// field on another path is still read.
+#[test]
+fn apples_first_sign_in_passes_with_the_name_it_posts() {
+    let origin = Origin::start();
+    let proxy = Proxy::start(&origin, Setup::default());
+    let body = "code=c1a2b3c4d5e6f7.0.rrqx.Q4mYb2xX&id_token=eyJraWQiOiJZdXlYb1kiLCJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJodHRwczovL2FwcGxlaWQuYXBwbGUuY29tIn0.c2lnbmF0dXJl&state=StateProperties%3DeyJTSUQiOiJ4LWpzLTEiLCJUSUQiOiIxIn0&user=%7B%22name%22%3A%7B%22firstName%22%3A%22Liam%22%2C%22lastName%22%3A%22Drop%22%7D%2C%22email%22%3A%22k7x2mq9d4p%40privaterelay.appleid.com%22%7D";
+    let callback = "/contoso.onmicrosoft.com/oauth2/authresp";
+    let r = proxy.post(callback, "application/x-www-form-urlencoded", body);
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let seen = origin.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].target, callback);
+    assert_eq!(seen[0].body, body.as_bytes());
+    proxy
+        .post("/api/profile", "application/x-www-form-urlencoded", body)
+        .assert_block_page();
+    assert_eq!(origin.seen().len(), 1);
+}
+
 #[test]
 fn detect_only_forwards_attacks_and_logs_them() {
     let origin = Origin::start();
