@@ -141,6 +141,16 @@ const BIOS: &[&str] = &[
     "Bonjour ! J'habite à Saint-Étienne (42) & j'adore l'escalade.",
     "東京在住のエンジニアです。よろしくお願いします！",
 ];
+/// What identity providers say when they send an error back to the federated callback.
+const IDP_ERRORS: &[&str] = &[
+    "AADSTS90072: User account 'zoe@contoso.com' from identity provider 'https://sts.windows.net/72f988bf-86f1-41af-91ab-2d7cd011db47/' does not exist in tenant 'Fabrikam' and cannot access the application '7c1c34b5-2a8e-4e0a-8f7f-3f7d2b1c9e10'(Contoso Portal) in that tenant. The account needs to be added as an external user in the tenant first. Sign out and sign in again with a different Azure Active Directory user account.",
+    "AADSTS65001: The user or administrator has not consented to use the application with ID '7c1c34b5-2a8e-4e0a-8f7f-3f7d2b1c9e10' named 'Contoso Portal'. Send an interactive authorization request for this user and resource.",
+    "AADSTS50105: Your administrator has configured the application Contoso Portal ('7c1c34b5-2a8e-4e0a-8f7f-3f7d2b1c9e10') to block users unless they are specifically granted ('assigned') access to the application. Trace ID: 0d9a6f3e-1b2c-4d5e-8f90-a1b2c3d4e5f6 Correlation ID: 9e8d7c6b-5a4f-4e3d-9c2b-1a0f9e8d7c6b Timestamp: 2024-05-20 09:41:07Z",
+    "The user has denied access to the scope requested by the client application.",
+    "Permissions error.",
+    "User cancelled the login or did not fully authorize.",
+];
+
 const LOCALES: &[&str] = &[
     "en-US", "fr-FR", "ga-IE", "pt-BR", "ja-JP", "de-CH", "es-419",
 ];
@@ -507,6 +517,28 @@ fn build<R: Rng>(flow: Flow, rng: &mut R) -> Request {
         Flow::FederatedAuthResp => {
             // Apple posts, on a user's first sign-in, the name they gave as a `user` JSON
             // object beside the code and the id_token.
+            if rng.gen_bool(0.1) {
+                // The identity provider sends an error back instead: the user cancelled, or
+                // the provider refused them, with its own message.
+                let pairs = [
+                    (
+                        "error",
+                        pick(
+                            rng,
+                            &["access_denied", "invalid_request", "consent_required"],
+                        ),
+                    ),
+                    ("error_description", pick(rng, IDP_ERRORS)),
+                    (
+                        "error_uri",
+                        "https://login.microsoftonline.com/error?code=90072",
+                    ),
+                    ("state", &tokens::state_properties(rng)),
+                ];
+                let prefix = tenant(rng, false);
+                let uri = format!("{prefix}/oauth2/authresp?{}", form(&pairs));
+                return browser(rng, Request::builder().uri(uri), false).build();
+            }
             let apple = rng.gen_bool(0.3);
             let (issuer, origin) = if apple {
                 ("https://appleid.apple.com", "https://appleid.apple.com")

@@ -791,6 +791,22 @@ fn apples_first_sign_in_passes_with_the_name_it_posts() {
     assert_eq!(origin.seen().len(), 1);
 }
 
+/// An identity provider that refuses a user sends the error back to the federated callback,
+/// with its own message and a link: 142370 read `'zoe@contoso.com' from` in AADSTS90072's
+/// message as SQL, and 131120 the `error_uri` as a URL to another host. The user got our block
+/// page instead of the provider's answer. It reaches the identity provider now, unchanged.
+#[test]
+fn an_identity_providers_error_reaches_the_callback() {
+    let origin = Origin::start();
+    let proxy = Proxy::start(&origin, Setup::default());
+    let target = "/contoso.onmicrosoft.com/oauth2/authresp?error=access_denied&error_description=AADSTS90072%3A+User+account+%27zoe%40contoso.com%27+from+identity+provider+%27https%3A%2F%2Fsts.windows.net%2F72f988bf-86f1-41af-91ab-2d7cd011db47%2F%27+does+not+exist+in+tenant+%27Fabrikam%27+and+cannot+access+the+application+%277c1c34b5%27%28Contoso+Portal%29+in+that+tenant.&error_uri=https%3A%2F%2Flogin.microsoftonline.com%2Ferror%3Fcode%3D90072&state=StateProperties%3DeyJTSUQiOiJ4LWpzLTEiLCJUSUQiOiIxIn0";
+    let r = proxy.get("login.contoso.com", target, "");
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let seen = origin.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].target, target);
+}
+
 #[test]
 fn detect_only_forwards_attacks_and_logs_them() {
     let origin = Origin::start();
