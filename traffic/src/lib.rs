@@ -7,7 +7,11 @@
 //!
 //! - authorize and logout redirects with every common OAuth/OIDC parameter;
 //! - token requests (authorization code with PKCE, refresh token);
-//! - the federated `authresp` form post and SAML assertion-consumer posts;
+//! - the federated `authresp` form post (Google's; Apple's, with the `user` JSON of a first
+//!   sign-in; an identity provider's error sent back) and SAML assertion-consumer posts;
+//! - SAML requests in the redirect binding, signed (`SigAlg`, `Signature`) or not;
+//! - WS-Federation sign-in requests (`wtrealm`, `wreply`, `whr`, `wauth`) and token responses
+//!   (`wresult`: a signed SAML 1.1 assertion, as XML text);
 //! - B2C `SelfAsserted` sign-in, sign-up and password reset, with real-world names (O'Brien,
 //!   Ó Súilleabháin, Zoë, "Johnson & Sons"), international addresses, and passwords as
 //!   password managers make them (every printable character);
