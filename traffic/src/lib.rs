@@ -461,9 +461,9 @@ fn build<R: Rng>(flow: Flow, rng: &mut R) -> Request {
         Flow::TokenCode => {
             let (verifier, _) = tokens::pkce(rng);
             // A confidential client authenticates with a signed assertion now and then.
-            let assertion = rng
-                .gen_bool(0.3)
-                .then(|| tokens::jwt(rng, client_id, "https://login.contoso.com/contoso/v2.0"));
+            let assertion = rng.gen_bool(0.3).then(|| {
+                tokens::client_assertion(rng, client_id, "https://login.contoso.com/contoso/v2.0")
+            });
             let code = tokens::auth_code(rng);
             let request_id = tokens::uuid(rng);
             let anchor = format!("Oid:{}@{}", tokens::uuid(rng), tokens::uuid(rng));

@@ -64,6 +64,41 @@ pub fn jwt<R: Rng>(rng: &mut R, issuer: &str, audience: &str) -> String {
     )
 }
 
+/// A confidential client's signed assertion, as MSAL makes it from a certificate: RS256 with
+/// the certificate's SHA-1 thumbprint (`x5t`), or PS256 with its SHA-256 one (`x5t#S256`), and
+/// the certificate chain (`x5c`) when the client sends it (subject name and issuer
+/// authentication).
+pub fn client_assertion<R: Rng>(rng: &mut R, client_id: &str, audience: &str) -> String {
+    let mut header = if rng.gen_bool(0.5) {
+        format!(
+            r#"{{"alg":"RS256","typ":"JWT","x5t":"{}""#,
+            base64url(rng, 27)
+        )
+    } else {
+        format!(
+            r#"{{"alg":"PS256","typ":"JWT","x5t#S256":"{}""#,
+            base64url(rng, 43)
+        )
+    };
+    if rng.gen_bool(0.3) {
+        let chain = STANDARD.encode(base64url(rng, 900));
+        header.push_str(&format!(r#","x5c":["{chain}"]"#));
+    }
+    header.push('}');
+    let payload = format!(
+        r#"{{"aud":"{audience}","iss":"{client_id}","sub":"{client_id}","jti":"{}","nbf":{t},"exp":{e}}}"#,
+        uuid(rng),
+        t = 1_716_000_000 + rng.gen_range(0..1_000_000),
+        e = 1_716_000_600 + rng.gen_range(0..1_000_000),
+    );
+    format!(
+        "{}.{}.{}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(payload),
+        base64url(rng, 342)
+    )
+}
+
 /// MSAL.js's `state`: base64url JSON, `|`, then the application's own state.
 pub fn msal_state<R: Rng>(rng: &mut R, app_state: &str) -> String {
     let meta = format!(

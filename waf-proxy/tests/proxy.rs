@@ -807,6 +807,69 @@ fn an_identity_providers_error_reaches_the_callback() {
     assert_eq!(seen[0].target, target);
 }
 
+/// JWTs whose header tells the verifier to skip the signature or to take the attacker's key
+/// passed with 200: an `id_token_hint` with `"alg":"none"` (and with `"\u006eone"`), a client
+/// assertion with a `jku` pointing at the attacker's keys, a federated `id_token` whose `kid`
+/// is a path. Each is blocked now, by the rule for its kind; an Entra-shaped `id_token_hint`
+/// and an MSAL-shaped assertion (`x5t`, `x5c`) reach the origin unchanged.
+#[test]
+fn a_forged_jwt_is_blocked_and_a_real_one_passes() {
+    let origin = Origin::start();
+    let proxy = Proxy::start(
+        &origin,
+        Setup {
+            extra_top: "audit: {path: \"{dir}/audit.jsonl\"}\n".into(),
+            ..Setup::default()
+        },
+    );
+    let authorize =
+        "/contoso.onmicrosoft.com/oauth2/v2.0/authorize?client_id=3f5a2b1c&id_token_hint=";
+    let token = "/contoso.onmicrosoft.com/oauth2/v2.0/token";
+    let callback = "/contoso.onmicrosoft.com/oauth2/authresp";
+    let assertion = |jwt: &str| {
+        format!(
+            "grant_type=authorization_code&code=0.AXcA&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={jwt}"
+        )
+    };
+    proxy
+        .get("login.contoso.com", &format!("{authorize}eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJhdWQiOiIzZjVhMmIxYyIsImlzcyI6Imh0dHBzOi8vbG9naW4uY29udG9zby5jb20vYzdlMmY5YTQvdjIuMCIsInN1YiI6ImFkbWluIiwiZXhwIjoxOTk5OTk5OTk5fQ.Q0hBTkdFTUVfbm90X2Ffc2lnbmF0dXJl"), "")
+        .assert_block_page();
+    proxy
+        .get(
+            "login.contoso.com",
+            &format!("{authorize}eyJ0eXAiOiJKV1QiLCJhbGciOiJcdTAwNmVvbmUifQ.eyJzdWIiOiJhZG1pbiJ9."),
+            "",
+        )
+        .assert_block_page();
+    proxy
+        .post(token, "application/x-www-form-urlencoded", &assertion("eyJhbGciOiJSUzI1NiIsImtpZCI6IjEiLCJqa3UiOiJodHRwczovL2V2aWwuZXhhbXBsZS9qd2tzLmpzb24ifQ.eyJhdWQiOiIzZjVhMmIxYyIsImlzcyI6Imh0dHBzOi8vbG9naW4uY29udG9zby5jb20vYzdlMmY5YTQvdjIuMCIsInN1YiI6ImFkbWluIiwiZXhwIjoxOTk5OTk5OTk5fQ.Q0hBTkdFTUVfbm90X2Ffc2lnbmF0dXJl"))
+        .assert_block_page();
+    proxy
+        .post(
+            callback,
+            "application/x-www-form-urlencoded",
+            "code=c1&id_token=eyJhbGciOiJIUzI1NiIsImtpZCI6Ii4uLy4uLy4uLy4uLy4uLy4uL2Rldi9udWxsIn0.eyJhdWQiOiIzZjVhMmIxYyIsImlzcyI6Imh0dHBzOi8vbG9naW4uY29udG9zby5jb20vYzdlMmY5YTQvdjIuMCIsInN1YiI6ImFkbWluIiwiZXhwIjoxOTk5OTk5OTk5fQ.Q0hBTkdFTUVfbm90X2Ffc2lnbmF0dXJl",
+        )
+        .assert_block_page();
+    assert!(origin.seen().is_empty(), "{:?}", origin.seen());
+    let blocked_by: Vec<String> = proxy
+        .audit()
+        .iter()
+        .map(|line| line["rules"][0]["id"].to_string())
+        .collect();
+    assert_eq!(blocked_by, ["147100", "147100", "147100", "147110"]);
+    let hint = format!("{authorize}eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiIsImtpZCI6IkwxS2ZLRklfam5YYndXYzIyeFp4dzFzVUhIMCJ9.eyJhdWQiOiIzZjVhMmIxYyIsImlzcyI6Imh0dHBzOi8vbG9naW4uY29udG9zby5jb20vYzdlMmY5YTQvdjIuMCIsInN1YiI6ImFkbWluIiwiZXhwIjoxOTk5OTk5OTk5fQ.Q0hBTkdFTUVfbm90X2Ffc2lnbmF0dXJl");
+    let r = proxy.get("login.contoso.com", &hint, "");
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let msal = assertion("eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCIsIng1dCI6ImhPQmNIWmk4NDZWQ0hTSmJGQXMyNkdvOVZUUSIsIng1YyI6WyJNSUlDOERDQ0FkaWdBd0lCQWdJUSJdfQ.eyJhdWQiOiIzZjVhMmIxYyIsImlzcyI6Imh0dHBzOi8vbG9naW4uY29udG9zby5jb20vYzdlMmY5YTQvdjIuMCIsInN1YiI6ImFkbWluIiwiZXhwIjoxOTk5OTk5OTk5fQ.Q0hBTkdFTUVfbm90X2Ffc2lnbmF0dXJl");
+    let r = proxy.post(token, "application/x-www-form-urlencoded", &msal);
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let seen = origin.seen();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[0].target, hint);
+    assert_eq!(seen[1].body, msal.as_bytes());
+}
+
 #[test]
 fn detect_only_forwards_attacks_and_logs_them() {
     let origin = Origin::start();
