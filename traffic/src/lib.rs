@@ -519,8 +519,6 @@ fn build<R: Rng>(flow: Flow, rng: &mut R) -> Request {
             post_msal_form(b, form(&pairs))
         }
         Flow::FederatedAuthResp => {
-            // Apple posts, on a user's first sign-in, the name they gave as a `user` JSON
-            // object beside the code and the id_token.
             if rng.gen_bool(0.1) {
                 // The identity provider sends an error back instead: the user cancelled, or
                 // the provider refused them, with its own message.
@@ -543,6 +541,8 @@ fn build<R: Rng>(flow: Flow, rng: &mut R) -> Request {
                 let uri = format!("{prefix}/oauth2/authresp?{}", form(&pairs));
                 return browser(rng, Request::builder().uri(uri), false).build();
             }
+            // Apple posts, on a user's first sign-in, the name they gave as a `user` JSON
+            // object beside the code and the id_token.
             let apple = rng.gen_bool(0.3);
             let (issuer, origin) = if apple {
                 ("https://appleid.apple.com", "https://appleid.apple.com")

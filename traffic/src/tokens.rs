@@ -1,6 +1,6 @@
 //! The opaque values sign-in traffic carries: ids, PKCE values, MSAL `state`, JWTs, B2C's
-//! `StateProperties`, CSRF tokens, cookies, SAML responses and WS-Federation token responses. Shapes and lengths follow what
-//! External ID, B2C and MSAL send; the contents are random.
+//! `StateProperties`, CSRF tokens, cookies, SAML messages and WS-Federation token responses.
+//! Shapes and lengths follow what External ID, B2C and MSAL send; the contents are random.
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
