@@ -587,6 +587,38 @@ fn saml_response(before: &str, name_id: &str, transforms: &str) -> String {
     )
 }
 
+/// The id of the first rule of each audit line, in order: which rule blocked each request.
+fn blocking_rules(proxy: &Proxy) -> Vec<String> {
+    proxy
+        .audit()
+        .iter()
+        .map(|line| line["rules"][0]["id"].to_string())
+        .collect()
+}
+
+/// Posts each forged form of `forged` (the rule expected to block it, the form) to `target`:
+/// each gets the block page, the audit names each one's rule in turn, and none reaches the
+/// origin. Then `original`, the form they were made from, reaches the origin byte for byte.
+fn forged_forms_are_blocked_and_the_original_passes(
+    proxy: &Proxy,
+    origin: &Origin,
+    target: &str,
+    forged: &[(&str, String)],
+    original: &str,
+) {
+    for (_, body) in forged {
+        let r = proxy.post(target, "application/x-www-form-urlencoded", body);
+        r.assert_block_page();
+    }
+    assert!(origin.seen().is_empty(), "{:?}", origin.seen());
+    let expected: Vec<&str> = forged.iter().map(|(rule, _)| *rule).collect();
+    assert_eq!(blocking_rules(proxy), expected);
+    let r = proxy.post(target, "application/x-www-form-urlencoded", original);
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(origin.seen().len(), 1);
+    assert_eq!(origin.seen()[0].body, original.as_bytes());
+}
+
 /// The ways to forge a SAML response that keeps a valid signature passed (200): a comment
 /// inside the name (canonicalization drops it, a service provider reading the first text node
 /// reads `admin@contoso.com`), a forged assertion beside the signed one (signature wrapping),
@@ -640,23 +672,13 @@ fn a_forged_saml_response_that_keeps_its_signature_is_blocked() {
         ("146140", form(&saml_response("", user, xslt))),
         ("146140", form(&saml_response("", user, xpath))),
     ];
-    for (_, body) in &forged {
-        let r = proxy.post(acs, "application/x-www-form-urlencoded", body);
-        r.assert_block_page();
-    }
-    assert!(origin.seen().is_empty(), "{:?}", origin.seen());
-    let blocked_by: Vec<String> = proxy
-        .audit()
-        .iter()
-        .map(|line| line["rules"][0]["id"].to_string())
-        .collect();
-    let expected: Vec<&str> = forged.iter().map(|(rule, _)| *rule).collect();
-    assert_eq!(blocked_by, expected);
-    let clean = form(&signed_response);
-    let r = proxy.post(acs, "application/x-www-form-urlencoded", &clean);
-    assert_eq!(r.status, 200, "{}", r.raw);
-    assert_eq!(origin.seen().len(), 1);
-    assert_eq!(origin.seen()[0].body, clean.as_bytes());
+    forged_forms_are_blocked_and_the_original_passes(
+        &proxy,
+        &origin,
+        acs,
+        &forged,
+        &form(&signed_response),
+    );
 }
 
 /// A WS-Federation token response, as an identity provider federated over WS-Fed posts it: a
@@ -720,23 +742,13 @@ fn a_ws_federation_token_response_passes_and_its_forgeries_are_blocked() {
         ),
         ("146140", form(&ws_fed_response("", user, xslt))),
     ];
-    for (_, body) in &forged {
-        let r = proxy.post(endpoint, "application/x-www-form-urlencoded", body);
-        r.assert_block_page();
-    }
-    assert!(origin.seen().is_empty(), "{:?}", origin.seen());
-    let blocked_by: Vec<String> = proxy
-        .audit()
-        .iter()
-        .map(|line| line["rules"][0]["id"].to_string())
-        .collect();
-    let expected: Vec<&str> = forged.iter().map(|(rule, _)| *rule).collect();
-    assert_eq!(blocked_by, expected);
-    let clean = form(&ws_fed_response("", user, usual));
-    let r = proxy.post(endpoint, "application/x-www-form-urlencoded", &clean);
-    assert_eq!(r.status, 200, "{}", r.raw);
-    assert_eq!(origin.seen().len(), 1);
-    assert_eq!(origin.seen()[0].body, clean.as_bytes());
+    forged_forms_are_blocked_and_the_original_passes(
+        &proxy,
+        &origin,
+        endpoint,
+        &forged,
+        &form(&ws_fed_response("", user, usual)),
+    );
 }
 
 /// Two sign-in requests applications send carried URIs by design in parameters the ruleset
@@ -852,12 +864,10 @@ fn a_forged_jwt_is_blocked_and_a_real_one_passes() {
         )
         .assert_block_page();
     assert!(origin.seen().is_empty(), "{:?}", origin.seen());
-    let blocked_by: Vec<String> = proxy
-        .audit()
-        .iter()
-        .map(|line| line["rules"][0]["id"].to_string())
-        .collect();
-    assert_eq!(blocked_by, ["147100", "147100", "147100", "147110"]);
+    assert_eq!(
+        blocking_rules(&proxy),
+        ["147100", "147100", "147100", "147110"]
+    );
     let hint = format!("{authorize}eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiIsImtpZCI6IkwxS2ZLRklfam5YYndXYzIyeFp4dzFzVUhIMCJ9.eyJhdWQiOiIzZjVhMmIxYyIsImlzcyI6Imh0dHBzOi8vbG9naW4uY29udG9zby5jb20vYzdlMmY5YTQvdjIuMCIsInN1YiI6ImFkbWluIiwiZXhwIjoxOTk5OTk5OTk5fQ.Q0hBTkdFTUVfbm90X2Ffc2lnbmF0dXJl");
     let r = proxy.get("login.contoso.com", &hint, "");
     assert_eq!(r.status, 200, "{}", r.raw);
